@@ -1,0 +1,43 @@
+# Stages of a recipe. Examples:
+#   make demo                                   # setup, data, features, train, decode, score
+#   make train RECIPE=builtin ARGS="train.epochs=2 model.rnn_type=gru"
+#   make test
+RECIPE ?= builtin
+CONFIG ?= recipes/$(RECIPE)/config.yaml
+ARGS ?=
+ASR := .venv/bin/asr
+PY := .venv/bin/python
+
+.PHONY: setup data features train resume decode score demo test bench clean-exp
+
+setup:
+	@bash tools/setup.sh
+
+data: setup
+	$(ASR) prepare --config $(CONFIG) $(ARGS)
+
+features: setup
+	$(ASR) features --config $(CONFIG) $(ARGS)
+
+train: setup
+	$(ASR) train --config $(CONFIG) $(ARGS)
+
+resume: setup
+	$(ASR) train --resume --config $(CONFIG) $(ARGS)
+
+decode: setup
+	$(ASR) decode --config $(CONFIG) $(ARGS)
+
+score: setup
+	$(ASR) score --config $(CONFIG) $(ARGS)
+
+demo: setup
+	@start=$$(date +%s); \
+	$(MAKE) --no-print-directory data features train decode score && \
+	echo "demo finished in $$(( ($$(date +%s) - start) / 60 )) min $$(( ($$(date +%s) - start) % 60 )) s"
+
+test: setup
+	$(PY) -m pytest -q tests
+
+bench: setup
+	$(PY) -m asr.bench --config $(CONFIG) $(ARGS)

@@ -1,0 +1,74 @@
+"""Checkpoints: plain dicts of tensors + config + vocabulary, written atomically, loaded safely."""
+
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+
+import torch
+
+from .config import Config, FeatureConfig, ModelConfig
+from .model import CTCModel
+from .text import CharVocab
+
+
+class CheckpointError(Exception):
+    """A checkpoint that cannot be loaded; the message names the file and why."""
+
+
+def save_checkpoint(state: dict, path: str | Path) -> None:
+    """Write to a temp file in the same folder, fsync, then rename: a crash or a full disk
+    mid-write leaves the previous file at `path` intact."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """Load with weights_only=True: a file carrying arbitrary pickled objects is refused."""
+    path = Path(path)
+    if path.is_dir():
+        path = find_checkpoint(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise CheckpointError(f"{path}: refused: the file holds objects other than tensors and "
+                              f"plain data, which could run code when loaded ({e})") from None
+    except Exception as e:
+        raise CheckpointError(f"{path}: cannot load checkpoint ({e})") from None
+
+
+def find_checkpoint(run_dir: str | Path, which: str = "best") -> Path:
+    """A run folder's checkpoints/<which>.pt (falling back to last.pt)."""
+    ckpt_dir = Path(run_dir) / "checkpoints"
+    for name in (which, "last"):
+        if (ckpt_dir / f"{name}.pt").is_file():
+            return ckpt_dir / f"{name}.pt"
+    raise CheckpointError(f"{run_dir}: no checkpoints/{which}.pt or last.pt")
+
+
+def model_from_checkpoint(ckpt: dict) -> tuple[CTCModel, CharVocab, FeatureConfig]:
+    """Rebuild the model (eval mode), its vocabulary and feature settings from a checkpoint dict."""
+    model_cfg = ModelConfig(**ckpt["config"]["model"])
+    feat_cfg = FeatureConfig(**ckpt["config"]["features"])
+    vocab = CharVocab(list(ckpt["vocab"]))
+    model = CTCModel(model_cfg, ckpt["n_feats"], len(vocab))
+    model.load_state_dict(ckpt["model"])
+    model.eval()
+    return model, vocab, feat_cfg
+
+
+def config_of(ckpt: dict) -> Config:
+    from .config import apply
+    return apply(Config(), ckpt["config"], "checkpoint")

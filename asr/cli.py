@@ -1,0 +1,152 @@
+"""The `asr` command: one subcommand per pipeline stage.
+
+    asr prepare   --config recipes/builtin/config.yaml [section.key=value ...]
+    asr features  --config ...
+    asr train     --config ... [--resume]
+    asr decode    --config ...
+    asr score     --config ...            (or: asr score --ref REF.jsonl --hyp HYP.jsonl)
+    asr transcribe MODEL FILE [FILE ...]
+
+Heavy imports happen inside each command so that `asr --help` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+
+def _config(args):
+    from .config import load_config
+    return load_config(args.config, args.overrides)
+
+
+def cmd_prepare(args) -> int:
+    cfg = _config(args)
+    if cfg.data.corpus != "builtin":
+        print(f"error: unknown corpus {cfg.data.corpus!r} (supported: builtin)", file=sys.stderr)
+        return 2
+    from data_prep.builtin import prepare_builtin
+    paths = prepare_builtin(cfg.data.root, hours=cfg.data.hours, dev_hours=cfg.data.dev_hours,
+                            test_hours=cfg.data.test_hours, seed=cfg.data.seed, nj=cfg.data.nj)
+    for split, path in paths.items():
+        print(f"{split}: {path}")
+    return 0
+
+
+def _splits(cfg) -> list[str]:
+    return list(dict.fromkeys([cfg.data.train_split, cfg.data.dev_split, *cfg.data.test_splits]))
+
+
+def cmd_features(args) -> int:
+    from data_prep.features import extract_features
+    cfg = _config(args)
+    root = Path(cfg.data.root)
+    for split in _splits(cfg):
+        meta = extract_features(root / "manifests" / f"{split}.jsonl", root / "features" / split,
+                                cfg.features, nj=cfg.data.nj)
+        print(f"{split}: {meta['utterances']} utterances, {meta['hours']} h, "
+              f"{meta['skipped']} skipped")
+    return 0
+
+
+def cmd_train(args) -> int:
+    from .train import train
+    result = train(_config(args), resume=args.resume)
+    print(json.dumps(result))
+    return 0
+
+
+def cmd_decode(args) -> int:
+    import torch
+
+    from .checkpoint import find_checkpoint, load_checkpoint, model_from_checkpoint
+    from .data import FeatureStore
+    from .decode import decode_store, write_hyps
+    cfg = _config(args)
+    path = find_checkpoint(cfg.train.exp_dir, cfg.decode.checkpoint)
+    model, vocab, _ = model_from_checkpoint(load_checkpoint(path))
+    device = torch.device("cuda" if cfg.train.device in ("auto", "cuda") and torch.cuda.is_available() else "cpu")
+    model.to(device)
+    for split in cfg.data.test_splits:
+        store = FeatureStore(Path(cfg.data.root) / "features" / split)
+        hyps = decode_store(model, vocab, store, device)
+        out = Path(cfg.train.exp_dir) / f"decode_{split}_{cfg.decode.decoder}" / "hyp.jsonl"
+        write_hyps(out, hyps)
+        print(f"{split}: {len(hyps)} hypotheses -> {out} (model {path})")
+    return 0
+
+
+def cmd_score(args) -> int:
+    from .score import results_table, score_files, write_report
+    if args.ref or args.hyp:
+        if not (args.ref and args.hyp):
+            print("error: --ref and --hyp go together", file=sys.stderr)
+            return 2
+        s = score_files(args.ref, args.hyp)
+        print(f"WER {s['wer']:.2f}% ({s['sub']} sub, {s['del']} del, {s['ins']} ins of "
+              f"{s['words']} words), CER {s['cer']:.2f}%, {s['utterances']} utterances")
+        return 0
+    cfg = _config(args)
+    rows = []
+    for split in cfg.data.test_splits:
+        hyp = Path(cfg.train.exp_dir) / f"decode_{split}_{cfg.decode.decoder}" / "hyp.jsonl"
+        ref = Path(cfg.data.root) / "manifests" / f"{split}.jsonl"
+        rows.append({"split": split, "decoder": cfg.decode.decoder, **score_files(ref, hyp)})
+    report = Path(cfg.train.exp_dir) / "report.md"
+    write_report(report, rows)
+    print(results_table(rows))
+    print(f"report: {report}")
+    return 0
+
+
+def cmd_transcribe(args) -> int:
+    from .transcribe import transcribe_files
+    texts, errors = transcribe_files(args.model, args.files, args.device)
+    if errors:
+        print(f"{len(errors)} of {len(args.files)} file(s) could not be transcribed", file=sys.stderr)
+    return 0 if texts else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="asr", description="Bidirectional-RNN CTC speech recognition.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def stage(name, func, help_text):
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("--config", help="recipe YAML (e.g. recipes/builtin/config.yaml)")
+        p.add_argument("overrides", nargs="*", help="section.key=value overrides")
+        p.set_defaults(func=func)
+        return p
+
+    stage("prepare", cmd_prepare, "make the corpus and its manifests")
+    stage("features", cmd_features, "extract features into the sharded store")
+    stage("train", cmd_train, "train a CTC model").add_argument(
+        "--resume", action="store_true", help="continue from the run's checkpoints/last.pt")
+    stage("decode", cmd_decode, "decode the test splits into hyp.jsonl")
+    p = stage("score", cmd_score, "WER/CER of decodes (recipe) or of --ref/--hyp files")
+    p.add_argument("--ref", help="reference JSONL manifest")
+    p.add_argument("--hyp", help="hypothesis JSONL")
+    p = sub.add_parser("transcribe", help="transcribe audio files")
+    p.add_argument("model", help="checkpoint file or run folder")
+    p.add_argument("files", nargs="+", help="audio files (wav, flac, ogg, mp3; any rate)")
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(func=cmd_transcribe)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError, RuntimeError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,218 @@
+"""Typed run configuration: YAML recipe files mapped onto dataclasses, with key=value overrides.
+
+A recipe YAML has one section per dataclass below (data, features, model, train, decode).
+Any field can be overridden on the command line, e.g. ``train.lr=2e-3 model.rnn_type=gru``.
+The resolved configuration is saved beside every run (config.yaml).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_type_hints
+
+import yaml
+
+
+@dataclass
+class DataConfig:
+    """Where a recipe's data lives and how the built-in corpus is made.
+
+    root: folder of the corpus (manifests/ and features/ beneath it).
+    corpus: name passed to ``asr prepare`` ("builtin").
+    hours / dev_hours / test_hours: size of the synthesised built-in corpus.
+    seed: corpus generation seed (sentences, voices).
+    train_split / dev_split: feature-store splits used for training and validation.
+    test_splits: splits decoded and scored by ``make decode score``.
+    nj: parallel workers for data preparation and feature extraction.
+    """
+
+    root: str = "data/builtin"
+    corpus: str = "builtin"
+    hours: float = 2.0
+    dev_hours: float = 0.15
+    test_hours: float = 0.15
+    seed: int = 0
+    train_split: str = "train"
+    dev_split: str = "dev"
+    test_splits: list = field(default_factory=lambda: ["test", "test_unseen_voice"])
+    nj: int = 2
+
+
+@dataclass
+class FeatureConfig:
+    """Log-mel filterbank (or linear spectrogram) features computed with torchaudio.
+
+    kind: "fbank" (log-mel) or "spectrogram" (log linear-frequency power).
+    n_mels: mel bands; win_ms / hop_ms: analysis window and shift in milliseconds.
+    shard_frames: frames per shard file in the store (memory-mapped, ~ shard_frames*n_mels*2 bytes).
+    """
+
+    kind: str = "fbank"
+    sample_rate: int = 16000
+    n_mels: int = 80
+    win_ms: float = 25.0
+    hop_ms: float = 10.0
+    shard_frames: int = 500_000
+
+
+@dataclass
+class ModelConfig:
+    """Conv front-end (subsampling) -> stack of bidirectional RNN layers -> Linear to vocabulary.
+
+    subsample: time subsampling of the conv front-end, 2 or 4.
+    conv_channels: channels of each of the two 3x3 conv layers.
+    rnn_type: "lstm" or "gru"; rnn_layers, rnn_hidden: per direction.
+    layer_norm: LayerNorm between RNN layers (sequence-wise normalisation that speeds up training).
+    dropout: between RNN layers and before the output layer.
+    """
+
+    subsample: int = 4
+    conv_channels: int = 32
+    rnn_type: str = "lstm"
+    rnn_layers: int = 3
+    rnn_hidden: int = 256
+    layer_norm: bool = True
+    dropout: float = 0.1
+
+
+@dataclass
+class TrainConfig:
+    """The CTC training loop.
+
+    exp_dir: run folder (config.yaml, checkpoints/, tensorboard/, train.log).
+    epochs: passes over the training data; max_steps > 0 stops earlier.
+    max_minutes > 0 stops training after that much wall time (then validates and saves).
+    batch_frames: total input frames per batch (dynamic batch size; 100 frames = 1 s).
+    max_batch_utts: cap on utterances per batch.
+    max_duration: utterances longer than this (seconds) are skipped, with a count.
+    sortagrad: first epoch in shortest-first order (easier start, off the blank plateau sooner).
+    lr: peak learning rate (AdamW), reached after warmup_steps, then cosine decay to lr*final_lr_ratio.
+    grad_clip: max global gradient norm.
+    device: "auto" (CUDA when present), "cpu" or "cuda"; threads: CPU threads (0 = torch default).
+    amp: "none", "bf16" or "fp16" autocast (the CTC loss always runs in fp32).
+    log_every: steps between log lines; seed: everything random in training.
+    """
+
+    exp_dir: str = "exp/builtin/run"
+    epochs: int = 10
+    max_steps: int = 0
+    max_minutes: float = 0.0
+    batch_frames: int = 6000
+    max_batch_utts: int = 64
+    max_duration: float = 30.0
+    sortagrad: bool = True
+    lr: float = 2e-3
+    final_lr_ratio: float = 0.05
+    weight_decay: float = 1e-2
+    warmup_steps: int = 200
+    grad_clip: float = 5.0
+    device: str = "auto"
+    threads: int = 0
+    amp: str = "none"
+    num_workers: int = 0
+    log_every: int = 25
+    seed: int = 1234
+
+
+@dataclass
+class DecodeConfig:
+    """Decoding: decoder ("greedy"), which checkpoint of the run ("best" or "last"), batch size."""
+
+    decoder: str = "greedy"
+    checkpoint: str = "best"
+    batch_size: int = 16
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    decode: DecodeConfig = field(default_factory=DecodeConfig)
+
+
+def _coerce(value: Any, typ: Any, name: str) -> Any:
+    """Convert a YAML/command-line value to a field's declared type, or raise naming the field."""
+    if typ is bool:
+        if isinstance(value, bool):
+            return value
+        if str(value).lower() in ("true", "1", "yes", "on"):
+            return True
+        if str(value).lower() in ("false", "0", "no", "off"):
+            return False
+        raise ValueError(f"{name}: expected true/false, got {value!r}")
+    if typ in (int, float):
+        try:
+            return typ(value) if typ is float or not isinstance(value, float) else int(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name}: expected {typ.__name__}, got {value!r}") from None
+    if typ is list or getattr(typ, "__origin__", None) is list:
+        if isinstance(value, str):
+            return [v for v in value.split(",") if v]
+        return list(value)
+    return value if typ is not str else str(value)
+
+
+def _update(section: Any, values: dict, where: str) -> None:
+    hints = get_type_hints(type(section))
+    for key, value in values.items():
+        if key not in hints:
+            known = ", ".join(f.name for f in dataclasses.fields(section))
+            raise ValueError(f"{where}: unknown key {key!r} (known: {known})")
+        setattr(section, key, _coerce(value, hints[key], f"{where}.{key}"))
+
+
+def apply(cfg: Config, values: dict, where: str = "config") -> Config:
+    """Apply a nested dict {section: {key: value}} onto cfg."""
+    hints = get_type_hints(Config)
+    for section, sub in (values or {}).items():
+        if section not in hints:
+            raise ValueError(f"{where}: unknown section {section!r} (known: {', '.join(hints)})")
+        if not isinstance(sub, dict):
+            raise ValueError(f"{where}: section {section!r} must be a mapping")
+        _update(getattr(cfg, section), sub, f"{where}:{section}")
+    return cfg
+
+
+def parse_overrides(overrides: list[str]) -> dict:
+    """['train.lr=1e-3', 'model.rnn_type=gru'] -> {'train': {'lr': '1e-3'}, 'model': {...}}.
+
+    Values are parsed as YAML scalars (so 1e-3, true, [a, b] work).
+    """
+    nested: dict = {}
+    for item in overrides:
+        if "=" not in item or "." not in item.split("=", 1)[0]:
+            raise ValueError(f"override {item!r} is not of the form section.key=value")
+        key, value = item.split("=", 1)
+        section, name = key.split(".", 1)
+        nested.setdefault(section, {})[name] = yaml.safe_load(value) if value else ""
+    return nested
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """Defaults, then the YAML file (safe loader), then key=value overrides."""
+    cfg = Config()
+    if path:
+        with open(path, encoding="utf-8") as f:
+            values = yaml.safe_load(f) or {}
+        if not isinstance(values, dict):
+            raise ValueError(f"{path}: expected a mapping of sections")
+        apply(cfg, values, str(path))
+    if overrides:
+        apply(cfg, parse_overrides(overrides), "command line")
+    return cfg
+
+
+def to_dict(cfg: Config) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def save_config(cfg: Config, path: str | Path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False), encoding="utf-8")
+    tmp.replace(path)

@@ -1,0 +1,165 @@
+"""Training data: a Dataset over a feature store, a length-bucketing batch sampler, collation."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .text import CharVocab
+
+log = logging.getLogger(__name__)
+
+
+class FeatureStore:
+    """Read-only view of a feature store written by data_prep.features (shards memory-mapped)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        meta = self.path / "meta.json"
+        if not meta.exists():
+            raise FileNotFoundError(f"{self.path}: no complete feature store (meta.json missing); "
+                                    "run `asr features` first")
+        self.meta = json.loads(meta.read_text())
+        with open(self.path / "index.jsonl", encoding="utf-8") as f:
+            self.entries = [json.loads(line) for line in f]
+        self._shards: dict[int, np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    @property
+    def dim(self) -> int:
+        f = self.meta["features"]
+        return f["n_mels"] if f["kind"] == "fbank" else len(self.cmvn()[0])
+
+    def features(self, i: int) -> np.ndarray:
+        e = self.entries[i]
+        shard = self._shards.get(e["shard"])
+        if shard is None:
+            shard = np.load(self.path / f"shard-{e['shard']:05d}.npy", mmap_mode="r")
+            self._shards[e["shard"]] = shard
+        return np.asarray(shard[e["offset"]:e["offset"] + e["frames"]], dtype=np.float32)
+
+    def cmvn(self) -> tuple[np.ndarray, np.ndarray]:
+        stats = json.loads((self.path / "cmvn.json").read_text())
+        return np.array(stats["mean"], np.float32), np.array(stats["std"], np.float32)
+
+
+def output_frames(frames: int, subsample: int) -> int:
+    """Frames after the conv front-end: each stride-2 conv (kernel 3, pad 1) maps T to (T-1)//2+1."""
+    for _ in range(int(np.log2(subsample))):
+        frames = (frames - 1) // 2 + 1
+    return frames
+
+
+class AsrDataset(torch.utils.data.Dataset):
+    """Utterances of a store that can be trained on: (features (T, F), label ids, id).
+
+    Entries are dropped, with a count per reason logged, when the duration exceeds max_duration,
+    the text is empty or has characters outside the vocabulary, or the label is longer than the
+    subsampled frames (CTC could not emit it).
+    """
+
+    def __init__(self, store: FeatureStore, vocab: CharVocab, subsample: int = 4,
+                 max_duration: float = 0.0, name: str = "data"):
+        self.store, self.vocab = store, vocab
+        dropped: Counter = Counter()
+        self.keep: list[int] = []
+        for i, e in enumerate(store.entries):
+            reason = self._reject(e, vocab, subsample, max_duration)
+            if reason:
+                dropped[reason] += 1
+            else:
+                self.keep.append(i)
+        self.dropped = dict(dropped)
+        if dropped:
+            log.info("%s: kept %d of %d utterances; dropped %s", name, len(self.keep),
+                     len(store), ", ".join(f"{n} {r}" for r, n in dropped.items()))
+        if not self.keep:
+            raise ValueError(f"{name} ({store.path}): no usable utterances; dropped {self.dropped}")
+
+    @staticmethod
+    def _reject(e: dict, vocab: CharVocab, subsample: int, max_duration: float) -> str | None:
+        if max_duration and e["duration"] > max_duration:
+            return "longer than max_duration"
+        if not e["text"]:
+            return "empty transcript"
+        if not vocab.covers(e["text"]):
+            return "characters outside the vocabulary"
+        if len(e["text"]) > output_frames(e["frames"], subsample):
+            return "label longer than subsampled frames"
+        return None
+
+    def __len__(self) -> int:
+        return len(self.keep)
+
+    def frames(self, i: int) -> int:
+        return self.store.entries[self.keep[i]]["frames"]
+
+    def __getitem__(self, i: int):
+        j = self.keep[i]
+        e = self.store.entries[j]
+        return (torch.from_numpy(self.store.features(j)),
+                torch.tensor(self.vocab.encode(e["text"]), dtype=torch.long), e["id"])
+
+
+class BucketingBatchSampler(torch.utils.data.Sampler):
+    """Batches of similar-length utterances holding at most batch_frames padded frames.
+
+    Utterances are sorted by length and cut into batches (dynamic batch size), so padding is
+    small. Each epoch shuffles the order of batches with (seed, epoch); with sortagrad the first
+    epoch goes shortest first. With world_size > 1 every rank gets the same number of batches
+    (rank r takes batches r, r+W, ...; the tail is dropped). start_batch skips batches already
+    trained in this epoch, for exact resume.
+    """
+
+    def __init__(self, lengths: list[int], batch_frames: int, max_batch_utts: int = 64,
+                 seed: int = 0, sortagrad: bool = True, rank: int = 0, world_size: int = 1):
+        order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
+        self.batches: list[list[int]] = []
+        batch: list[int] = []
+        for i in order:
+            longest = max(lengths[i], lengths[batch[-1]] if batch else 0)
+            if batch and (longest * (len(batch) + 1) > batch_frames or len(batch) >= max_batch_utts):
+                self.batches.append(batch)
+                batch = []
+            batch.append(i)
+        if batch:
+            self.batches.append(batch)
+        self.seed, self.sortagrad = seed, sortagrad
+        self.rank, self.world_size = rank, world_size
+        self.epoch, self.start_batch = 0, 0
+
+    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
+        self.epoch, self.start_batch = epoch, start_batch
+
+    def epoch_batches(self) -> list[list[int]]:
+        if self.sortagrad and self.epoch == 0:
+            order = list(range(len(self.batches)))
+        else:
+            g = torch.Generator().manual_seed(self.seed * 1000 + self.epoch)
+            order = torch.randperm(len(self.batches), generator=g).tolist()
+        per_rank = len(order) // self.world_size
+        mine = order[self.rank::self.world_size][:per_rank]
+        return [self.batches[i] for i in mine]
+
+    def __iter__(self):
+        return iter(self.epoch_batches()[self.start_batch:])
+
+    def __len__(self) -> int:
+        return len(self.batches) // self.world_size - self.start_batch
+
+
+def collate(items):
+    """[(feats (T,F), labels (L,), id)] -> padded feats (B,T,F), feat lengths, labels (B,L), label lengths, ids."""
+    feats, labels, ids = zip(*items)
+    feat_lens = torch.tensor([len(f) for f in feats])
+    label_lens = torch.tensor([len(y) for y in labels])
+    padded = torch.nn.utils.rnn.pad_sequence(feats, batch_first=True)
+    targets = torch.nn.utils.rnn.pad_sequence(labels, batch_first=True)
+    return padded, feat_lens, targets, label_lens, list(ids)

@@ -1,0 +1,45 @@
+"""JSON Lines manifests with NeMo's keys: id, audio_filepath, duration, text, speaker."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Iterable, Iterator
+
+
+def read_manifest(path: str | Path) -> Iterator[dict]:
+    """Yield manifest entries; relative audio paths are resolved against the manifest's folder.
+
+    Entries without an "id" get the audio file's stem. A line that is not valid JSON raises
+    ValueError naming the file and line number.
+    """
+    path = Path(path)
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
+            if "audio_filepath" in entry:
+                audio = Path(entry["audio_filepath"])
+                if not audio.is_absolute():
+                    entry["audio_filepath"] = str(path.parent / audio)
+                entry.setdefault("id", audio.stem)
+            yield entry
+
+
+def write_manifest(path: str | Path, entries: Iterable[dict]) -> int:
+    """Write entries atomically (temp file + rename); returns the number written."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    n = 0
+    with open(tmp, "w", encoding="utf-8") as f:
+        for entry in entries:
+            f.write(json.dumps(entry, ensure_ascii=False) + "\n")
+            n += 1
+    os.replace(tmp, path)
+    return n

@@ -1,0 +1,103 @@
+"""The acoustic model: CMVN -> conv subsampling -> bidirectional LSTM/GRU stack -> Linear.
+
+Padding costs nothing: the RNNs run on packed sequences, and padded conv outputs are zeroed.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from .config import ModelConfig
+from .data import output_frames
+
+
+class ConvSubsampler(nn.Module):
+    """Two 3x3 conv layers (BatchNorm, ReLU), stride 2 in frequency each and 2 in time in the
+    first (subsample=2) or both (subsample=4); output (B, T', channels * F/4)."""
+
+    def __init__(self, n_feats: int, channels: int, subsample: int):
+        super().__init__()
+        if subsample not in (2, 4):
+            raise ValueError(f"model.subsample must be 2 or 4, not {subsample}")
+        self.subsample = subsample
+        second = 2 if subsample == 4 else 1
+        self.convs = nn.ModuleList([
+            nn.Conv2d(1, channels, 3, stride=(2, 2), padding=1),
+            nn.Conv2d(channels, channels, 3, stride=(second, 2), padding=1)])
+        self.norms = nn.ModuleList([nn.BatchNorm2d(channels), nn.BatchNorm2d(channels)])
+        self.strides = [2, second]
+        self.out_dim = channels * math.ceil(math.ceil(n_feats / 2) / 2)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor):
+        x = x.unsqueeze(1)  # (B, 1, T, F)
+        for conv, norm, stride in zip(self.convs, self.norms, self.strides):
+            x = torch.relu(norm(conv(x)))
+            if stride == 2:
+                lengths = (lengths - 1) // 2 + 1
+            mask = torch.arange(x.shape[2], device=x.device)[None, :] < lengths[:, None]
+            x = x * mask[:, None, :, None]
+        b, c, t, f = x.shape
+        return x.permute(0, 2, 1, 3).reshape(b, t, c * f), lengths
+
+
+class BiRNNStack(nn.Module):
+    """Bidirectional LSTM/GRU layers on packed sequences, LayerNorm + dropout between them."""
+
+    def __init__(self, input_dim: int, cfg: ModelConfig):
+        super().__init__()
+        rnn_cls = {"lstm": nn.LSTM, "gru": nn.GRU}.get(cfg.rnn_type)
+        if rnn_cls is None:
+            raise ValueError(f"model.rnn_type must be 'lstm' or 'gru', not {cfg.rnn_type!r}")
+        dims = [input_dim] + [2 * cfg.rnn_hidden] * cfg.rnn_layers
+        self.rnns = nn.ModuleList(rnn_cls(dims[i], cfg.rnn_hidden, batch_first=True, bidirectional=True)
+                                  for i in range(cfg.rnn_layers))
+        self.norms = nn.ModuleList(nn.LayerNorm(2 * cfg.rnn_hidden) if cfg.layer_norm else nn.Identity()
+                                   for _ in range(cfg.rnn_layers))
+        self.dropout = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        total = x.shape[1]
+        for rnn, norm in zip(self.rnns, self.norms):
+            packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+            out, _ = rnn(packed)
+            x, _ = pad_packed_sequence(out, batch_first=True, total_length=total)
+            x = self.dropout(norm(x))
+        return x
+
+
+class CTCModel(nn.Module):
+    """Features (B, T, F) + lengths -> log-probabilities (B, T', vocab) in fp32 + output lengths.
+
+    The CMVN mean/std are buffers, so a checkpoint carries its own normalisation.
+    """
+
+    def __init__(self, cfg: ModelConfig, n_feats: int, vocab_size: int):
+        super().__init__()
+        self.cfg = cfg
+        self.register_buffer("cmvn_mean", torch.zeros(n_feats))
+        self.register_buffer("cmvn_std", torch.ones(n_feats))
+        self.frontend = ConvSubsampler(n_feats, cfg.conv_channels, cfg.subsample)
+        self.rnn = BiRNNStack(self.frontend.out_dim, cfg)
+        self.output = nn.Linear(2 * cfg.rnn_hidden, vocab_size)
+
+    def set_cmvn(self, mean, std) -> None:
+        self.cmvn_mean.copy_(torch.as_tensor(mean))
+        self.cmvn_std.copy_(torch.as_tensor(std))
+
+    def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+        return torch.tensor([output_frames(int(n), self.cfg.subsample) for n in lengths])
+
+    def forward(self, feats: torch.Tensor, lengths: torch.Tensor):
+        x = (feats - self.cmvn_mean) / self.cmvn_std
+        x, lengths = self.frontend(x, lengths)
+        x = self.rnn(x, lengths)
+        logits = self.output(x)
+        return logits.float().log_softmax(dim=-1), lengths
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,305 @@
+"""CTC training: one readable loop.
+
+    asr train --config recipes/builtin/config.yaml train.lr=2e-3 model.rnn_type=gru
+
+Single process by default; under torchrun (RANK/WORLD_SIZE/LOCAL_RANK set) each process trains
+on its share of every step with DistributedDataParallel and only rank 0 logs and checkpoints.
+Per epoch: dev loss and greedy dev WER/CER; checkpoints/last.pt always, best.pt when dev CER
+improves (both written atomically); `--resume` continues from last.pt exactly where it stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import random
+import sys
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from tqdm import tqdm
+
+from . import config as config_mod
+from .checkpoint import load_checkpoint, save_checkpoint
+from .config import Config
+from .data import AsrDataset, BucketingBatchSampler, FeatureStore, collate
+from .decode import greedy_decode
+from .model import CTCModel, count_parameters
+from .score import score
+from .text import CharVocab
+
+log = logging.getLogger("asr.train")
+
+
+def setup_logging(run_dir: Path | None, rank: int = 0) -> None:
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if run_dir is not None and rank == 0:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(run_dir / "train.log"))
+    logging.basicConfig(level=logging.INFO if rank == 0 else logging.WARNING, force=True,
+                        format="%(asctime)s %(levelname)s %(message)s", handlers=handlers)
+
+
+def pick_device(name: str, local_rank: int = 0) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda":
+        if not torch.cuda.is_available():
+            raise RuntimeError("train.device=cuda but CUDA is not available")
+        return torch.device("cuda", local_rank)
+    return torch.device(name)
+
+
+def lr_lambda(warmup: int, total: int, final_ratio: float):
+    """Linear warm-up to the peak, then cosine decay to final_ratio * peak at `total` steps."""
+    def f(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = min(1.0, (step - warmup) / max(1, total - warmup))
+        return final_ratio + (1 - final_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+    return f
+
+
+def autocast_for(device: torch.device, amp: str):
+    if amp == "none":
+        return nullcontext()
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp)
+    if dtype is None:
+        raise ValueError(f"train.amp must be none, bf16 or fp16, not {amp!r}")
+    return torch.autocast(device.type, dtype=dtype)
+
+
+def rng_state() -> dict:
+    state = {"python": list(random.getstate()[1]), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    random.setstate((3, tuple(state["python"]), None))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class Trainer:
+    """Holds the model, optimiser, data and counters of one training run."""
+
+    def __init__(self, cfg: Config, resume: bool = False):
+        self.cfg = cfg
+        tc = cfg.train
+        self.rank = int(os.environ.get("RANK", 0))
+        self.world = int(os.environ.get("WORLD_SIZE", 1))
+        local_rank = int(os.environ.get("LOCAL_RANK", 0))
+        self.run_dir = Path(tc.exp_dir)
+        setup_logging(self.run_dir, self.rank)
+        self.device = pick_device(tc.device, local_rank)
+        if self.world > 1 and not dist.is_initialized():
+            dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
+        if tc.threads:
+            torch.set_num_threads(tc.threads)
+        random.seed(tc.seed)
+        torch.manual_seed(tc.seed)
+        if self.rank == 0:
+            config_mod.save_config(cfg, self.run_dir / "config.yaml")
+
+        self.vocab = CharVocab()
+        root = Path(cfg.data.root) / "features"
+        train_store = FeatureStore(root / cfg.data.train_split)
+        self.dev_store = FeatureStore(root / cfg.data.dev_split)
+        sub = cfg.model.subsample
+        self.train_set = AsrDataset(train_store, self.vocab, sub, tc.max_duration, "train")
+        self.dev_set = AsrDataset(self.dev_store, self.vocab, sub, 0.0, "dev")
+        self.sampler = BucketingBatchSampler(
+            [self.train_set.frames(i) for i in range(len(self.train_set))], tc.batch_frames,
+            tc.max_batch_utts, tc.seed, tc.sortagrad, self.rank, self.world)
+        self.loader = torch.utils.data.DataLoader(
+            self.train_set, batch_sampler=self.sampler, collate_fn=collate,
+            num_workers=tc.num_workers, pin_memory=self.device.type == "cuda",
+            generator=torch.Generator())  # own generator: the global RNG stays dropout's alone
+
+        self.model = CTCModel(cfg.model, train_store.dim, len(self.vocab))
+        self.model.set_cmvn(*train_store.cmvn())
+        self.model.to(self.device)
+        self.ddp = (torch.nn.parallel.DistributedDataParallel(self.model) if self.world > 1
+                    else self.model)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=tc.lr,
+                                           weight_decay=tc.weight_decay)
+        steps_per_epoch = len(self.sampler.batches) // self.world
+        self.total_steps = tc.epochs * steps_per_epoch
+        if tc.max_steps:
+            self.total_steps = min(self.total_steps, tc.max_steps)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lr_lambda(tc.warmup_steps, self.total_steps, tc.final_lr_ratio))
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=tc.amp == "fp16")
+        self.ctc = torch.nn.CTCLoss(blank=self.vocab.blank, reduction="sum", zero_infinity=True)
+        self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
+        self.best_cer = float("inf")
+        self.skipped_steps = 0
+        self.writer = None
+        if resume:
+            self.resume()
+        log.info("model: %s, %.2fM parameters; %d training utterances (%.2f h) in %d batches/epoch; "
+                 "device %s, %d thread(s), world size %d", cfg.model.rnn_type.upper(),
+                 count_parameters(self.model) / 1e6, len(self.train_set),
+                 sum(self.train_set.frames(i) for i in range(len(self.train_set))) / 360000,
+                 steps_per_epoch, self.device, torch.get_num_threads(), self.world)
+
+    # -- checkpoints ---------------------------------------------------------------------------
+    def state(self) -> dict:
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
+                "config": config_mod.to_dict(self.cfg), "vocab": self.vocab.tokens,
+                "n_feats": self.model.cmvn_mean.numel(), "step": self.step, "epoch": self.epoch,
+                "batch_in_epoch": self.batch_in_epoch, "best_cer": self.best_cer,
+                "skipped_steps": self.skipped_steps, "rng": rng_state()}
+
+    def save(self, name: str) -> None:
+        if self.rank == 0:
+            save_checkpoint(self.state(), self.run_dir / "checkpoints" / f"{name}.pt")
+
+    def resume(self) -> None:
+        path = self.run_dir / "checkpoints" / "last.pt"
+        if not path.exists():
+            log.info("no %s: starting from scratch", path)
+            return
+        ckpt = load_checkpoint(path)
+        self.model.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.scheduler.load_state_dict(ckpt["scheduler"])
+        self.scaler.load_state_dict(ckpt["scaler"])
+        self.step, self.epoch = ckpt["step"], ckpt["epoch"]
+        self.batch_in_epoch, self.best_cer = ckpt["batch_in_epoch"], ckpt["best_cer"]
+        self.skipped_steps = ckpt["skipped_steps"]
+        set_rng_state(ckpt["rng"])
+        log.info("resumed from %s at epoch %d, step %d", path, self.epoch, self.step)
+
+    # -- training ------------------------------------------------------------------------------
+    def train_step(self, batch) -> float | None:
+        """One update; returns the loss per utterance, or None when it was non-finite (skipped)."""
+        feats, feat_lens, targets, target_lens, _ = batch
+        feats = feats.to(self.device, non_blocking=True)
+        with autocast_for(self.device, self.cfg.train.amp):
+            log_probs, out_lens = self.ddp(feats, feat_lens.to(self.device))
+        # CTC in fp32 on (T, B, V), summed over the batch, divided by the batch size.
+        loss = self.ctc(log_probs.float().transpose(0, 1), targets.to(self.device), out_lens,
+                        target_lens.to(self.device)) / len(feats)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.unscale_(self.optimizer)
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.train.grad_clip)
+        if not (torch.isfinite(loss) and torch.isfinite(grad_norm)):
+            self.skipped_steps += 1
+            log.warning("step %d: non-finite loss or gradient, update skipped (%d so far)",
+                        self.step, self.skipped_steps)
+            self.scaler.update()
+            return None
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        return loss.item()
+
+    def train(self) -> dict:
+        tc = self.cfg.train
+        if self.rank == 0:
+            from torch.utils.tensorboard import SummaryWriter
+            self.writer = SummaryWriter(str(self.run_dir / "tensorboard"))
+        start = time.time()
+        out_of_time = False
+        while self.epoch < tc.epochs and not self.done(start):
+            self.sampler.set_epoch(self.epoch, self.batch_in_epoch)
+            bar = tqdm(total=len(self.sampler.batches) // self.world, initial=self.batch_in_epoch,
+                       desc=f"epoch {self.epoch + 1}/{tc.epochs}", disable=self.rank != 0,
+                       dynamic_ncols=True, mininterval=2.0)
+            self.model.train()
+            audio_s, t0, losses = 0.0, time.time(), []
+            for batch in self.loader:
+                loss = self.train_step(batch)
+                self.step += 1
+                self.batch_in_epoch += 1
+                audio_s += float(batch[1].sum()) * self.cfg.features.hop_ms / 1000 * self.world
+                if loss is not None:
+                    losses.append(loss)
+                speed = audio_s / max(time.time() - t0, 1e-6)
+                bar.update(1)
+                if loss is not None:
+                    bar.set_postfix(loss=f"{loss:.2f}", speed=f"{speed:.0f}s/s", refresh=False)
+                if self.rank == 0 and self.step % tc.log_every == 0 and losses:
+                    lr = self.scheduler.get_last_lr()[0]
+                    self.writer.add_scalar("train/loss", losses[-1], self.step)
+                    self.writer.add_scalar("train/lr", lr, self.step)
+                    self.writer.add_scalar("train/audio_seconds_per_second", speed, self.step)
+                    log.info("epoch %d step %d loss %.3f lr %.2e %.0f audio-s/s", self.epoch + 1,
+                             self.step, sum(losses[-tc.log_every:]) / len(losses[-tc.log_every:]),
+                             lr, speed)
+                if self.done(start):
+                    out_of_time = True
+                    break
+            bar.close()
+            if not out_of_time:
+                self.epoch += 1
+                self.batch_in_epoch = 0
+            metrics = self.validate()
+            self.log_epoch(metrics, losses, time.time() - start)
+        self.save("last")
+        if self.writer:
+            self.writer.close()
+        return {"step": self.step, "epoch": self.epoch, "best_cer": self.best_cer,
+                "skipped_steps": self.skipped_steps, "minutes": (time.time() - start) / 60}
+
+    def done(self, start: float) -> bool:
+        tc = self.cfg.train
+        return ((tc.max_steps and self.step >= tc.max_steps)
+                or (tc.max_minutes and time.time() - start > tc.max_minutes * 60))
+
+    def log_epoch(self, metrics: dict, losses: list[float], elapsed: float) -> None:
+        if self.rank != 0:
+            return
+        train_loss = sum(losses) / max(len(losses), 1)
+        where = (f"epoch {self.epoch} done" if self.batch_in_epoch == 0
+                 else f"stopped in epoch {self.epoch + 1}")
+        log.info("%s (step %d, %.1f min): train loss %.3f, dev loss %.3f, "
+                 "dev WER %.2f%%, CER %.2f%%", where, self.step, elapsed / 60, train_loss,
+                 metrics["loss"], metrics["wer"], metrics["cer"])
+        for k, v in metrics.items():
+            self.writer.add_scalar(f"dev/{k}", v, self.step)
+        if metrics["cer"] < self.best_cer:
+            self.best_cer = metrics["cer"]
+            self.save("best")
+        self.save("last")
+
+    @torch.no_grad()
+    def validate(self) -> dict:
+        """Dev loss per utterance and greedy WER/CER."""
+        self.model.eval()
+        loader = torch.utils.data.DataLoader(
+            self.dev_set, collate_fn=collate, generator=torch.Generator(),
+            batch_sampler=BucketingBatchSampler(
+                [self.dev_set.frames(i) for i in range(len(self.dev_set))],
+                self.cfg.train.batch_frames * 2, 256, sortagrad=True))
+        total, count, refs, hyps = 0.0, 0, {}, {}
+        for feats, feat_lens, targets, target_lens, ids in loader:
+            log_probs, out_lens = self.model(feats.to(self.device), feat_lens.to(self.device))
+            total += self.ctc(log_probs.transpose(0, 1), targets.to(self.device), out_lens,
+                              target_lens.to(self.device)).item()
+            count += len(ids)
+            for i, uid, text in zip(range(len(ids)), ids, greedy_decode(log_probs.cpu(), out_lens.cpu(), self.vocab)):
+                hyps[uid] = text
+                refs[uid] = self.vocab.decode(targets[i, :target_lens[i]].tolist())
+        self.model.train()
+        s = score(refs, hyps)
+        return {"loss": total / count, "wer": s["wer"], "cer": s["cer"]}
+
+
+def train(cfg: Config, resume: bool = False) -> dict:
+    trainer = Trainer(cfg, resume=resume)
+    try:
+        return trainer.train()
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()

@@ -1,0 +1,38 @@
+import pytest
+import yaml
+
+from asr.config import load_config, save_config
+
+
+def test_yaml_then_overrides(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({"model": {"rnn_type": "gru", "rnn_layers": 2},
+                                    "train": {"lr": 0.001}}))
+    cfg = load_config(path, ["train.lr=3e-3", "model.layer_norm=false", "data.test_splits=a,b",
+                             "train.epochs=7"])
+    assert cfg.model.rnn_type == "gru" and cfg.model.rnn_layers == 2
+    assert cfg.train.lr == pytest.approx(3e-3) and isinstance(cfg.train.lr, float)
+    assert cfg.model.layer_norm is False
+    assert cfg.data.test_splits == ["a", "b"]
+    assert cfg.train.epochs == 7 and isinstance(cfg.train.epochs, int)
+    save_config(cfg, tmp_path / "run" / "config.yaml")
+    again = load_config(tmp_path / "run" / "config.yaml")
+    assert again == cfg
+
+
+@pytest.mark.parametrize("override,match", [
+    ("train.nope=1", "unknown key 'nope'"),
+    ("nosection.x=1", "unknown section"),
+    ("train.epochs=many", "expected int"),
+    ("lr=1", "section.key=value"),
+])
+def test_bad_overrides_are_named(override, match):
+    with pytest.raises(ValueError, match=match):
+        load_config(None, [override])
+
+
+def test_yaml_is_parsed_safely(tmp_path):
+    path = tmp_path / "evil.yaml"
+    path.write_text("train: !!python/object/apply:os.system ['echo pwned']\n")
+    with pytest.raises(yaml.YAMLError):
+        load_config(path)

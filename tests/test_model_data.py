@@ -1,0 +1,81 @@
+import numpy as np
+import pytest
+import torch
+
+from asr.config import ModelConfig
+from asr.data import BucketingBatchSampler, collate, output_frames
+from asr.model import CTCModel
+
+
+@pytest.mark.parametrize("rnn_type", ["lstm", "gru"])
+@pytest.mark.parametrize("subsample", [2, 4])
+def test_model_shapes_and_lengths(rnn_type, subsample):
+    cfg = ModelConfig(rnn_type=rnn_type, subsample=subsample, rnn_layers=2, rnn_hidden=32, conv_channels=8)
+    model = CTCModel(cfg, 80, 29).eval()
+    lengths = torch.tensor([101, 57, 10])
+    feats = torch.randn(3, 101, 80)
+    log_probs, out_lens = model(feats, lengths)
+    assert log_probs.shape == (3, output_frames(101, subsample), 29)
+    assert out_lens.tolist() == [output_frames(n, subsample) for n in lengths.tolist()]
+    assert out_lens.tolist() == model.output_lengths(lengths).tolist()
+    assert log_probs.dtype == torch.float32
+    assert torch.allclose(log_probs.exp().sum(-1), torch.ones(3, log_probs.shape[1]), atol=1e-4)
+
+
+def test_padding_does_not_change_outputs():
+    """Packed sequences + masked conv: an utterance's output is the same alone or padded in a batch."""
+    cfg = ModelConfig(rnn_layers=2, rnn_hidden=32, conv_channels=8)
+    model = CTCModel(cfg, 80, 29).eval()
+    short = torch.randn(1, 40, 80)
+    alone, n = model(short, torch.tensor([40]))
+    batch = torch.zeros(2, 90, 80)
+    batch[0, :40] = short[0]
+    batch[1] = torch.randn(90, 80)
+    together, _ = model(batch, torch.tensor([40, 90]))
+    assert torch.allclose(alone[0, :n[0]], together[0, :n[0]], atol=1e-5)
+
+
+def test_bad_model_options():
+    with pytest.raises(ValueError, match="rnn_type"):
+        CTCModel(ModelConfig(rnn_type="transformer"), 80, 29)
+    with pytest.raises(ValueError, match="subsample"):
+        CTCModel(ModelConfig(subsample=3), 80, 29)
+
+
+def test_bucketing_sampler_limits_padding_and_covers_everything():
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(50, 1000, size=500).tolist()
+    sampler = BucketingBatchSampler(lengths, batch_frames=4000, max_batch_utts=16, seed=3)
+    batches = sampler.epoch_batches()
+    assert sorted(i for b in batches for i in b) == list(range(500))
+    for b in batches:
+        assert max(lengths[i] for i in b) * len(b) <= 4000 or len(b) == 1
+        assert len(b) <= 16
+    # SortaGrad: epoch 0 goes shortest first; later epochs are shuffled, reproducibly.
+    firsts = [max(lengths[i] for i in b) for b in batches]
+    assert firsts == sorted(firsts)
+    sampler.set_epoch(1)
+    e1 = sampler.epoch_batches()
+    assert e1 != batches and e1 == sampler.epoch_batches()
+    sampler.set_epoch(1, start_batch=5)
+    assert list(iter(sampler)) == e1[5:]
+
+
+def test_sampler_gives_ranks_equal_disjoint_work():
+    lengths = list(range(10, 1010, 7))
+    parts = [BucketingBatchSampler(lengths, 2000, rank=r, world_size=3, sortagrad=False)
+             for r in range(3)]
+    for p in parts:
+        p.set_epoch(2)
+    got = [p.epoch_batches() for p in parts]
+    assert len({len(g) for g in got}) == 1
+    seen = [i for g in got for b in g for i in b]
+    assert len(seen) == len(set(seen))
+
+
+def test_collate_pads():
+    items = [(torch.ones(5, 4), torch.tensor([1, 2]), "a"), (torch.ones(3, 4), torch.tensor([3]), "b")]
+    feats, feat_lens, targets, target_lens, ids = collate(items)
+    assert feats.shape == (2, 5, 4) and feats[1, 3:].abs().sum() == 0
+    assert feat_lens.tolist() == [5, 3] and target_lens.tolist() == [2, 1]
+    assert targets.tolist() == [[1, 2], [3, 0]] and ids == ["a", "b"]
