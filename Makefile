@@ -8,7 +8,7 @@ ARGS ?=
 ASR := .venv/bin/asr
 PY := .venv/bin/python
 
-.PHONY: setup data features train resume decode score demo test bench clean-exp
+.PHONY: setup data features train resume decode score demo test bench benchmark
 
 setup:
 	@bash tools/setup.sh
@@ -38,6 +38,9 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest -q tests
+
+benchmark: setup
+	$(ASR) benchmark --config $(CONFIG) $(ARGS)
 
 bench: setup
 	$(PY) -m asr.bench --config $(CONFIG) $(ARGS)

@@ -80,29 +80,6 @@ def cmd_decode(args) -> int:
     return 0
 
 
-def cmd_score(args) -> int:
-    from .score import results_table, score_files, write_report
-    if args.ref or args.hyp:
-        if not (args.ref and args.hyp):
-            print("error: --ref and --hyp go together", file=sys.stderr)
-            return 2
-        s = score_files(args.ref, args.hyp)
-        print(f"WER {s['wer']:.2f}% ({s['sub']} sub, {s['del']} del, {s['ins']} ins of "
-              f"{s['words']} words), CER {s['cer']:.2f}%, {s['utterances']} utterances")
-        return 0
-    cfg = _config(args)
-    rows = []
-    for split in cfg.data.test_splits:
-        hyp = Path(cfg.train.exp_dir) / f"decode_{split}_{cfg.decode.decoder}" / "hyp.jsonl"
-        ref = Path(cfg.data.root) / "manifests" / f"{split}.jsonl"
-        rows.append({"split": split, "decoder": cfg.decode.decoder, **score_files(ref, hyp)})
-    report = Path(cfg.train.exp_dir) / "report.md"
-    write_report(report, rows)
-    print(results_table(rows))
-    print(f"report: {report}")
-    return 0
-
-
 def cmd_transcribe(args) -> int:
     from .transcribe import transcribe_files
     texts, errors = transcribe_files(args.model, args.files, args.device)
@@ -127,9 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     stage("train", cmd_train, "train a CTC model").add_argument(
         "--resume", action="store_true", help="continue from the run's checkpoints/last.pt")
     stage("decode", cmd_decode, "decode the test splits into hyp.jsonl")
-    p = stage("score", cmd_score, "WER/CER of decodes (recipe) or of --ref/--hyp files")
-    p.add_argument("--ref", help="reference JSONL manifest")
-    p.add_argument("--hyp", help="hypothesis JSONL")
+    from .scoring_cli import add_commands
+    add_commands(sub, stage)
     p = sub.add_parser("transcribe", help="transcribe audio files")
     p.add_argument("model", help="checkpoint file or run folder")
     p.add_argument("files", nargs="+", help="audio files (wav, flac, ogg, mp3; any rate)")
