@@ -5,10 +5,12 @@
 RECIPE ?= builtin
 CONFIG ?= recipes/$(RECIPE)/config.yaml
 ARGS ?=
+DECODER ?=
+DECODE_ARGS := $(if $(DECODER),decode.decoder=$(DECODER))
 ASR := .venv/bin/asr
 PY := .venv/bin/python
 
-.PHONY: setup data features train resume decode score demo test bench benchmark
+.PHONY: setup data features train resume lm decode score demo test bench benchmark bench-decode
 
 setup:
 	@bash tools/setup.sh
@@ -25,11 +27,17 @@ train: setup
 resume: setup
 	$(ASR) train --resume --config $(CONFIG) $(ARGS)
 
+lm: setup
+	$(ASR) lm build --config $(CONFIG) $(ARGS)
+
 decode: setup
-	$(ASR) decode --config $(CONFIG) $(ARGS)
+	$(ASR) decode --config $(CONFIG) $(DECODE_ARGS) $(ARGS)
 
 score: setup
-	$(ASR) score --config $(CONFIG) $(ARGS)
+	$(ASR) score --config $(CONFIG) $(DECODE_ARGS) $(ARGS)
+
+bench-decode: setup
+	$(PY) -m asr.bench_decode --config $(CONFIG) $(ARGS)
 
 demo: setup
 	@start=$$(date +%s); \

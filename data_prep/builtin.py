@@ -498,7 +498,7 @@ def prepare_builtin(out_dir, hours: float = 2.0, dev_hours: float = 0.15, test_h
     plan = plan_corpus(pools, hours, dev_hours, test_hours, seed)
     for split in SPLITS:
         (out_dir / "audio" / split).mkdir(parents=True, exist_ok=True)
-        for stale in (out_dir / "audio" / split).glob("*.tmp.wav"):  # left by a killed run
+        for stale in (out_dir / "audio" / split).glob(".*.tmp"):  # left by a killed run
             stale.unlink()
     done = _synthesise([j for s in SPLITS for j in plan[s]], out_dir / "audio", nj, progress)
     mdir = out_dir / "manifests"
