@@ -92,6 +92,9 @@ class TrainConfig:
     grad_clip: max global gradient norm.
     device: "auto" (CUDA when present), "cpu" or "cuda"; threads: CPU threads (0 = torch default).
     amp: "none", "bf16" or "fp16" autocast (the CTC loss always runs in fp32).
+    accum_steps: batches whose gradients are summed into one update (a bigger effective batch).
+    checkpoint_every: also write checkpoints/last.pt every this many updates (0 = epoch ends only).
+    compile: torch.compile the model (GPU runs; slow to start on CPU).
     log_every: steps between log lines; seed: everything random in training.
     """
 
@@ -112,6 +115,9 @@ class TrainConfig:
     threads: int = 0
     amp: str = "none"
     num_workers: int = 0
+    accum_steps: int = 1
+    checkpoint_every: int = 200
+    compile: bool = False
     log_every: int = 25
     seed: int = 1234
 

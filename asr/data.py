@@ -114,12 +114,14 @@ class BucketingBatchSampler(torch.utils.data.Sampler):
     Utterances are sorted by length and cut into batches (dynamic batch size), so padding is
     small. Each epoch shuffles the order of batches with (seed, epoch); with sortagrad the first
     epoch goes shortest first. With world_size > 1 every rank gets the same number of batches
-    (rank r takes batches r, r+W, ...; the tail is dropped). start_batch skips batches already
-    trained in this epoch, for exact resume.
+    (rank r takes batches r, r+W, ...; the tail is dropped), a multiple of `multiple_of` (the
+    gradient-accumulation steps, so no partial update is left over). start_batch skips batches
+    already trained in this epoch, for exact resume.
     """
 
     def __init__(self, lengths: list[int], batch_frames: int, max_batch_utts: int = 64,
-                 seed: int = 0, sortagrad: bool = True, rank: int = 0, world_size: int = 1):
+                 seed: int = 0, sortagrad: bool = True, rank: int = 0, world_size: int = 1,
+                 multiple_of: int = 1):
         order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
         self.batches: list[list[int]] = []
         batch: list[int] = []
@@ -134,6 +136,7 @@ class BucketingBatchSampler(torch.utils.data.Sampler):
         self.seed, self.sortagrad = seed, sortagrad
         self.rank, self.world_size = rank, world_size
         self.epoch, self.start_batch = 0, 0
+        self.per_rank = len(self.batches) // world_size // multiple_of * multiple_of
 
     def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
         self.epoch, self.start_batch = epoch, start_batch
@@ -144,15 +147,14 @@ class BucketingBatchSampler(torch.utils.data.Sampler):
         else:
             g = torch.Generator().manual_seed(self.seed * 1000 + self.epoch)
             order = torch.randperm(len(self.batches), generator=g).tolist()
-        per_rank = len(order) // self.world_size
-        mine = order[self.rank::self.world_size][:per_rank]
+        mine = order[self.rank::self.world_size][:self.per_rank]
         return [self.batches[i] for i in mine]
 
     def __iter__(self):
         return iter(self.epoch_batches()[self.start_batch:])
 
     def __len__(self) -> int:
-        return len(self.batches) // self.world_size - self.start_batch
+        return self.per_rank - self.start_batch
 
 
 def collate(items):

@@ -26,8 +26,8 @@ class ConvSubsampler(nn.Module):
         self.subsample = subsample
         second = 2 if subsample == 4 else 1
         self.convs = nn.ModuleList([
-            nn.Conv2d(1, channels, 3, stride=(2, 2), padding=1),
-            nn.Conv2d(channels, channels, 3, stride=(second, 2), padding=1)])
+            nn.Conv2d(1, channels, 3, stride=(2, 2), padding=1, bias=False),  # BatchNorm follows
+            nn.Conv2d(channels, channels, 3, stride=(second, 2), padding=1, bias=False)])
         self.norms = nn.ModuleList([nn.BatchNorm2d(channels), nn.BatchNorm2d(channels)])
         self.strides = [2, second]
         self.out_dim = channels * math.ceil(math.ceil(n_feats / 2) / 2)

@@ -10,6 +10,7 @@ improves (both written atomically); `--resume` continues from last.pt exactly wh
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -117,7 +118,7 @@ class Trainer:
         self.dev_set = AsrDataset(self.dev_store, self.vocab, sub, 0.0, "dev")
         self.sampler = BucketingBatchSampler(
             [self.train_set.frames(i) for i in range(len(self.train_set))], tc.batch_frames,
-            tc.max_batch_utts, tc.seed, tc.sortagrad, self.rank, self.world)
+            tc.max_batch_utts, tc.seed, tc.sortagrad, self.rank, self.world, tc.accum_steps)
         self.loader = torch.utils.data.DataLoader(
             self.train_set, batch_sampler=self.sampler, collate_fn=collate,
             num_workers=tc.num_workers, pin_memory=self.device.type == "cuda",
@@ -126,11 +127,14 @@ class Trainer:
         self.model = CTCModel(cfg.model, train_store.dim, len(self.vocab))
         self.model.set_cmvn(*train_store.cmvn())
         self.model.to(self.device)
-        self.ddp = (torch.nn.parallel.DistributedDataParallel(self.model) if self.world > 1
-                    else self.model)
+        self.ddp = self.model
+        if tc.compile:
+            self.ddp = torch.compile(self.model)
+        if self.world > 1:
+            self.ddp = torch.nn.parallel.DistributedDataParallel(self.ddp)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=tc.lr,
                                            weight_decay=tc.weight_decay)
-        steps_per_epoch = len(self.sampler.batches) // self.world
+        steps_per_epoch = self.sampler.per_rank // tc.accum_steps
         self.total_steps = tc.epochs * steps_per_epoch
         if tc.max_steps:
             self.total_steps = min(self.total_steps, tc.max_steps)
@@ -142,6 +146,7 @@ class Trainer:
         self.best_cer = float("inf")
         self.skipped_steps = 0
         self.writer = None
+        self.metrics = None
         if resume:
             self.resume()
         log.info("model: %s, %.2fM parameters; %d training utterances (%.2f h) in %d batches/epoch; "
@@ -180,29 +185,40 @@ class Trainer:
         log.info("resumed from %s at epoch %d, step %d", path, self.epoch, self.step)
 
     # -- training ------------------------------------------------------------------------------
-    def train_step(self, batch) -> float | None:
-        """One update; returns the loss per utterance, or None when it was non-finite (skipped)."""
+    def backward(self, batch, sync: bool) -> float:
+        """Forward + backward of one batch; gradients accumulate. Returns the loss per utterance.
+
+        The CTC loss runs in fp32 on (T, B, V), summed over the batch and divided by its size
+        and by accum_steps, so accumulated or data-parallel updates average over batches.
+        """
         feats, feat_lens, targets, target_lens, _ = batch
         feats = feats.to(self.device, non_blocking=True)
-        with autocast_for(self.device, self.cfg.train.amp):
-            log_probs, out_lens = self.ddp(feats, feat_lens.to(self.device))
-        # CTC in fp32 on (T, B, V), summed over the batch, divided by the batch size.
-        loss = self.ctc(log_probs.float().transpose(0, 1), targets.to(self.device), out_lens,
-                        target_lens.to(self.device)) / len(feats)
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
+        no_sync = self.ddp.no_sync if (self.world > 1 and not sync) else nullcontext
+        with no_sync():
+            with autocast_for(self.device, self.cfg.train.amp):
+                log_probs, out_lens = self.ddp(feats, feat_lens.to(self.device))
+            loss = self.ctc(log_probs.float().transpose(0, 1), targets.to(self.device), out_lens,
+                            target_lens.to(self.device)) / len(feats)
+            self.scaler.scale(loss / self.cfg.train.accum_steps).backward()
+        return loss.item()
+
+    def update(self) -> bool:
+        """Clip and apply the accumulated gradients; a non-finite gradient skips the update
+        (counted and logged) and training goes on. Returns whether the update was applied."""
         self.scaler.unscale_(self.optimizer)
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.train.grad_clip)
-        if not (torch.isfinite(loss) and torch.isfinite(grad_norm)):
+        applied = bool(torch.isfinite(grad_norm))
+        if applied:
+            self.scaler.step(self.optimizer)
+            self.scheduler.step()
+        else:
             self.skipped_steps += 1
-            log.warning("step %d: non-finite loss or gradient, update skipped (%d so far)",
-                        self.step, self.skipped_steps)
-            self.scaler.update()
-            return None
-        self.scaler.step(self.optimizer)
+            log.warning("update %d: non-finite loss or gradient, skipped (%d so far)",
+                        self.step + 1, self.skipped_steps)
         self.scaler.update()
-        self.scheduler.step()
-        return loss.item()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.step += 1
+        return applied
 
     def train(self) -> dict:
         tc = self.cfg.train
@@ -210,52 +226,83 @@ class Trainer:
             from torch.utils.tensorboard import SummaryWriter
             self.writer = SummaryWriter(str(self.run_dir / "tensorboard"))
         start = time.time()
-        out_of_time = False
-        while self.epoch < tc.epochs and not self.done(start):
+        stopped = False
+        while self.epoch < tc.epochs and not stopped:
             self.sampler.set_epoch(self.epoch, self.batch_in_epoch)
-            bar = tqdm(total=len(self.sampler.batches) // self.world, initial=self.batch_in_epoch,
+            bar = tqdm(total=self.sampler.per_rank, initial=self.batch_in_epoch,
                        desc=f"epoch {self.epoch + 1}/{tc.epochs}", disable=self.rank != 0,
                        dynamic_ncols=True, mininterval=2.0)
             self.model.train()
-            audio_s, t0, losses = 0.0, time.time(), []
+            audio_s, t0, losses, update_losses = 0.0, time.time(), [], []
             for batch in self.loader:
-                loss = self.train_step(batch)
-                self.step += 1
                 self.batch_in_epoch += 1
+                at_update = self.batch_in_epoch % tc.accum_steps == 0
+                loss = self.backward(batch, sync=at_update)
+                update_losses.append(loss)
                 audio_s += float(batch[1].sum()) * self.cfg.features.hop_ms / 1000 * self.world
-                if loss is not None:
-                    losses.append(loss)
                 speed = audio_s / max(time.time() - t0, 1e-6)
                 bar.update(1)
-                if loss is not None:
+                if math.isfinite(loss):
+                    losses.append(loss)
                     bar.set_postfix(loss=f"{loss:.2f}", speed=f"{speed:.0f}s/s", refresh=False)
-                if self.rank == 0 and self.step % tc.log_every == 0 and losses:
-                    lr = self.scheduler.get_last_lr()[0]
-                    self.writer.add_scalar("train/loss", losses[-1], self.step)
-                    self.writer.add_scalar("train/lr", lr, self.step)
-                    self.writer.add_scalar("train/audio_seconds_per_second", speed, self.step)
-                    log.info("epoch %d step %d loss %.3f lr %.2e %.0f audio-s/s", self.epoch + 1,
-                             self.step, sum(losses[-tc.log_every:]) / len(losses[-tc.log_every:]),
-                             lr, speed)
+                if not at_update:
+                    continue
+                self.update()
+                self.record(update_losses)
+                update_losses = []
+                if self.step % tc.log_every == 0:
+                    self.log_step(losses, speed)
+                if tc.checkpoint_every and self.step % tc.checkpoint_every == 0:
+                    self.save("last")
                 if self.done(start):
-                    out_of_time = True
+                    stopped = True
                     break
             bar.close()
-            if not out_of_time:
+            if not stopped:
                 self.epoch += 1
                 self.batch_in_epoch = 0
             metrics = self.validate()
             self.log_epoch(metrics, losses, time.time() - start)
-        self.save("last")
         if self.writer:
             self.writer.close()
+        if self.metrics:
+            self.metrics.close()
         return {"step": self.step, "epoch": self.epoch, "best_cer": self.best_cer,
                 "skipped_steps": self.skipped_steps, "minutes": (time.time() - start) / 60}
 
+    def record(self, update_losses: list[float]) -> None:
+        """Append this update's loss to metrics.jsonl (one line per update; a resumed run
+        appends again from its checkpoint, so the last line for a step is the one that counts)."""
+        if self.rank != 0:
+            return
+        if self.metrics is None:
+            self.metrics = open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8")
+        loss = sum(update_losses) / len(update_losses)
+        self.metrics.write(json.dumps({"step": self.step, "epoch": self.epoch + 1, "loss": loss,
+                                       "lr": self.scheduler.get_last_lr()[0]}) + "\n")
+        self.metrics.flush()
+
+    def log_step(self, losses: list[float], speed: float) -> None:
+        if self.rank != 0 or not losses:
+            return
+        recent = losses[-self.cfg.train.log_every * self.cfg.train.accum_steps:]
+        lr = self.scheduler.get_last_lr()[0]
+        self.writer.add_scalar("train/loss", recent[-1], self.step)
+        self.writer.add_scalar("train/lr", lr, self.step)
+        self.writer.add_scalar("train/audio_seconds_per_second", speed, self.step)
+        log.info("epoch %d update %d loss %.3f lr %.2e %.0f audio-s/s", self.epoch + 1,
+                 self.step, sum(recent) / len(recent), lr, speed)
+
     def done(self, start: float) -> bool:
+        """Whether max_steps or max_minutes is reached (agreed across ranks)."""
         tc = self.cfg.train
-        return ((tc.max_steps and self.step >= tc.max_steps)
-                or (tc.max_minutes and time.time() - start > tc.max_minutes * 60))
+        over = bool((tc.max_steps and self.step >= tc.max_steps)
+                    or (tc.max_minutes and time.time() - start > tc.max_minutes * 60))
+        if self.world > 1:  # every rank must stop at the same update
+            flag = torch.tensor([float(over)], device=self.device)
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            over = bool(flag.item())
+        return over
 
     def log_epoch(self, metrics: dict, losses: list[float], elapsed: float) -> None:
         if self.rank != 0:

@@ -10,6 +10,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from asr.config import Config, FeatureConfig, apply
+from data_prep.features import extract_features
+
 SR = 16000
 
 
@@ -47,6 +50,24 @@ def tone_corpus(tmp_path: Path) -> Path:
         with open(root / "manifests" / f"{split}.jsonl", "w") as f:
             f.writelines(json.dumps(l) + "\n" for l in lines)
     return root
+
+
+@pytest.fixture
+def tone_store(tone_corpus):
+    for split in ("train", "dev", "test"):
+        extract_features(tone_corpus / "manifests" / f"{split}.jsonl", tone_corpus / "features" / split,
+                         FeatureConfig(), nj=1, progress=False)
+    return tone_corpus
+
+
+def small_config(root, exp, **train):
+    """A tiny model and batches for the tone corpus; train.* overrides as keyword arguments."""
+    cfg = Config()
+    apply(cfg, {"data": {"root": str(root), "test_splits": ["test"]},
+                "model": {"rnn_layers": 2, "rnn_hidden": 48, "conv_channels": 8, "subsample": 2},
+                "train": {"exp_dir": str(exp), "batch_frames": 1500, "warmup_steps": 10, "lr": 3e-3,
+                          "log_every": 5, "threads": 2, **train}})
+    return cfg
 
 
 def need(program: str) -> None:

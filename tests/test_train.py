@@ -6,26 +6,9 @@ import pytest
 import torch
 
 from asr.checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint
-from asr.config import Config, FeatureConfig, apply
-from asr.train import Trainer, train
-from data_prep.features import extract_features
+from asr.train import Trainer
 
-
-@pytest.fixture
-def tone_store(tone_corpus):
-    for split in ("train", "dev", "test"):
-        extract_features(tone_corpus / "manifests" / f"{split}.jsonl", tone_corpus / "features" / split,
-                         FeatureConfig(), nj=1, progress=False)
-    return tone_corpus
-
-
-def small_config(root, exp, **train):
-    cfg = Config()
-    apply(cfg, {"data": {"root": str(root), "test_splits": ["test"]},
-                "model": {"rnn_layers": 2, "rnn_hidden": 48, "conv_channels": 8, "subsample": 2},
-                "train": {"exp_dir": str(exp), "batch_frames": 1500, "warmup_steps": 10, "lr": 3e-3,
-                          "log_every": 5, "threads": 2, **train}})
-    return cfg
+from conftest import small_config
 
 
 def test_ctc_training_reduces_loss(tone_store, tmp_path):
