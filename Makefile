@@ -6,7 +6,9 @@ RECIPE ?= builtin
 CONFIG ?= recipes/$(RECIPE)/config.yaml
 ARGS ?=
 DECODER ?=
+DATA ?=
 DECODE_ARGS := $(if $(DECODER),decode.decoder=$(DECODER))
+DATA_ARGS := $(if $(DATA),data.source=$(DATA))
 ASR := .venv/bin/asr
 PY := .venv/bin/python
 
@@ -16,7 +18,7 @@ setup:
 	@bash tools/setup.sh
 
 data: setup
-	$(ASR) prepare --config $(CONFIG) $(ARGS)
+	$(ASR) prepare --config $(CONFIG) $(DATA_ARGS) $(ARGS)
 
 features: setup
 	$(ASR) features --config $(CONFIG) $(ARGS)

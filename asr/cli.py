@@ -24,19 +24,6 @@ def _config(args):
     return load_config(args.config, args.overrides)
 
 
-def cmd_prepare(args) -> int:
-    cfg = _config(args)
-    if cfg.data.corpus != "builtin":
-        print(f"error: unknown corpus {cfg.data.corpus!r} (supported: builtin)", file=sys.stderr)
-        return 2
-    from data_prep.builtin import prepare_builtin
-    paths = prepare_builtin(cfg.data.root, hours=cfg.data.hours, dev_hours=cfg.data.dev_hours,
-                            test_hours=cfg.data.test_hours, seed=cfg.data.seed, nj=cfg.data.nj)
-    for split, path in paths.items():
-        print(f"{split}: {path}")
-    return 0
-
-
 def _splits(cfg) -> list[str]:
     return list(dict.fromkeys([cfg.data.train_split, cfg.data.dev_split, *cfg.data.test_splits]))
 
@@ -71,7 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         return p
 
-    stage("prepare", cmd_prepare, "make the corpus and its manifests")
+    from .prepare_cli import add_commands as add_prepare_commands
+    add_prepare_commands(sub, stage)
     stage("features", cmd_features, "extract features into the sharded store")
     stage("train", cmd_train, "train a CTC model").add_argument(
         "--resume", action="store_true", help="continue from the run's checkpoints/last.pt")

@@ -21,6 +21,7 @@ class DataConfig:
 
     root: folder of the corpus (manifests/ and features/ beneath it).
     corpus: name passed to ``asr prepare`` ("builtin").
+    source: where an external corpus is (an extracted copy or a download folder); `make DATA=`.
     hours / dev_hours / test_hours: size of the synthesised built-in corpus.
     seed: corpus generation seed (sentences, voices).
     train_split / dev_split: feature-store splits used for training and validation.
@@ -30,6 +31,7 @@ class DataConfig:
 
     root: str = "data/builtin"
     corpus: str = "builtin"
+    source: str = ""
     hours: float = 2.0
     dev_hours: float = 0.15
     test_hours: float = 0.15
