@@ -48,7 +48,8 @@ class FeatureConfig:
 
     kind: "fbank" (log-mel) or "spectrogram" (log linear-frequency power).
     n_mels: mel bands; win_ms / hop_ms: analysis window and shift in milliseconds.
-    shard_frames: frames per shard file in the store (memory-mapped, ~ shard_frames*n_mels*2 bytes).
+    on_the_fly: compute features from the audio during training/decoding (DataLoader workers)
+        instead of reading the feature store: for corpora too large to store features for.
     """
 
     kind: str = "fbank"
@@ -56,7 +57,7 @@ class FeatureConfig:
     n_mels: int = 80
     win_ms: float = 25.0
     hop_ms: float = 10.0
-    shard_frames: int = 500_000
+    on_the_fly: bool = False
 
 
 @dataclass

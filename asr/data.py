@@ -50,6 +50,68 @@ class FeatureStore:
         return np.array(stats["mean"], np.float32), np.array(stats["std"], np.float32)
 
 
+class OnTheFlyStore:
+    """The FeatureStore interface over a manifest, computing features from the audio when asked
+    (in DataLoader workers), for corpora too large to store features for.
+
+    Frames are estimated from manifest durations for batching; CMVN statistics come from a
+    seeded sample of `cmvn_utts` utterances. Unreadable audio raises AudioError naming the file.
+    """
+
+    def __init__(self, manifest: str | Path, cfg, cmvn_utts: int = 200, seed: int = 0):
+        from .features import FeatureExtractor
+        from .manifest import read_manifest
+        self.path = Path(manifest)
+        self.extractor = FeatureExtractor(cfg)
+        hop = self.extractor.hop
+        self.entries = []
+        for e in read_manifest(manifest):
+            samples = int(round(float(e.get("duration", 0.0)) * cfg.sample_rate))
+            self.entries.append({"id": e["id"], "audio_filepath": e["audio_filepath"],
+                                 "duration": float(e.get("duration", 0.0)), "text": e.get("text", ""),
+                                 "speaker": e.get("speaker", ""), "frames": 1 + samples // hop})
+        self.dim = self.extractor.dim
+        self.cmvn_utts, self.seed = cmvn_utts, seed
+        self._cmvn = None
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def features(self, i: int) -> np.ndarray:
+        from .audio import load_audio
+        wav = load_audio(self.entries[i]["audio_filepath"], self.extractor.cfg.sample_rate)
+        return self.extractor(wav).numpy()
+
+    def cmvn(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._cmvn is None:
+            from .audio import AudioError
+            g = torch.Generator().manual_seed(self.seed)
+            picks = torch.randperm(len(self), generator=g)[:self.cmvn_utts].tolist()
+            feats = []
+            for i in picks:
+                try:
+                    feats.append(self.features(i))
+                except AudioError:
+                    pass  # reported when the training loop meets it
+            allf = np.concatenate(feats)
+            self._cmvn = allf.mean(0).astype(np.float32), np.maximum(allf.std(0), 1e-4).astype(np.float32)
+        return self._cmvn
+
+
+def open_store(root: str | Path, split: str, feature_cfg):
+    """The split's feature store, or features computed from its manifest when
+    features.on_the_fly is set (or no store was built for it)."""
+    store_dir = Path(root) / "features" / split
+    if not feature_cfg.on_the_fly and (store_dir / "meta.json").exists():
+        return FeatureStore(store_dir)
+    manifest = Path(root) / "manifests" / f"{split}.jsonl"
+    if feature_cfg.on_the_fly or manifest.exists():
+        if not manifest.exists():
+            raise FileNotFoundError(f"{manifest}: no manifest for split {split!r}")
+        return OnTheFlyStore(manifest, feature_cfg)
+    return FeatureStore(store_dir)  # raises with the hint to run `asr features`
+
+
 def output_frames(frames: int, subsample: int) -> int:
     """Frames after the conv front-end: each stride-2 conv (kernel 3, pad 1) maps T to (T-1)//2+1."""
     for _ in range(int(np.log2(subsample))):
@@ -77,6 +139,7 @@ class AsrDataset(torch.utils.data.Dataset):
             else:
                 self.keep.append(i)
         self.dropped = dict(dropped)
+        self.unreadable: set[str] = set()
         if dropped:
             log.info("%s: kept %d of %d utterances; dropped %s", name, len(self.keep),
                      len(store), ", ".join(f"{n} {r}" for r, n in dropped.items()))
@@ -102,10 +165,17 @@ class AsrDataset(torch.utils.data.Dataset):
         return self.store.entries[self.keep[i]]["frames"]
 
     def __getitem__(self, i: int):
+        from .audio import AudioError
         j = self.keep[i]
         e = self.store.entries[j]
-        return (torch.from_numpy(self.store.features(j)),
-                torch.tensor(self.vocab.encode(e["text"]), dtype=torch.long), e["id"])
+        try:
+            feats = torch.from_numpy(self.store.features(j))
+        except AudioError as err:  # on-the-fly features: a broken file is skipped, not fatal
+            if e["id"] not in self.unreadable:
+                self.unreadable.add(e["id"])
+                log.warning("skipped: %s", err)
+            return None
+        return feats, torch.tensor(self.vocab.encode(e["text"]), dtype=torch.long), e["id"]
 
 
 class BucketingBatchSampler(torch.utils.data.Sampler):
@@ -159,6 +229,9 @@ class BucketingBatchSampler(torch.utils.data.Sampler):
 
 def collate(items):
     """[(feats (T,F), labels (L,), id)] -> padded feats (B,T,F), feat lengths, labels (B,L), label lengths, ids."""
+    items = [it for it in items if it is not None]  # unreadable audio (on-the-fly features)
+    if not items:
+        return None
     feats, labels, ids = zip(*items)
     feat_lens = torch.tensor([len(f) for f in feats])
     label_lens = torch.tensor([len(y) for y in labels])

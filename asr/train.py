@@ -27,7 +27,7 @@ from tqdm import tqdm
 from . import config as config_mod
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import Config
-from .data import AsrDataset, BucketingBatchSampler, FeatureStore, collate
+from .data import AsrDataset, BucketingBatchSampler, collate, open_store
 from .decode import greedy_decode
 from .model import CTCModel, count_parameters
 from .score import score
@@ -37,12 +37,23 @@ log = logging.getLogger("asr.train")
 
 
 def setup_logging(run_dir: Path | None, rank: int = 0) -> None:
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    """Log to stderr and run_dir/train.log (rank 0); replaces handlers of an earlier run only."""
+    root = logging.getLogger()
+    for h in [h for h in root.handlers if getattr(h, "_asr_run", False)]:
+        root.removeHandler(h)
+        h.close()
+    handlers: list[logging.Handler] = []
+    if not any(type(h) is logging.StreamHandler for h in root.handlers):  # the CLI may have one
+        handlers.append(logging.StreamHandler(sys.stderr))
     if run_dir is not None and rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
         handlers.append(logging.FileHandler(run_dir / "train.log"))
-    logging.basicConfig(level=logging.INFO if rank == 0 else logging.WARNING, force=True,
-                        format="%(asctime)s %(levelname)s %(message)s", handlers=handlers)
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s")
+    for h in handlers:
+        h._asr_run = True
+        h.setFormatter(fmt)
+        root.addHandler(h)
+    root.setLevel(logging.INFO if rank == 0 else logging.WARNING)
 
 
 def pick_device(name: str, local_rank: int = 0) -> torch.device:
@@ -110,9 +121,8 @@ class Trainer:
             config_mod.save_config(cfg, self.run_dir / "config.yaml")
 
         self.vocab = CharVocab()
-        root = Path(cfg.data.root) / "features"
-        train_store = FeatureStore(root / cfg.data.train_split)
-        self.dev_store = FeatureStore(root / cfg.data.dev_split)
+        train_store = open_store(cfg.data.root, cfg.data.train_split, cfg.features)
+        self.dev_store = open_store(cfg.data.root, cfg.data.dev_split, cfg.features)
         sub = cfg.model.subsample
         self.train_set = AsrDataset(train_store, self.vocab, sub, tc.max_duration, "train")
         self.dev_set = AsrDataset(self.dev_store, self.vocab, sub, 0.0, "dev")
@@ -236,6 +246,8 @@ class Trainer:
             audio_s, t0, losses, update_losses = 0.0, time.time(), [], []
             for batch in self.loader:
                 self.batch_in_epoch += 1
+                if batch is None:  # every file of the batch unreadable (on-the-fly features)
+                    continue
                 at_update = self.batch_in_epoch % tc.accum_steps == 0
                 loss = self.backward(batch, sync=at_update)
                 update_losses.append(loss)
@@ -330,7 +342,10 @@ class Trainer:
                 [self.dev_set.frames(i) for i in range(len(self.dev_set))],
                 self.cfg.train.batch_frames * 2, 256, sortagrad=True))
         total, count, refs, hyps = 0.0, 0, {}, {}
-        for feats, feat_lens, targets, target_lens, ids in loader:
+        for batch in loader:
+            if batch is None:
+                continue
+            feats, feat_lens, targets, target_lens, ids = batch
             log_probs, out_lens = self.model(feats.to(self.device), feat_lens.to(self.device))
             total += self.ctc(log_probs.transpose(0, 1), targets.to(self.device), out_lens,
                               target_lens.to(self.device)).item()

@@ -41,7 +41,7 @@ _extractor: FeatureExtractor | None = None
 def _init_worker(cfg_dict: dict) -> None:
     global _extractor
     torch.set_num_threads(1)  # parallelism comes from the worker processes
-    _extractor = FeatureExtractor(FeatureConfig(**cfg_dict))
+    _extractor = FeatureExtractor(FeatureConfig(**cfg_dict))  # cfg_dict lacks on_the_fly: default
 
 
 def _process_chunk(job: tuple[int, list[dict], str]) -> tuple[int, int, list[str]]:
@@ -100,7 +100,7 @@ def extract_features(manifest: str | Path, out_dir: str | Path, cfg: FeatureConf
     """
     manifest, out = Path(manifest), Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    wanted = dataclasses.asdict(cfg)
+    wanted = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "on_the_fly"}
     settings = out / "settings.json"
     if settings.exists() and json.loads(settings.read_text())["features"] != wanted:
         raise ValueError(f"{out}: store was built with other feature settings; delete it to rebuild")

@@ -49,3 +49,52 @@ def test_pickle_payload_checkpoint_is_refused(tmp_path):
     torch.save({"model": Payload()}, path)
     with pytest.raises(CheckpointError, match="refused"):
         load_checkpoint(path)
+
+
+def test_on_the_fly_features_train_and_skip_broken_audio(tone_corpus, tmp_path, caplog):
+    """No feature store: features come from the audio in the loader; a broken file is skipped."""
+    (tone_corpus / "audio" / "train" / "train003.wav").write_bytes(b"RIFF broken")
+    cfg = small_config(tone_corpus, tmp_path / "otf", epochs=2, max_steps=4)
+    cfg.features.on_the_fly = True
+    trainer = Trainer(cfg)
+    assert type(trainer.train_set.store).__name__ == "OnTheFlyStore"
+    result = trainer.train()
+    assert result["step"] == 4
+    assert caplog.text.count("skipped: ") == 1 and "train003.wav" in caplog.text  # reported once
+    assert (tmp_path / "otf" / "checkpoints" / "last.pt").exists()
+
+
+@pytest.mark.parametrize("amp", ["bf16"])
+def test_autocast_training_keeps_ctc_in_fp32(tone_store, tmp_path, amp):
+    trainer = Trainer(small_config(tone_store, tmp_path / amp, epochs=2, max_steps=3, amp=amp))
+    result = trainer.train()
+    assert result["step"] == 3 and result["skipped_steps"] == 0
+    assert all(p.dtype == torch.float32 for p in trainer.model.parameters())
+
+
+def test_non_finite_loss_skips_the_update_and_goes_on(tone_store, tmp_path, monkeypatch):
+    trainer = Trainer(small_config(tone_store, tmp_path / "nan", epochs=2, max_steps=4))
+    real_forward = trainer.model.forward
+    calls = {"n": 0}
+
+    def poisoned(feats, lengths):
+        calls["n"] += 1
+        if calls["n"] == 2:  # the second batch produces NaN features
+            feats = feats * float("nan")
+        return real_forward(feats, lengths)
+
+    monkeypatch.setattr(trainer.model, "forward", poisoned)
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    result = trainer.train()
+    assert result["skipped_steps"] == 1 and result["step"] == 4
+    assert all(torch.isfinite(p).all() for p in trainer.model.parameters())
+    assert any(not torch.equal(before[k], v) for k, v in trainer.model.state_dict().items())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA is not available on this machine: "
+                    "the cuDNN RNN / bf16 / pinned-memory path runs only where a GPU is present")
+def test_cuda_training_path(tone_store, tmp_path):
+    trainer = Trainer(small_config(tone_store, tmp_path / "cuda", epochs=2, max_steps=3,
+                                   device="cuda", amp="bf16", num_workers=1))
+    assert trainer.device.type == "cuda"
+    assert trainer.train()["step"] == 3
