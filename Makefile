@@ -12,7 +12,7 @@ DATA_ARGS := $(if $(DATA),data.source=$(DATA))
 ASR := .venv/bin/asr
 PY := .venv/bin/python
 
-.PHONY: setup data features train resume lm decode score demo test bench benchmark bench-decode
+.PHONY: setup data features train resume lm decode score demo test bench bench-train benchmark bench-decode
 
 setup:
 	@bash tools/setup.sh
@@ -52,5 +52,7 @@ test: setup
 benchmark: setup
 	$(ASR) benchmark --config $(CONFIG) $(ARGS)
 
-bench: setup
+bench-train: setup
 	$(PY) -m asr.bench --config $(CONFIG) $(ARGS)
+
+bench: bench-train bench-decode

@@ -90,6 +90,7 @@ class TrainConfig:
     batch_frames: total input frames per batch (dynamic batch size; 100 frames = 1 s).
     max_batch_utts: cap on utterances per batch.
     max_duration: utterances longer than this (seconds) are skipped, with a count.
+    bucketing: batches of similar lengths (little padding); off only to measure what it saves.
     sortagrad: first epoch in shortest-first order (easier start, off the blank plateau sooner).
     lr: peak learning rate (AdamW), reached after warmup_steps, then cosine decay to lr*final_lr_ratio.
     grad_clip: max global gradient norm.
@@ -108,6 +109,7 @@ class TrainConfig:
     batch_frames: int = 6000
     max_batch_utts: int = 64
     max_duration: float = 30.0
+    bucketing: bool = True
     sortagrad: bool = True
     lr: float = 2e-3
     final_lr_ratio: float = 0.05

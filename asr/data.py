@@ -191,16 +191,21 @@ class BucketingBatchSampler(torch.utils.data.Sampler):
 
     def __init__(self, lengths: list[int], batch_frames: int, max_batch_utts: int = 64,
                  seed: int = 0, sortagrad: bool = True, rank: int = 0, world_size: int = 1,
-                 multiple_of: int = 1):
-        order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
+                 multiple_of: int = 1, bucketing: bool = True):
+        if bucketing:
+            order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
+        else:  # random composition (for benchmarks: shows what bucketing saves in padding)
+            order = torch.randperm(len(lengths), generator=torch.Generator().manual_seed(seed)).tolist()
         self.batches: list[list[int]] = []
         batch: list[int] = []
+        longest = 0
         for i in order:
-            longest = max(lengths[i], lengths[batch[-1]] if batch else 0)
-            if batch and (longest * (len(batch) + 1) > batch_frames or len(batch) >= max_batch_utts):
+            candidate = max(longest, lengths[i])
+            if batch and (candidate * (len(batch) + 1) > batch_frames or len(batch) >= max_batch_utts):
                 self.batches.append(batch)
-                batch = []
+                batch, candidate = [], lengths[i]
             batch.append(i)
+            longest = candidate
         if batch:
             self.batches.append(batch)
         self.seed, self.sortagrad = seed, sortagrad

@@ -128,7 +128,8 @@ class Trainer:
         self.dev_set = AsrDataset(self.dev_store, self.vocab, sub, 0.0, "dev")
         self.sampler = BucketingBatchSampler(
             [self.train_set.frames(i) for i in range(len(self.train_set))], tc.batch_frames,
-            tc.max_batch_utts, tc.seed, tc.sortagrad, self.rank, self.world, tc.accum_steps)
+            tc.max_batch_utts, tc.seed, tc.sortagrad, self.rank, self.world, tc.accum_steps,
+            tc.bucketing)
         self.loader = torch.utils.data.DataLoader(
             self.train_set, batch_sampler=self.sampler, collate_fn=collate,
             num_workers=tc.num_workers, pin_memory=self.device.type == "cuda",
