@@ -20,13 +20,27 @@ class DataConfig:
     """Where a recipe's data lives and how the built-in corpus is made.
 
     root: folder of the corpus (manifests/ and features/ beneath it).
-    corpus: name passed to ``asr prepare`` ("builtin").
+    corpus: name passed to ``asr prepare``: builtin, librispeech, commonvoice, ljspeech, timit,
+        kaldi or folder (your own recordings: audio + transcript files, or a CSV/TSV).
     source: where an external corpus is (an extracted copy or a download folder); `make DATA=`.
     hours / dev_hours / test_hours: size of the synthesised built-in corpus.
     seed: corpus generation seed (sentences, voices).
     train_split / dev_split: feature-store splits used for training and validation.
     test_splits: splits decoded and scored by ``make decode score``.
     nj: parallel workers for data preparation and feature extraction.
+    subsets: corpus parts to prepare: LibriSpeech subsets (train-clean-100, ..., dev-clean,
+        test-other; the train-* ones are concatenated into the train split), Common Voice TSV
+        names (train, dev, test, validated, ...); empty: the corpus default.
+    download: fetch missing LibriSpeech archives (resumable, md5-checked) into data.source.
+    mirror: base URL of the LibriSpeech archives ("" = https://www.openslr.org/resources/12).
+    lm_text: with download, also fetch librispeech-lm-norm.txt.gz (OpenSLR 11); a copy already
+        in data.source is always used -> manifests/lm_text.txt.
+    units: "char" (characters of normalised text) or "phone" (space-separated phone tokens:
+        TIMIT); phone_set: 39, 48 or 61 TIMIT phones in the manifests (scored folded to 39).
+    dev_fraction / test_fraction: held-out shares for corpora without official splits
+        (LJSpeech, your own recordings, a single Kaldi data dir).
+    check_audio: decode every file during preparation (finds corrupt, truncated, NaN and
+        silent audio; exact durations) instead of reading headers only.
     """
 
     root: str = "data/builtin"
@@ -40,6 +54,15 @@ class DataConfig:
     dev_split: str = "dev"
     test_splits: list = field(default_factory=lambda: ["test", "test_unseen_voice"])
     nj: int = 2
+    subsets: list = field(default_factory=list)
+    download: bool = False
+    mirror: str = ""
+    lm_text: bool = False
+    units: str = "char"
+    phone_set: int = 39
+    dev_fraction: float = 0.05
+    test_fraction: float = 0.05
+    check_audio: bool = True
 
 
 @dataclass
@@ -129,11 +152,66 @@ class TrainConfig:
 
 @dataclass
 class DecodeConfig:
-    """Decoding: decoder ("greedy"), which checkpoint of the run ("best" or "last"), batch size."""
+    """Decoding (asr decode / transcribe / tune-lm / bench-decode; see docs/decoding.md).
+
+    decoder: "greedy" (best path), "beam" (beam search, no LM, lexicon-free unless
+        lexicon=on) or "beam_lm" (beam search with the KenLM model, lexicon-constrained unless
+        lexicon=off, which then needs the character LM, lm.char_order > 0).
+    checkpoint: which checkpoint of the run ("best" or "last"); batch_size: utterances per batch.
+    beam_size: hypotheses kept per frame; beam_size_token: tokens tried per frame (0 = all);
+    beam_threshold: prune hypotheses this far below the best (log-prob units).
+    lm_weight: LM weight; word_score: per-word insertion score; unk_score: score of a word
+        outside the lexicon (-inf: never output); sil_score: per word-boundary token;
+    log_add: merge equal prefixes by log-sum-exp instead of max.
+    lexicon: "auto", "on" or "off" (auto = on for beam_lm, off for beam).
+    lm_path / lexicon_path: KenLM binary and lexicon ("" = lm.dir/lm.bin, char.bin without a
+        lexicon, and lm.dir/lexicon.txt).
+    nbest: hypotheses kept per utterance (written as "nbest" in hyp.jsonl when > 1).
+    hotwords: words/phrases to favour (a YAML list, or comma-separated on the command line);
+    hotwords_file: more of them, one a line; hotword_weight: bonus per matching word (per
+        character without a lexicon), in log-probability units.
+    """
 
     decoder: str = "greedy"
     checkpoint: str = "best"
     batch_size: int = 16
+    beam_size: int = 32
+    beam_size_token: int = 0
+    beam_threshold: float = 25.0
+    lm_weight: float = 1.0
+    word_score: float = 0.0
+    unk_score: float = float("-inf")
+    sil_score: float = 0.0
+    log_add: bool = False
+    lexicon: str = "auto"
+    lm_path: str = ""
+    lexicon_path: str = ""
+    nbest: int = 1
+    hotwords: list = field(default_factory=list)
+    hotwords_file: str = ""
+    hotword_weight: float = 3.0
+
+
+@dataclass
+class LmConfig:
+    """Word n-gram language model built by `asr lm build` with KenLM (lmplz + build_binary).
+
+    dir: output folder ("" = <data.root>/lm): lm.arpa, lm.bin, lexicon.txt, lm.json.
+    text: training text, one sentence a line ("" = <data.root>/manifests/train_text.txt;
+        never the test sentences).
+    order: word n-gram order (2..6); char_order: also build a character n-gram of this order
+        for lexicon-free beam+LM search (0 = none).
+    memory: lmplz -S memory cap ("1G", "30%"); discount_fallback: lmplz --discount_fallback
+        (small corpora); prune: lmplz --prune thresholds, e.g. "0 0 1" ("" = none).
+    """
+
+    dir: str = ""
+    text: str = ""
+    order: int = 4
+    char_order: int = 0
+    memory: str = "1G"
+    discount_fallback: bool = True
+    prune: str = ""
 
 
 @dataclass
@@ -143,6 +221,7 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     decode: DecodeConfig = field(default_factory=DecodeConfig)
+    lm: LmConfig = field(default_factory=LmConfig)
 
 
 def _coerce(value: Any, typ: Any, name: str) -> Any:

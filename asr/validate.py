@@ -1,0 +1,140 @@
+"""`asr validate MANIFEST...`: check every entry of manifests before training on them.
+
+Each entry is checked for: valid JSON with audio_filepath / text / duration; a unique id; the
+audio file exists, is a file and decodes (not truncated, not empty, no NaN/inf, not all zero);
+the manifest duration matches the decoded one (within --tolerance seconds); the text is
+non-empty and covered by the vocabulary (data.units: characters or phones); the label fits the
+frames left after the model's subsampling (model.subsample, features.hop_ms; a repeated token
+needs a blank between, so it counts twice). The summary is the one `asr prepare` ends with:
+usable utterances and hours per manifest, then every offending line with its reason.
+
+Exit status: 0 when something usable remains (1 with --strict if anything was rejected),
+1 when nothing usable remains, 2 for usage errors.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+# data_prep.common (numpy, soundfile) is imported when a command runs: `asr --help` stays instant.
+
+
+def _entries(manifest: Path):
+    """(where, entry or None, problem) per non-empty line; paths resolved like read_manifest."""
+    from data_prep.common import BAD_LINE, DUPLICATE
+    seen: set[str] = set()
+    with open(manifest, "rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            where = f"{manifest}:{lineno}"
+            if not raw.strip():
+                continue
+            try:
+                e = json.loads(raw.decode("utf-8"))
+                if not isinstance(e, dict):
+                    raise ValueError("not a JSON object")
+            except (UnicodeDecodeError, ValueError) as err:
+                yield where, None, (BAD_LINE, f"not valid JSON ({str(err)[:80]})")
+                continue
+            missing = [k for k in ("audio_filepath", "text", "duration") if k not in e]
+            if missing:
+                yield where, None, (BAD_LINE, f"no {', '.join(missing)}")
+                continue
+            audio = Path(str(e["audio_filepath"]))
+            if not audio.is_absolute():
+                audio = manifest.parent / audio
+            e["audio_filepath"] = str(audio)
+            uid = str(e.get("id", audio.stem))
+            if uid in seen:
+                yield where, e, (DUPLICATE, f"id {uid!r} occurs earlier in the manifest")
+                continue
+            seen.add(uid)
+            yield where, e, None
+
+
+def check_entry(item: tuple, arg) -> list[tuple]:
+    """[("ok", duration)] or [("bad", file, kind, detail, where)]."""
+    from data_prep.common import (BAD_LINE, DURATION, TOO_LONG, check_text, label_fits,
+                                  probe_audio, vocab_for)
+    where, e, problem = item
+    checks, tolerance = arg
+    file = e["audio_filepath"] if e else where
+    if problem:
+        return [("bad", file, *problem, where)]
+    duration, kind, detail = probe_audio(file, checks.check_audio)
+    if kind:
+        return [("bad", file, kind, detail, where)]
+    try:
+        declared = float(e["duration"])
+    except (TypeError, ValueError):
+        return [("bad", file, BAD_LINE, f"duration {e['duration']!r} is not a number", where)]
+    if abs(declared - duration) > max(tolerance, 0.01 * duration):
+        return [("bad", file, DURATION, f"{declared:.3f} s in the manifest, {duration:.3f} s in the file", where)]
+    vocab = vocab_for(checks)
+    text, kind, detail = check_text(str(e["text"]), checks, vocab)
+    if kind:
+        return [("bad", file, kind, detail, where)]
+    ok, detail = label_fits(text, duration, checks, vocab)
+    if not ok:
+        return [("bad", file, TOO_LONG, detail, where)]
+    return [("ok", duration)]
+
+
+def validate(manifests: list[str | Path], checks, nj: int = 1, tolerance: float = 0.1,
+             title: str = "validate"):
+    """Check every entry of the manifests (checks: data_prep.common.Checks); returns the
+    data_prep.common.Summary, one split per manifest."""
+    from data_prep.common import Summary, pool_map
+    summary = Summary(title)
+    for manifest in map(Path, manifests):
+        name = manifest.name
+        if not manifest.is_file():
+            summary.bad(name, str(manifest), "missing file", "no such manifest")
+            continue
+        for r in pool_map(check_entry, _entries(manifest), (checks, tolerance), nj):
+            if r[0] == "ok":
+                summary.ok(name, r[1])
+            else:
+                summary.bad(name, r[1], r[2], r[3], r[4])
+    return summary
+
+
+def cmd_validate(args) -> int:
+    from data_prep.common import Checks
+
+    from .config import load_config
+    overrides = [a for a in args.items if "=" in a and "." in a.split("=", 1)[0]]
+    manifests = [a for a in args.items if a not in overrides]
+    if not manifests:
+        print("error: give at least one manifest", file=sys.stderr)
+        return 2
+    cfg = load_config(args.config, overrides)
+    checks = Checks.from_config(cfg, normalize=False)
+    checks.check_audio = not args.header_only
+    nj = args.nj or cfg.data.nj
+    summary = validate(manifests, checks, nj=nj, tolerance=args.tolerance)
+    report = None
+    if args.report:
+        report = summary.write_rejects(args.report)
+    summary.print(rejects_file=report, limit=args.limit)
+    if not summary.usable:
+        return 1
+    return 1 if args.strict and summary.rejects else 0
+
+
+def add_command(sub) -> None:
+    p = sub.add_parser("validate", help="check every entry of manifests (audio, duration, text, "
+                                        "vocabulary, label length) and summarise")
+    p.add_argument("items", nargs="+", metavar="MANIFEST",
+                   help="manifests (JSONL); section.key=value overrides may follow")
+    p.add_argument("--config", help="recipe YAML: vocabulary (data.units), model.subsample, hop")
+    p.add_argument("--nj", type=int, default=0, help="worker processes (default data.nj)")
+    p.add_argument("--tolerance", type=float, default=0.1,
+                   help="allowed duration difference in seconds (default 0.1, or 1%%)")
+    p.add_argument("--header-only", action="store_true",
+                   help="read audio headers only (fast; no decode, NaN or silence checks)")
+    p.add_argument("--report", help="also write every rejected entry to this TSV file")
+    p.add_argument("--limit", type=int, default=200, help="offending lines printed (default 200)")
+    p.add_argument("--strict", action="store_true", help="exit 1 if any entry is rejected")
+    p.set_defaults(func=cmd_validate)
