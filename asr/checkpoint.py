@@ -10,7 +10,7 @@ import torch
 
 from .config import Config, FeatureConfig, ModelConfig
 from .model import CTCModel
-from .text import CharVocab
+from .units import vocab_from_tokens
 
 
 class CheckpointError(Exception):
@@ -58,11 +58,11 @@ def find_checkpoint(run_dir: str | Path, which: str = "best") -> Path:
     raise CheckpointError(f"{run_dir}: no checkpoints/{which}.pt or last.pt")
 
 
-def model_from_checkpoint(ckpt: dict) -> tuple[CTCModel, CharVocab, FeatureConfig]:
+def model_from_checkpoint(ckpt: dict) -> tuple[CTCModel, object, FeatureConfig]:
     """Rebuild the model (eval mode), its vocabulary and feature settings from a checkpoint dict."""
     model_cfg = ModelConfig(**ckpt["config"]["model"])
     feat_cfg = FeatureConfig(**ckpt["config"]["features"])
-    vocab = CharVocab(list(ckpt["vocab"]))
+    vocab = vocab_from_tokens(ckpt["vocab"])
     model = CTCModel(model_cfg, ckpt["n_feats"], len(vocab))
     model.load_state_dict(ckpt["model"])
     model.eval()

@@ -32,6 +32,10 @@ def cmd_features(args) -> int:
     from data_prep.features import extract_features
     cfg = _config(args)
     root = Path(cfg.data.root)
+    if cfg.features.on_the_fly:
+        print("features.on_the_fly is set: features are computed during training and decoding; "
+              "no store to build")
+        return 0
     for split in _splits(cfg):
         meta = extract_features(root / "manifests" / f"{split}.jsonl", root / "features" / split,
                                 cfg.features, nj=cfg.data.nj)

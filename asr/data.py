@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from .text import CharVocab
+from .units import ctc_min_frames
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +155,7 @@ class AsrDataset(torch.utils.data.Dataset):
             return "empty transcript"
         if not vocab.covers(e["text"]):
             return "characters outside the vocabulary"
-        if len(e["text"]) > output_frames(e["frames"], subsample):
+        if ctc_min_frames(vocab.encode(e["text"])) > output_frames(e["frames"], subsample):
             return "label longer than subsampled frames"
         return None
 

@@ -31,7 +31,7 @@ from .data import AsrDataset, BucketingBatchSampler, collate, open_store
 from .decode import greedy_decode
 from .model import CTCModel, count_parameters
 from .score import score
-from .text import CharVocab
+from .units import make_vocab
 
 log = logging.getLogger("asr.train")
 
@@ -120,7 +120,7 @@ class Trainer:
         if self.rank == 0:
             config_mod.save_config(cfg, self.run_dir / "config.yaml")
 
-        self.vocab = CharVocab()
+        self.vocab = make_vocab(cfg.data.units, phone_set=cfg.data.phone_set)
         train_store = open_store(cfg.data.root, cfg.data.train_split, cfg.features)
         self.dev_store = open_store(cfg.data.root, cfg.data.dev_split, cfg.features)
         sub = cfg.model.subsample
