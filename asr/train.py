@@ -66,14 +66,17 @@ def pick_device(name: str, local_rank: int = 0) -> torch.device:
     return torch.device(name)
 
 
-def lr_lambda(warmup: int, total: int, final_ratio: float):
-    """Linear warm-up to the peak, then cosine decay to final_ratio * peak at `total` steps."""
-    def f(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        progress = min(1.0, (step - warmup) / max(1, total - warmup))
-        return final_ratio + (1 - final_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
-    return f
+def lr_factor(step: int, warmup: int, total: int, final_ratio: float, time_fraction: float = 0.0) -> float:
+    """Linear warm-up to the peak, then cosine decay to final_ratio * peak.
+
+    Decay progress is the larger of the step fraction and, with a wall-time budget
+    (train.max_minutes), the fraction of the budget used: a time-bounded run still ends on a
+    fully decayed learning rate whatever the machine's speed.
+    """
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, max((step - warmup) / max(1, total - warmup), time_fraction))
+    return final_ratio + (1 - final_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
 def autocast_for(device: torch.device, amp: str):
@@ -149,8 +152,10 @@ class Trainer:
         self.total_steps = tc.epochs * steps_per_epoch
         if tc.max_steps:
             self.total_steps = min(self.total_steps, tc.max_steps)
+        self.time_fraction = 0.0  # of train.max_minutes used, when set
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lr_lambda(tc.warmup_steps, self.total_steps, tc.final_lr_ratio))
+            self.optimizer, lambda step: lr_factor(step, tc.warmup_steps, self.total_steps,
+                                                   tc.final_lr_ratio, self.time_fraction))
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=tc.amp == "fp16")
         self.ctc = torch.nn.CTCLoss(blank=self.vocab.blank, reduction="sum", zero_infinity=True)
         self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
@@ -260,6 +265,8 @@ class Trainer:
                     bar.set_postfix(loss=f"{loss:.2f}", speed=f"{speed:.0f}s/s", refresh=False)
                 if not at_update:
                     continue
+                if tc.max_minutes:
+                    self.time_fraction = (time.time() - start) / (tc.max_minutes * 60)
                 self.update()
                 self.record(update_losses)
                 update_losses = []

@@ -98,3 +98,14 @@ def test_cuda_training_path(tone_store, tmp_path):
                                    device="cuda", amp="bf16", num_workers=1))
     assert trainer.device.type == "cuda"
     assert trainer.train()["step"] == 3
+
+
+def test_lr_schedule_warmup_cosine_and_time_budget():
+    from asr.train import lr_factor
+    assert lr_factor(0, 10, 100, 0.05) == pytest.approx(0.1)
+    assert lr_factor(9, 10, 100, 0.05) == pytest.approx(1.0)
+    assert lr_factor(55, 10, 100, 0.05) == pytest.approx(0.05 + 0.95 * 0.5)
+    assert lr_factor(100, 10, 100, 0.05) == pytest.approx(0.05)
+    # a run at 20% of its steps but 100% of its wall-time budget has fully decayed
+    assert lr_factor(28, 10, 100, 0.05, time_fraction=1.0) == pytest.approx(0.05)
+    assert lr_factor(28, 10, 100, 0.05, time_fraction=0.1) == lr_factor(28, 10, 100, 0.05)
