@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import pickle
 from pathlib import Path
@@ -58,10 +59,17 @@ def find_checkpoint(run_dir: str | Path, which: str = "best") -> Path:
     raise CheckpointError(f"{run_dir}: no checkpoints/{which}.pt or last.pt")
 
 
+def _known(cls, values: dict):
+    """A config dataclass from a checkpoint's dict, ignoring keys this version doesn't have
+    (checkpoints from other versions keep loading; a missing key takes its default)."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in values.items() if k in names})
+
+
 def model_from_checkpoint(ckpt: dict) -> tuple[CTCModel, object, FeatureConfig]:
     """Rebuild the model (eval mode), its vocabulary and feature settings from a checkpoint dict."""
-    model_cfg = ModelConfig(**ckpt["config"]["model"])
-    feat_cfg = FeatureConfig(**ckpt["config"]["features"])
+    model_cfg = _known(ModelConfig, ckpt["config"]["model"])
+    feat_cfg = _known(FeatureConfig, ckpt["config"]["features"])
     vocab = vocab_from_tokens(ckpt["vocab"])
     model = CTCModel(model_cfg, ckpt["n_feats"], len(vocab))
     model.load_state_dict(ckpt["model"])

@@ -1,13 +1,34 @@
-"""Decoding: CTC greedy search over a feature store or over single utterances."""
+"""Decoding: greedy (best path) and beam search with or without a KenLM model, by name.
+
+``DECODERS`` maps a decoder name to a :class:`Decoder`, callable in two ways:
+
+* ``DECODERS[name](log_probs, lengths, vocab, cfg=None, frame_s=0.04)`` decodes a batch of
+  network outputs (B, T, V) with a DecodeConfig (None = defaults) and returns one hypothesis
+  dict per utterance: ``{"text", "words": [{"word", "start", "end", "conf"}], "score"?,
+  "nbest"?}`` (times in seconds from the start of the utterance);
+* ``DECODERS[name](model, vocab, store, device, **options)`` decodes a whole feature store
+  (``asr.benchmark``'s convention) and returns ``[{"id", "text", "words"}]`` in store order;
+  options are DecodeConfig field names (``beam_size=8``), ``cfg=`` and ``batch_frames=``.
+
+Names: ``greedy``, ``beam`` (lexicon-free unless ``lexicon=on``, no LM) and ``beam_lm``
+(lexicon + word KenLM model unless ``lexicon=off``, which uses the character LM).
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import logging
+from collections import OrderedDict
 from pathlib import Path
 
 import torch
 
+from .align import greedy_path, path_words
+from .config import DecodeConfig
 from .text import CharVocab
+
+log = logging.getLogger(__name__)
 
 
 def greedy_ids(log_probs: torch.Tensor, length: int, blank: int = 0) -> list[int]:
@@ -23,34 +44,177 @@ def greedy_decode(log_probs: torch.Tensor, lengths: torch.Tensor, vocab: CharVoc
             for lp, n in zip(log_probs, lengths)]
 
 
-@torch.no_grad()
-def decode_store(model, vocab: CharVocab, store, device: torch.device,
-                 batch_frames: int = 20000) -> list[dict]:
-    """Greedy-decode every utterance of a FeatureStore; returns [{"id", "text"}] in store order."""
-    model.eval()
+def greedy_hyps(log_probs: torch.Tensor, lengths: torch.Tensor, vocab: CharVocab,
+                cfg: DecodeConfig | None = None, frame_s: float = 0.04) -> list[dict]:
+    """Greedy hypotheses with word times/confidences; cfg is unused (uniform signature)."""
+    lp = log_probs.detach().float().cpu()
+    out = []
+    for b in range(lp.shape[0]):
+        n = int(lengths[b])
+        words = path_words(greedy_path(lp[b], n), lp[b, :n], vocab, frame_s)
+        out.append({"text": " ".join(w["word"] for w in words), "words": words})
+    return out
+
+
+# ---------------------------------------------------------------- beam search configuration
+
+def use_lexicon(cfg: DecodeConfig) -> bool:
+    """Whether the search is lexicon-constrained: cfg.lexicon on/off, or auto (= beam_lm)."""
+    value = str(cfg.lexicon).lower()
+    if value in ("auto", ""):
+        return cfg.decoder == "beam_lm"
+    if value in ("on", "true", "yes", "1"):
+        return True
+    if value in ("off", "false", "no", "0"):
+        return False
+    raise ValueError(f"decode.lexicon must be auto, on or off, not {cfg.lexicon!r}")
+
+
+def resolve_lm_paths(cfg: DecodeConfig, lm_dir: str | Path | None) -> DecodeConfig:
+    """A copy of cfg with empty lm_path / lexicon_path filled from the LM folder lm_dir:
+    lexicon.txt, and lm.bin (char.bin for a lexicon-free beam_lm search)."""
+    if lm_dir is None:
+        return cfg
+    lm_dir = Path(lm_dir)
+    lm_path = cfg.lm_path or str(lm_dir / ("lm.bin" if use_lexicon(cfg) else "char.bin"))
+    lexicon_path = cfg.lexicon_path or str(lm_dir / "lexicon.txt")
+    return dataclasses.replace(cfg, lm_path=lm_path, lexicon_path=lexicon_path)
+
+
+def _beam_files(cfg: DecodeConfig) -> tuple[str | None, str | None]:
+    """(lm, lexicon) paths the search needs for cfg, checked to exist."""
+    lexicon = cfg.lexicon_path if use_lexicon(cfg) else None
+    lm = cfg.lm_path if cfg.decoder == "beam_lm" else None
+    for what, path in (("lexicon", lexicon), ("language model", lm)):
+        if path is not None and not Path(path).is_file():
+            raise FileNotFoundError(
+                f"{what} {path or '(decode.lm_path / lexicon_path not set)'} not found: build it "
+                "with `make lm` (asr lm build), or set decode.lm_path / decode.lexicon_path")
+    return lm, lexicon
+
+
+_CACHE: OrderedDict = OrderedDict()
+
+
+def beam_search_for(vocab: CharVocab, cfg: DecodeConfig):
+    """The BeamSearch for (vocab, cfg), built once and cached (loading an LM and building the
+    lexicon trie take ~1 s)."""
+    from .beam import BeamOptions, BeamSearch, read_hotwords
+    lm, lexicon = _beam_files(cfg)
+    fields = {f.name for f in dataclasses.fields(BeamOptions)}
+    options = BeamOptions(**{k: v for k, v in dataclasses.asdict(cfg).items() if k in fields})
+    hotwords = read_hotwords(cfg.hotwords, cfg.hotwords_file or None)
+    key = (tuple(vocab.tokens), lm, lexicon, repr(options), tuple(hotwords), cfg.hotword_weight)
+    if key not in _CACHE:
+        _CACHE[key] = BeamSearch(vocab, lm=lm, lexicon=lexicon, options=options,
+                                 hotwords=hotwords, hotword_weight=cfg.hotword_weight)
+        while len(_CACHE) > 2:
+            _CACHE.popitem(last=False)
+    return _CACHE[key]
+
+
+def _beam(name: str):
+    def decode(log_probs, lengths, vocab, cfg=None, frame_s: float = 0.04) -> list[dict]:
+        cfg = dataclasses.replace(cfg or DecodeConfig(), decoder=name)
+        return beam_search_for(vocab, cfg)(log_probs, lengths, frame_s)
+    decode.__name__ = f"{name}_hyps"
+    decode.__doc__ = f"Beam search '{name}' of a batch (log_probs, lengths, vocab, DecodeConfig)."
+    return decode
+
+
+class Decoder:
+    """A named decoder, callable on a batch or on a whole feature store (see module docstring)."""
+
+    def __init__(self, name: str, batch_fn):
+        self.name, self.batch_fn = name, batch_fn
+
+    def __call__(self, *args, **options):
+        if args and isinstance(args[0], torch.Tensor):
+            return self.batch_fn(*args, **options)
+        return decode_store(*args, decoder=self.name, **options)
+
+    def __repr__(self) -> str:
+        return f"Decoder({self.name!r})"
+
+
+DECODERS: dict[str, Decoder] = {
+    "greedy": Decoder("greedy", greedy_hyps),
+    "beam": Decoder("beam", _beam("beam")),
+    "beam_lm": Decoder("beam_lm", _beam("beam_lm")),
+}
+
+
+def get_decoder(name: str) -> Decoder:
+    """DECODERS[name], or ValueError naming the known decoders."""
+    if name not in DECODERS:
+        raise ValueError(f"unknown decoder {name!r} (known: {', '.join(DECODERS)})")
+    return DECODERS[name]
+
+
+# ---------------------------------------------------------------- whole feature stores
+
+def store_hop_ms(store) -> float:
+    """Feature hop (ms) of a FeatureStore (meta.json) or an OnTheFlyStore (its extractor)."""
+    meta = getattr(store, "meta", None)
+    if meta and "features" in meta:
+        return float(meta["features"].get("hop_ms", 10.0))
+    extractor = getattr(store, "extractor", None)
+    return float(extractor.cfg.hop_ms) if extractor is not None else 10.0
+
+
+def default_lm_dir(store) -> Path:
+    """<data root>/lm for a store at <data root>/features/<split> (or a manifest beside it)."""
+    return Path(store.path).resolve().parent.parent / "lm"
+
+
+def _batches(store, batch_frames: int):
+    """Store indices in shortest-first batches of at most batch_frames padded frames."""
     order = sorted(range(len(store)), key=lambda i: store.entries[i]["frames"])
-    hyps: dict[int, str] = {}
     batch: list[int] = []
-
-    def flush():
-        feats = [torch.from_numpy(store.features(i)) for i in batch]
-        lengths = torch.tensor([len(f) for f in feats])
-        x = torch.nn.utils.rnn.pad_sequence(feats, batch_first=True).to(device)
-        log_probs, out_lens = model(x, lengths.to(device))
-        for i, text in zip(batch, greedy_decode(log_probs.cpu(), out_lens.cpu(), vocab)):
-            hyps[i] = text
-
     for i in order:
         if batch and store.entries[i]["frames"] * (len(batch) + 1) > batch_frames:
-            flush()
+            yield batch
             batch = []
         batch.append(i)
     if batch:
-        flush()
-    return [{"id": store.entries[i]["id"], "text": hyps[i]} for i in range(len(store))]
+        yield batch
+
+
+@torch.no_grad()
+def forward_batch(model, feats: list[torch.Tensor], device: torch.device):
+    """Run the model on a list of (T, F) feature tensors; CPU (log_probs, lengths)."""
+    lengths = torch.tensor([len(f) for f in feats])
+    x = torch.nn.utils.rnn.pad_sequence(feats, batch_first=True).to(device)
+    log_probs, out_lens = model(x, lengths.to(device))
+    return log_probs.float().cpu(), out_lens.cpu()
+
+
+@torch.no_grad()
+def decode_store(model, vocab: CharVocab, store, device: torch.device, batch_frames: int = 20000,
+                 decoder: str = "greedy", cfg: DecodeConfig | None = None, **options) -> list[dict]:
+    """Decode every utterance of a feature store; [{"id", "text", "words", ...}] in store order.
+
+    model: a CTCModel (eval mode is set). vocab: its vocabulary. store: FeatureStore or
+    OnTheFlyStore. device: where the model runs. batch_frames: padded frames per forward batch.
+    decoder: a DECODERS name. cfg: DecodeConfig (None = defaults); options override its fields.
+    Empty LM paths default to <data root>/lm/ beside the store.
+    """
+    model.eval()
+    cfg = dataclasses.replace(cfg or DecodeConfig(), decoder=decoder, **options)
+    cfg = resolve_lm_paths(cfg, default_lm_dir(store))
+    fn = get_decoder(decoder).batch_fn
+    frame_s = store_hop_ms(store) / 1000.0 * model.cfg.subsample
+    hyps: dict[int, dict] = {}
+    for batch in _batches(store, batch_frames):
+        feats = [torch.from_numpy(store.features(i)) for i in batch]
+        log_probs, lengths = forward_batch(model, feats, device)
+        for i, h in zip(batch, fn(log_probs, lengths, vocab, cfg, frame_s=frame_s)):
+            hyps[i] = h
+    return [{"id": store.entries[i]["id"], **hyps[i]} for i in range(len(store))]
 
 
 def write_hyps(path: str | Path, hyps: list[dict]) -> None:
+    """Write hypotheses as JSON Lines atomically (temp file + rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")

@@ -6,7 +6,9 @@ cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
 DEBIAN_PACKAGES="espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts \
-sox fortunes wordnet-base"
+sox fortunes wordnet-base \
+cmake g++ libboost-program-options-dev libboost-system-dev libboost-thread-dev libboost-test-dev \
+zlib1g-dev libbz2-dev liblzma-dev"  # the last two lines: KenLM's lmplz/build_binary (tools/build_kenlm.sh)
 
 missing=""
 for pkg in $DEBIAN_PACKAGES; do
@@ -26,7 +28,7 @@ fi
 
 stamp=.venv/.setup-$(cat requirements/lock.txt pyproject.toml | sha1sum | cut -c1-12)
 if [ -f "$stamp" ]; then
-    exit 0
+    exec bash tools/build_kenlm.sh  # a no-op once .venv/kenlm/bin/{lmplz,build_binary} exist
 fi
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade "pip>=24"
@@ -35,3 +37,4 @@ fi
 rm -f .venv/.setup-*
 touch "$stamp"
 echo "setup: .venv ready ($(.venv/bin/python -c 'import torch, torchaudio; print("torch", torch.__version__, "torchaudio", torchaudio.__version__)'))"
+bash tools/build_kenlm.sh

@@ -1,0 +1,103 @@
+"""Word timestamps and confidences from CTC frame paths, and CTC forced alignment of known text.
+
+A CTC model emits one label per output frame; an output frame lasts
+``frame_s = features.hop_ms / 1000 * model.subsample`` seconds (10 ms x 4 = 40 ms by default).
+A decoder's best path (greedy argmax, or the beam search's winning path) says, frame by frame,
+which token was emitted, so a word starts at the first frame of its first character and ends
+after the last frame of its last character. Its confidence is the mean posterior probability of
+the path's labels over the frames where the word's characters are emitted (1.0 = the network was
+certain of every character, ~1/vocab = it was guessing).
+
+Forced alignment (:func:`align_text`) finds the most likely path of a *known* text through the
+network output with ``torchaudio.functional.forced_align`` (Viterbi): word times for a reference
+transcript, or for a hypothesis whose decoder gave no path.
+"""
+
+from __future__ import annotations
+
+import torch
+import torchaudio.functional as AF
+
+from .text import CharVocab
+
+
+def frame_seconds(hop_ms: float = 10.0, subsample: int = 4) -> float:
+    """Duration of one model output frame: feature hop (ms) times the model's time subsampling."""
+    return hop_ms / 1000.0 * subsample
+
+
+def path_units(path, vocab: CharVocab) -> list[tuple[int, list[int]]]:
+    """Collapse a frame-level CTC path into emitted units: [(token id, [frames])], blanks
+    dropped, a run of one token (no blank between) being one unit."""
+    units: list[tuple[int, list[int]]] = []
+    prev = vocab.blank
+    for t, tok in enumerate(int(i) for i in path):
+        if tok != vocab.blank:
+            if tok == prev:
+                units[-1][1].append(t)
+            else:
+                units.append((tok, [t]))
+        prev = tok
+    return units
+
+
+def _word(chars: list[tuple[int, list[int]]], log_probs: torch.Tensor, vocab: CharVocab,
+          frame_s: float, offset_s: float) -> dict:
+    frames = [t for _, fr in chars for t in fr]
+    toks = [tok for tok, fr in chars for _ in fr]
+    probs = log_probs[frames, toks].exp()
+    return {"word": "".join(vocab.tokens[tok] for tok, _ in chars),
+            "start": round(offset_s + frames[0] * frame_s, 3),
+            "end": round(offset_s + (frames[-1] + 1) * frame_s, 3),
+            "conf": round(float(probs.mean()), 4)}
+
+
+def path_words(path, log_probs: torch.Tensor, vocab: CharVocab, frame_s: float,
+               offset_s: float = 0.0) -> list[dict]:
+    """Words of a frame-level CTC path, with times and confidences.
+
+    path: token id per output frame (blanks included, repeats not merged), length T.
+    log_probs: (T, V) log-posteriors of the same frames (for the confidences).
+    vocab: the model vocabulary (blank = 0, " " separates words; a vocabulary without " ",
+        e.g. phones, gives one entry per emitted unit).
+    frame_s: seconds per output frame. offset_s: added to every time (chunk start in a file).
+    Returns [{"word", "start", "end", "conf"}] with times in seconds rounded to ms.
+    """
+    space = vocab.index.get(" ")
+    units = path_units(path, vocab)
+    if space is None:  # no word separator (phone units): every unit is a "word"
+        return [_word([u], log_probs, vocab, frame_s, offset_s) for u in units]
+    groups, cur = [], []
+    for unit in units + [(space, [])]:
+        if unit[0] == space:
+            if cur:
+                groups.append(cur)
+            cur = []
+        else:
+            cur.append(unit)
+    return [_word(g, log_probs, vocab, frame_s, offset_s) for g in groups]
+
+
+def greedy_path(log_probs: torch.Tensor, length: int) -> torch.Tensor:
+    """Argmax token per frame over the first `length` frames."""
+    return log_probs[:length].argmax(dim=-1)
+
+
+def align_text(log_probs: torch.Tensor, text: str, vocab: CharVocab, frame_s: float,
+               offset_s: float = 0.0) -> list[dict]:
+    """Forced-align a known text to one utterance's network output; returns its timed words.
+
+    log_probs: (T, V) log-posteriors (T output frames of one utterance, no padding).
+    text: normalised text whose characters are all in vocab (words separated by one space).
+    frame_s, offset_s: as path_words. Raises ValueError when the text needs more frames than
+    there are (CTC needs one frame per label plus one between repeated letters).
+    """
+    targets = torch.tensor([vocab.encode(text)], dtype=torch.int32)
+    if targets.shape[1] == 0:
+        return []
+    lp = log_probs.unsqueeze(0).float().cpu()
+    try:
+        labels, _ = AF.forced_align(lp, targets, blank=vocab.blank)
+    except RuntimeError as e:
+        raise ValueError(f"cannot align {text!r} to {lp.shape[1]} frames ({e})") from None
+    return path_words(labels[0], log_probs, vocab, frame_s, offset_s)

@@ -1,0 +1,232 @@
+"""N-gram language models with KenLM: `asr lm build` (lmplz -> ARPA -> build_binary) and lexicons.
+
+KenLM's programs ship in no wheel; ``tools/build_kenlm.sh`` (run by ``make setup``) compiles
+``lmplz`` and ``build_binary`` into ``.venv/kenlm/bin``. Decoding then loads the binary model
+through flashlight-text (inside torchaudio's ``ctc_decoder``); the ``kenlm`` Python module is
+not needed.
+
+Files written by :func:`build_lm` into the LM folder::
+
+    text.txt        the normalised training text (one sentence a line)
+    lm.arpa         word n-gram model, ARPA text (order ``lm.order``)
+    lm.bin          the same model in KenLM's binary format (fast to load)
+    lexicon.txt     every LM word spelled in model tokens: ``word<TAB>w o r d |``
+    char.arpa/.bin  optional character n-gram (``lm.char_order > 0``) for lexicon-free search
+    lm.json         what was built, from what, with which settings
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from .text import CharVocab, normalize_text
+
+log = logging.getLogger(__name__)
+
+SIL = "|"  # the decoder's word-boundary token, standing for the model's " "
+SPECIAL_WORDS = ("<s>", "</s>", "<unk>")
+
+
+class LmError(RuntimeError):
+    """A language model that cannot be built or used; the message says why and what to do."""
+
+
+def kenlm_program(name: str) -> str:
+    """Path of a KenLM program (``lmplz`` or ``build_binary``).
+
+    Looked for in $ASR_KENLM_BIN, then <venv>/kenlm/bin (where tools/build_kenlm.sh puts it),
+    then on PATH. Raises LmError naming the fix when it is nowhere.
+    """
+    dirs = [os.environ.get("ASR_KENLM_BIN", ""), str(Path(sys.prefix) / "kenlm" / "bin")]
+    for d in dirs:
+        if d and os.access(Path(d) / name, os.X_OK):
+            return str(Path(d) / name)
+    found = shutil.which(name)
+    if found:
+        return found
+    raise LmError(f"KenLM's {name} not found (looked in {', '.join(d for d in dirs if d)} and PATH): "
+                  "run `make setup` or `bash tools/build_kenlm.sh` to build it")
+
+
+def _run(cmd: list[str], log_path: Path) -> None:
+    """Run a KenLM program, its stderr going to log_path; LmError with the log's tail on failure."""
+    with open(log_path, "w", encoding="utf-8") as err:
+        proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=err)
+    if proc.returncode != 0:
+        tail = log_path.read_text(encoding="utf-8", errors="replace")[-1500:]
+        raise LmError(f"{Path(cmd[0]).name} failed (exit {proc.returncode}); see {log_path}:\n{tail}")
+
+
+def prepare_text(src: str | Path, dst: str | Path, vocab: CharVocab | None = None) -> dict:
+    """Normalise a text file for LM training (asr.text.normalize_text, one sentence a line).
+
+    src: input text, one sentence (or paragraph) a line, any case/punctuation.
+    dst: output file. vocab: lines with characters outside it are dropped (default CharVocab()).
+    Returns {"sentences", "words", "dropped"}.
+    """
+    vocab = vocab or CharVocab()
+    kept = words = dropped = 0
+    with open(src, encoding="utf-8") as fin, open(dst, "w", encoding="utf-8") as fout:
+        for line in fin:
+            text = normalize_text(line)
+            if not text:
+                continue
+            if not vocab.covers(text):
+                dropped += 1
+                continue
+            fout.write(text + "\n")
+            kept += 1
+            words += len(text.split())
+    if kept == 0:
+        raise LmError(f"{src}: no usable sentences for a language model")
+    return {"sentences": kept, "words": words, "dropped": dropped}
+
+
+def char_text(src: str | Path, dst: str | Path) -> None:
+    """Rewrite word text as token text for a character LM: 'ab cd' -> 'a b | c d'."""
+    with open(src, encoding="utf-8") as fin, open(dst, "w", encoding="utf-8") as fout:
+        for line in fin:
+            fout.write(f" {SIL} ".join(" ".join(w) for w in line.split()) + "\n")
+
+
+def run_lmplz(text: str | Path, arpa: str | Path, order: int, memory: str = "1G",
+              discount_fallback: bool = True, prune: str = "", tmp_dir: str | Path | None = None) -> None:
+    """Estimate a modified Kneser-Ney n-gram model with KenLM's lmplz.
+
+    text: training text, one sentence a line, tokens separated by spaces.
+    arpa: output ARPA file. order: n-gram order (2..6; the build supports up to 6).
+    memory: lmplz -S, the sorting memory cap ("1G", "20%").
+    discount_fallback: pass --discount_fallback, needed when a small corpus leaves some
+        count-of-counts at zero (the fallback discounts are used only then).
+    prune: lmplz --prune thresholds, e.g. "0 0 1" (empty: no pruning).
+    tmp_dir: lmplz -T, for its temporary files (default: beside the output).
+    """
+    if not 2 <= order <= 6:
+        raise LmError(f"lm order must be 2..6 (KenLM built with KENLM_MAX_ORDER=6), not {order}")
+    arpa = Path(arpa)
+    cmd = [kenlm_program("lmplz"), "-o", str(order), "-S", memory, "-T", str(tmp_dir or arpa.parent),
+           "--text", str(text), "--arpa", str(arpa)]
+    if discount_fallback:
+        cmd.append("--discount_fallback")
+    if prune:
+        cmd += ["--prune", *prune.split()]
+    _run(cmd, arpa.with_suffix(".lmplz.log"))
+    finite_backoffs(arpa)
+
+
+def finite_backoffs(arpa: str | Path, floor: str = "-99") -> int:
+    """Replace '-inf' back-off weights in an ARPA file by `floor`; returns how many.
+
+    lmplz writes -inf as the back-off of a context that leaves no probability mass to lower
+    orders (on tiny texts, e.g. <s> when every word starts a sentence); build_binary and the
+    decoder's loader refuse it, and -99 (log10) means the same in practice.
+    """
+    arpa = Path(arpa)
+    with open(arpa, encoding="utf-8") as f:
+        if not any(line.rstrip("\n").endswith("\t-inf") for line in f):
+            return 0
+    n = 0
+    tmp = arpa.with_name(arpa.name + ".tmp")
+    with open(arpa, encoding="utf-8") as fin, open(tmp, "w", encoding="utf-8") as fout:
+        for line in fin:
+            if line.endswith("\t-inf\n"):
+                line = line[: -len("-inf\n")] + floor + "\n"
+                n += 1
+            fout.write(line)
+    tmp.replace(arpa)
+    return n
+
+
+def run_build_binary(arpa: str | Path, binary: str | Path) -> None:
+    """Convert an ARPA model to KenLM's binary format (probing hash tables)."""
+    _run([kenlm_program("build_binary"), str(arpa), str(binary)], Path(binary).with_suffix(".build.log"))
+
+
+def arpa_words(arpa: str | Path) -> list[str]:
+    """The unigrams of an ARPA file, in file order, without <s>, </s> and <unk>."""
+    words, inside = [], False
+    with open(arpa, encoding="utf-8") as f:
+        for line in f:
+            line = line.strip()
+            if line.startswith("\\1-grams:"):
+                inside = True
+            elif inside and line.startswith("\\"):
+                break
+            elif inside and line:
+                word = line.split("\t")[1] if "\t" in line else line.split()[1]
+                if word not in SPECIAL_WORDS:
+                    words.append(word)
+    return words
+
+
+def spell(word: str) -> list[str]:
+    """Decoder tokens of a word in the lexicon: its characters, then the word boundary '|'.
+
+    (Flashlight's lexicon search must see a token after a word's last character: without the
+    '|' it would also emit words whose last letter is a mere CTC repeat, "man" + "n" -> "mann".)
+    """
+    return list(word) + [SIL]
+
+
+def write_lexicon(words, path: str | Path, vocab: CharVocab | None = None) -> int:
+    """Write ``word<TAB>c h a r s |`` lines for the words spellable in vocab; returns the count."""
+    vocab = vocab or CharVocab()
+    n = 0
+    seen = set()
+    with open(path, "w", encoding="utf-8") as f:
+        for w in words:
+            if w in seen or not w or " " in w or not vocab.covers(w):
+                continue
+            seen.add(w)
+            f.write(f"{w}\t{' '.join(spell(w))}\n")
+            n += 1
+    return n
+
+
+def read_lexicon_words(path: str | Path) -> list[str]:
+    with open(path, encoding="utf-8") as f:
+        return [line.split()[0] for line in f if line.strip()]
+
+
+def build_lm(text: str | Path, out_dir: str | Path, order: int = 4, char_order: int = 0,
+             memory: str = "1G", discount_fallback: bool = True, prune: str = "",
+             vocab: CharVocab | None = None) -> dict:
+    """Build the word LM (ARPA + binary), its lexicon and optionally a character LM.
+
+    text: training sentences (normalised here). out_dir: the LM folder (created).
+    order: word n-gram order. char_order: character n-gram order, 0 for none.
+    memory, discount_fallback, prune: as run_lmplz. vocab: the model's tokens.
+    Returns the build summary also written to out_dir/lm.json.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    stats = prepare_text(text, out / "text.txt", vocab)
+    run_lmplz(out / "text.txt", out / "lm.arpa", order, memory, discount_fallback, prune)
+    run_build_binary(out / "lm.arpa", out / "lm.bin")
+    n_words = write_lexicon(arpa_words(out / "lm.arpa"), out / "lexicon.txt", vocab)
+    summary = {"text": str(text), "order": order, **stats, "lexicon_words": n_words,
+               "arpa": str(out / "lm.arpa"), "binary": str(out / "lm.bin"),
+               "lexicon": str(out / "lexicon.txt")}
+    if char_order:
+        char_text(out / "text.txt", out / "char.txt")
+        run_lmplz(out / "char.txt", out / "char.arpa", char_order, memory, discount_fallback, prune)
+        run_build_binary(out / "char.arpa", out / "char.bin")
+        summary.update(char_order=char_order, char_binary=str(out / "char.bin"))
+    (out / "lm.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
+    return summary
+
+
+def lm_paths(cfg) -> dict:
+    """{dir, text, binary, lexicon, char_binary} of a Config's LM section, defaults resolved:
+    lm.dir defaults to <data.root>/lm, lm.text to <data.root>/manifests/train_text.txt."""
+    root = Path(cfg.data.root)
+    d = Path(cfg.lm.dir) if cfg.lm.dir else root / "lm"
+    text = Path(cfg.lm.text) if cfg.lm.text else root / "manifests" / "train_text.txt"
+    return {"dir": d, "text": text, "binary": d / "lm.bin", "lexicon": d / "lexicon.txt",
+            "char_binary": d / "char.bin"}

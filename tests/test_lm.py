@@ -1,0 +1,84 @@
+"""KenLM language models: lmplz/build_binary on a tiny text, lexicon, character LM, the CLI."""
+
+import json
+
+import pytest
+
+from asr.cli import main
+from asr.text import CharVocab
+from asr.lm import LmError, arpa_words, build_lm, kenlm_program, prepare_text, read_lexicon_words
+
+TINY_TEXT = """The cat sat on the mat.
+the cat sat on the hat
+A cat sat, and the cat ran!
+the dog sat on the log
+It's 5 o'clock: the cat sat.
+"""
+
+
+def need_kenlm():
+    try:
+        kenlm_program("lmplz")
+        kenlm_program("build_binary")
+    except LmError as e:
+        pytest.fail(str(e))
+
+
+@pytest.fixture(scope="module")
+def tiny_lm(tmp_path_factory):
+    need_kenlm()
+    d = tmp_path_factory.mktemp("lm")
+    (d / "text.raw").write_text(TINY_TEXT)
+    summary = build_lm(d / "text.raw", d / "lm", order=3, char_order=4)
+    return d / "lm", summary
+
+
+def test_build_lm_on_a_tiny_text(tiny_lm):
+    out, s = tiny_lm
+    for name in ("text.txt", "lm.arpa", "lm.bin", "lexicon.txt", "char.arpa", "char.bin", "lm.json"):
+        assert (out / name).is_file(), name
+    assert s["sentences"] == 5 and s["order"] == 3
+    assert "ngram 3=" in (out / "lm.arpa").read_text()
+    words = set(arpa_words(out / "lm.arpa"))
+    assert {"cat", "sat", "it's", "five", "o'clock"} <= words and "<unk>" not in words
+    assert set(read_lexicon_words(out / "lexicon.txt")) == words
+    assert "cat\tc a t |" in (out / "lexicon.txt").read_text().splitlines()
+    assert (out / "char.txt").read_text().splitlines()[0] == "t h e | c a t | s a t | o n | t h e | m a t"
+    assert json.loads((out / "lm.json").read_text())["lexicon_words"] == len(words)
+
+
+def test_prepare_text_normalises_and_drops_foreign_lines(tmp_path):
+    (tmp_path / "a.txt").write_text("Hello, World!\n\nnaïve café\n中文\n")
+    stats = prepare_text(tmp_path / "a.txt", tmp_path / "b.txt")
+    assert (tmp_path / "b.txt").read_text() == "hello world\nnaive cafe\n"
+    assert stats == {"sentences": 2, "words": 4, "dropped": 0}
+    no_w = CharVocab([t for t in CharVocab().tokens if t != "w"])  # a model without 'w'
+    stats = prepare_text(tmp_path / "a.txt", tmp_path / "c.txt", no_w)
+    assert (tmp_path / "c.txt").read_text() == "naive cafe\n" and stats["dropped"] == 1
+
+
+def test_order_out_of_range_and_empty_text_are_clear_errors(tmp_path):
+    (tmp_path / "t.txt").write_text("a b c\n")
+    with pytest.raises(LmError, match="order must be 2..6"):
+        build_lm(tmp_path / "t.txt", tmp_path / "lm", order=9)
+    (tmp_path / "empty.txt").write_text("\n!!!\n")
+    with pytest.raises(LmError, match="no usable sentences"):
+        build_lm(tmp_path / "empty.txt", tmp_path / "lm2")
+
+
+def test_lm_build_cli(tmp_path, capsys):
+    need_kenlm()
+    (tmp_path / "t.txt").write_text(TINY_TEXT)
+    rc = main(["lm", "build", "--text", str(tmp_path / "t.txt"), "--out", str(tmp_path / "lm"), "lm.order=2"])
+    assert rc == 0
+    assert "2-gram from 5 sentences" in capsys.readouterr().out
+    assert (tmp_path / "lm" / "lm.bin").is_file()
+
+
+def test_tiny_vocabulary_lm_loads(tmp_path):
+    """lmplz gives <s> a -inf back-off when every word starts a sentence; it is made finite."""
+    need_kenlm()
+    (tmp_path / "t.txt").write_text("ab cd\ncd ab\nab\ncd\n")
+    s = build_lm(tmp_path / "t.txt", tmp_path / "lm", order=3)
+    assert "-inf" not in (tmp_path / "lm" / "lm.arpa").read_text()
+    assert (tmp_path / "lm" / "lm.bin").is_file() and s["lexicon_words"] == 2

@@ -1,0 +1,212 @@
+"""Transcription and the decoding commands with a real (tiny) model trained here on tone speech.
+
+Tone speech (a tone per character, as conftest.tone_utterance) says exactly where every character sounds, so word
+times from a long file cut into overlapping windows can be checked against the truth.
+"""
+
+import json
+import tracemalloc
+
+import numpy as np
+import pytest
+import soundfile as sf
+import yaml
+
+from asr.cli import main
+from asr.config import Config, FeatureConfig, apply
+from asr.subtitles import parse_srt
+from asr.transcribe import Chunking, Transcriber, expand_inputs, stream_windows, transcribe_files
+from conftest import SR
+from data_prep.features import extract_features
+
+WORDS = ["ab", "cd", "ef", "abc", "fed"]
+CHAR_S, SPACE_S, PAD_S = 0.06, 0.05, 0.1
+
+
+def tone_speech(text: str, rng: np.random.Generator, rate: int = SR) -> np.ndarray:
+    """Like conftest.tone_utterance (a tone per character), with longer pauses between words so
+    that a model trained for seconds hears them: CHAR_S per character, SPACE_S between words,
+    PAD_S of silence at both ends, at any sample rate."""
+    pieces = [np.zeros(int(PAD_S * rate))]
+    for k, word in enumerate(text.split()):
+        if k:
+            pieces.append(np.zeros(int(SPACE_S * rate)))
+        for ch in word:
+            t = np.arange(int(CHAR_S * rate)) / rate
+            pieces.append(0.5 * np.sin(2 * np.pi * (200 + 60 * (ord(ch) % 32)) * t) * np.hanning(len(t)))
+    sig = np.concatenate(pieces + [np.zeros(int(PAD_S * rate))])
+    return (sig + noise(len(sig), rate, rng)).astype(np.float32)
+
+
+def noise(n: int, rate: int, rng: np.random.Generator) -> np.ndarray:
+    """Faint noise band-limited to 4 kHz, so that it sounds the same at every sample rate."""
+    import torch
+    import torchaudio.functional as AF
+    white = torch.from_numpy(0.005 * rng.standard_normal(n * 8000 // rate + 8))
+    return AF.resample(white, 8000, rate).numpy()[:n]
+
+
+def word_times(text: str, start: float) -> list[tuple[str, float, float]]:
+    """True (word, start, end) of a tone utterance that begins at `start` seconds."""
+    out, t = [], start + PAD_S
+    for k, w in enumerate(text.split()):
+        if k:
+            t += SPACE_S
+        out.append((w, t, t + CHAR_S * len(w)))
+        t += CHAR_S * len(w)
+    return out
+
+
+@pytest.fixture(scope="module")
+def tone_run(tmp_path_factory):
+    """A tone corpus (features, train text) and a small BiLSTM trained on it to CER ~0 (~15 s)."""
+    from asr.train import Trainer
+    root = tmp_path_factory.mktemp("tones")
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 48), ("dev", 8), ("test", 8)):
+        (root / "audio" / split).mkdir(parents=True)
+        lines = []
+        for i in range(n):
+            text = " ".join(rng.choice(WORDS, size=rng.integers(1, 4)))
+            path = root / "audio" / split / f"{split}{i:03d}.wav"
+            sf.write(path, tone_speech(text, rng), SR, subtype="PCM_16")
+            lines.append({"id": f"{split}{i:03d}", "audio_filepath": str(path),
+                          "duration": sf.info(path).duration, "text": text})
+        (root / "manifests").mkdir(exist_ok=True)
+        (root / "manifests" / f"{split}.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+        extract_features(root / "manifests" / f"{split}.jsonl", root / "features" / split,
+                         FeatureConfig(), nj=1, progress=False)
+    (root / "manifests" / "train_text.txt").write_text(
+        "".join(json.loads(x)["text"] + "\n" for x in (root / "manifests" / "train.jsonl").open()))
+    cfg = Config()
+    apply(cfg, {"data": {"root": str(root), "test_splits": ["test"]},
+                "model": {"rnn_layers": 1, "rnn_hidden": 64, "conv_channels": 8, "subsample": 2,
+                          "dropout": 0.0},
+                "train": {"exp_dir": str(root / "exp"), "batch_frames": 400, "warmup_steps": 10,
+                          "lr": 1e-2, "epochs": 16, "threads": 2, "log_every": 1000,
+                          "checkpoint_every": 0}})
+    trainer = Trainer(cfg)
+    trainer.train()
+    assert trainer.validate()["cer"] < 5, "the tone model did not learn (test set-up)"
+    return root
+
+
+def long_tone_file(path, n_utts=30, seed=1, rate=SR, channels=1):
+    """Tone utterances separated by random pauses; returns the true word times."""
+    rng = np.random.default_rng(seed)
+    pieces, truth, t = [], [], 0.0
+    for _ in range(n_utts):
+        text = " ".join(rng.choice(WORDS, size=rng.integers(1, 4)))
+        wav = tone_speech(text, rng, rate)
+        gap = noise(int(rng.uniform(0.2, 1.2) * rate), rate, rng).astype(np.float32)
+        truth += word_times(text, t)
+        pieces += [wav, gap]
+        t += (len(wav) + len(gap)) / rate
+    sig = np.concatenate(pieces)
+    if channels > 1:
+        sig = np.stack([sig * (1 + 0.2 * (c % 2 * 2 - 1)) for c in range(channels)], axis=1)  # mean = sig
+    sf.write(path, sig, rate)
+    return truth
+
+
+def assert_times_match(words, truth, tol=0.1):
+    assert [w["word"] for w in words] == [w for w, _, _ in truth]
+    for w, (_, start, end) in zip(words, truth):
+        assert abs(w["start"] - start) <= tol and abs(w["end"] - end) <= tol, (w, start, end)
+
+
+def test_long_file_in_overlapping_windows_keeps_word_times(tone_run, tmp_path):
+    truth = long_tone_file(tmp_path / "long.wav")  # ~45 s -> 8 windows of 8 s
+    t = Transcriber(tone_run / "exp", chunking=Chunking(chunk_s=8.0, overlap_s=2.0))
+    result = t.transcribe(tmp_path / "long.wav")
+    assert_times_match(result["words"], truth)
+    assert all(0 < w["conf"] <= 1 for w in result["words"])
+    # the same audio as 44.1 kHz stereo FLAC, through the command line, as SRT
+    truth = long_tone_file(tmp_path / "long.flac", rate=44100, channels=2)
+    rc = main(["transcribe", str(tone_run / "exp"), str(tmp_path / "long.flac"), "--format", "srt,json",
+               "--out", str(tmp_path / "out"), "--chunk-s", "8", "--overlap-s", "2", "--no-progress"])
+    assert rc == 0
+    words = json.loads((tmp_path / "out" / "long.json").read_text())["words"]
+    assert_times_match(words, truth)
+    cues = parse_srt((tmp_path / "out" / "long.srt").read_text())
+    assert " ".join(c.text for c in cues) == " ".join(w for w, _, _ in truth)
+    k = 0
+    for cue in cues:  # each cue spans its words' true times
+        n = len(cue.text.split())
+        assert abs(cue.start - truth[k][1]) <= 0.1 and abs(cue.end - truth[k + n - 1][2]) <= 0.1
+        k += n
+
+
+def test_greedy_and_beam_agree_and_formats(tone_run, tmp_path, capsys):
+    truth = long_tone_file(tmp_path / "a.wav", n_utts=4, seed=2)
+    text = " ".join(w for w, _, _ in truth)
+    for decoder in ("greedy", "beam"):
+        t = Transcriber(tone_run / "exp", decoder=decoder)
+        assert t(tmp_path / "a.wav") == text
+    results, errors = transcribe_files(tone_run / "exp", [str(tmp_path / "a.wav")], formats=["txt", "json"])
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"{tmp_path / 'a.wav'}\t{text}" and json.loads(out[1])["text"] == text
+    assert not errors
+    main(["transcribe", str(tone_run / "exp"), str(tmp_path / "a.wav"), "--format", "vtt,txt",
+          "--out", str(tmp_path / "o"), "--no-progress"])
+    vtt = (tmp_path / "o" / "a.vtt").read_text()
+    assert vtt.startswith("WEBVTT\n\n00:00:00.") and " --> " in vtt
+    assert (tmp_path / "o" / "a.txt").read_text() == text + "\n"
+
+
+def test_unreadable_files_are_named_and_the_others_transcribed(tone_run, tmp_path, capsys):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    long_tone_file(folder / "good.wav", n_utts=2)
+    (folder / "broken.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk" * 10)
+    sf.write(folder / "empty.wav", np.zeros(0, np.float32), SR)
+    (folder / "notes.txt").write_text("not audio, not picked up from a folder")
+    assert sorted(p.name for p in expand_inputs([str(folder)])) == ["broken.wav", "empty.wav", "good.wav"]
+    rc = main(["transcribe", str(tone_run / "exp"), str(folder), str(tmp_path / "missing.flac"),
+               "--out", str(tmp_path / "out"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 0 and (tmp_path / "out" / "good.txt").is_file()
+    assert "3 of 4 file(s) could not be transcribed" in err
+    for name in ("broken.wav: cannot decode audio", "empty.wav: audio has no samples", "missing.flac: no such file"):
+        assert name in err
+    rc = main(["transcribe", str(tone_run / "exp"), str(folder / "broken.wav"), "--no-progress"])
+    assert rc == 1
+
+
+def test_streaming_memory_stays_flat(tmp_path):
+    """Reading a 10-minute 8 kHz stereo file in 10 s windows never holds more than ~a window."""
+    rate, seconds = 8000, 600
+    path = tmp_path / "ten_minutes.wav"
+    with sf.SoundFile(path, "w", rate, 2, subtype="PCM_16") as f:
+        block = (0.01 * np.random.default_rng(0).standard_normal((rate * 60, 2))).astype(np.float32)
+        for _ in range(seconds // 60):
+            f.write(block)
+    whole = seconds * rate * 2 * 4  # the file as float32 would take 38 MB
+    tracemalloc.start()
+    total, n = 0.0, 0
+    for w in stream_windows(path, 16000, Chunking(chunk_s=10.0, overlap_s=2.0)):
+        total = w.start_s + len(w.audio) / 16000
+        n += 1
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert n == 75 and total == pytest.approx(seconds, abs=0.01)
+    assert peak < whole / 8, peak
+
+
+def test_decode_lm_and_tune_lm_commands(tone_run, capsys):
+    config = str(tone_run / "exp" / "config.yaml")
+    assert main(["lm", "build", "--config", config, "lm.order=3", "lm.char_order=4"]) == 0
+    for decoder in ("greedy", "beam", "beam_lm"):
+        assert main(["decode", "--config", config, f"decode.decoder={decoder}"]) == 0
+        hyps = [json.loads(x) for x in (tone_run / "exp" / f"decode_test_{decoder}" / "hyp.jsonl").open()]
+        refs = [json.loads(x)["text"] for x in (tone_run / "manifests" / "test.jsonl").open()]
+        assert [h["text"] for h in hyps] == refs, decoder
+        assert all("start" in w and "conf" in w for h in hyps for w in h["words"])
+    assert main(["decode", "--config", config, "decode.decoder=beam_lm", "decode.lexicon=off"]) == 0
+    assert main(["tune-lm", "--config", config, "--lm-weights", "0.5,2", "--word-scores", "0"]) == 0
+    tuned = yaml.safe_load((tone_run / "exp" / "decode.yaml").read_text())["decode"]
+    assert tuned["lm_weight"] in (0.5, 2.0) and tuned["word_score"] == 0
+    assert "best on dev" in capsys.readouterr().out
+    from asr.decode import DECODERS
+    from asr.benchmark import get_decoder
+    assert get_decoder("beam_lm") is DECODERS["beam_lm"]  # asr benchmark finds the decoders
