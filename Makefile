@@ -1,5 +1,5 @@
 # Stages of a recipe. Examples:
-#   make demo                                   # setup, data, features, train, decode, score
+#   make demo            # setup, data, features, train, lm, tune-lm, decode (greedy, beam_lm), score
 #   make train RECIPE=builtin ARGS="train.epochs=2 model.rnn_type=gru"
 #   make test
 RECIPE ?= builtin
@@ -12,7 +12,7 @@ DATA_ARGS := $(if $(DATA),data.source=$(DATA))
 ASR := .venv/bin/asr
 PY := .venv/bin/python
 
-.PHONY: setup data features train resume lm decode score demo test bench bench-train benchmark bench-decode
+.PHONY: setup data features train resume lm tune-lm decode score demo test bench bench-train benchmark bench-decode
 
 setup:
 	@bash tools/setup.sh
@@ -38,12 +38,18 @@ decode: setup
 score: setup
 	$(ASR) score --config $(CONFIG) $(DECODE_ARGS) $(ARGS)
 
+tune-lm: setup
+	$(ASR) tune-lm --config $(CONFIG) $(ARGS)
+
 bench-decode: setup
 	$(PY) -m asr.bench_decode --config $(CONFIG) $(ARGS)
 
 demo: setup
 	@start=$$(date +%s); \
-	$(MAKE) --no-print-directory data features train decode score && \
+	$(MAKE) --no-print-directory data features train lm tune-lm && \
+	$(MAKE) --no-print-directory decode DECODER=greedy && \
+	$(MAKE) --no-print-directory decode DECODER=beam_lm && \
+	$(MAKE) --no-print-directory score && \
 	echo "demo finished in $$(( ($$(date +%s) - start) / 60 )) min $$(( ($$(date +%s) - start) % 60 )) s"
 
 test: setup

@@ -162,7 +162,8 @@ def _floats(text: str) -> list[float]:
 def cmd_tune_lm(args) -> int:
     cfg = run_config(args.config, args.overrides)
     split = args.split or cfg.data.dev_split
-    base = dataclasses.replace(decode_settings(cfg), decoder="beam_lm")
+    cfg.decode.decoder = "beam_lm"  # before the LM paths are resolved (lm.bin + lexicon)
+    base = decode_settings(cfg)
     outputs, refs, vocab, _ = dev_outputs(cfg, split)
     trials = []
     for w, s in search_space(args.method, args.trials, _floats(args.lm_weights), _floats(args.word_scores), args.seed):

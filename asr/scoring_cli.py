@@ -122,19 +122,32 @@ def cmd_score(args) -> int:
     norm = Normalizer.parse(args.normalize, args.mapping)
     rows = []
     for split in cfg.data.test_splits:
-        hyp = Path(cfg.train.exp_dir) / f"decode_{split}_{cfg.decode.decoder}" / "hyp.jsonl"
-        ref = Path(cfg.data.root) / "manifests" / f"{split}.jsonl"
-        s = score_files(ref, hyp, fmt=args.format, utt2spk=args.utt2spk, subset_key=args.subset_key,
-                        normalizer=norm, by_speaker=args.by_speaker, n_boot=args.n_boot, seed=args.seed)
-        rows.append({"split": split, "decoder": cfg.decode.decoder, **s})
-        from .report import write_all
-        write_all(hyp.parent, s, title=f"{split} ({cfg.decode.decoder})",
-                  sources={"reference": ref, "hypothesis": hyp}, plots=not args.no_plots)
+        for decoder in _decoders_of(cfg, split):
+            hyp = Path(cfg.train.exp_dir) / f"decode_{split}_{decoder}" / "hyp.jsonl"
+            ref = Path(cfg.data.root) / "manifests" / f"{split}.jsonl"
+            s = score_files(ref, hyp, fmt=args.format, utt2spk=args.utt2spk,
+                            subset_key=args.subset_key, normalizer=norm, by_speaker=args.by_speaker,
+                            n_boot=args.n_boot, seed=args.seed)
+            rows.append({"split": split, "decoder": decoder, **s})
+            from .report import write_all
+            write_all(hyp.parent, s, title=f"{split} ({decoder})",
+                      sources={"reference": ref, "hypothesis": hyp}, plots=not args.no_plots)
     report = Path(args.out or cfg.train.exp_dir) / "report.md"
     write_report(report, rows)
     print(results_table(rows))
-    print(f"report: {report} (per split: <exp_dir>/decode_<split>_{cfg.decode.decoder}/report.html)")
+    print(f"report: {report} (per split and decoder: <exp_dir>/decode_<split>_<decoder>/report.html)")
     return 0
+
+
+def _decoders_of(cfg, split: str) -> list[str]:
+    """The configured decoder, then every other decoder already decoded for this split, so the
+    results table has one row per decoder."""
+    order = ["greedy", "beam", "beam_lm"]
+    found = [p.name[len(f"decode_{split}_"):] for p in Path(cfg.train.exp_dir).glob(f"decode_{split}_*")
+             if (p / "hyp.jsonl").exists()]
+    others = sorted(set(found) - {cfg.decode.decoder}, key=lambda d: (order.index(d) if d in order else 9, d))
+    return sorted([cfg.decode.decoder] + others,
+                  key=lambda d: (order.index(d) if d in order else 9, d))
 
 
 def _p(p: float, n_boot: int | None = None) -> str:
