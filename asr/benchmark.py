@@ -152,7 +152,7 @@ def run_benchmark(cfg, spec: dict, device: str | None = None, reports: bool = Tr
     import torch
 
     from .checkpoint import load_checkpoint, model_from_checkpoint
-    from .data import FeatureStore
+    from .data import open_store
     from .decode import write_hyps
     from .score import results_table, score, summary
     from .textnorm import Normalizer
@@ -172,7 +172,7 @@ def run_benchmark(cfg, spec: dict, device: str | None = None, reports: bool = Tr
     dev = _device(device or cfg.train.device)
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
-    stores = {split: FeatureStore(Path(cfg.data.root) / "features" / split) for split in cfg.data.test_splits}
+    stores = {split: open_store(cfg.data.root, split, cfg.features) for split in cfg.data.test_splits}
     rows = []
     for e, fn in zip(entries, decoders):
         options = {k: v for k, v in e.items() if k not in ("decoder", "checkpoint")}

@@ -80,3 +80,30 @@ def model_from_checkpoint(ckpt: dict) -> tuple[CTCModel, object, FeatureConfig]:
 def config_of(ckpt: dict) -> Config:
     from .config import apply
     return apply(Config(), ckpt["config"], "checkpoint")
+
+
+def epoch_checkpoints(ckpt_dir: str | Path) -> list[Path]:
+    """checkpoints/epoch-<n>.pt files, oldest first."""
+    paths = Path(ckpt_dir).glob("epoch-*.pt")
+    return sorted(paths, key=lambda p: int(p.stem.split("-")[1]))
+
+
+def average_checkpoints(paths: list[Path]) -> dict:
+    """The last checkpoint's dict with its model weights replaced by the mean over `paths`
+    (floating-point tensors averaged; integer buffers such as BatchNorm counters from the last).
+    Optimiser state is dropped: an averaged model is for decoding, not for resuming."""
+    if not paths:
+        raise CheckpointError("no checkpoints to average (train with train.keep_epochs=N)")
+    states = [load_checkpoint(p) for p in paths]
+    averaged = dict(states[-1])
+    model = {}
+    for key, last in states[-1]["model"].items():
+        if last.is_floating_point():
+            model[key] = sum(s["model"][key] for s in states) / len(states)
+        else:
+            model[key] = last
+    averaged["model"] = model
+    averaged["averaged_from"] = [p.name for p in paths]
+    for key in ("optimizer", "scheduler", "scaler", "rng"):
+        averaged.pop(key, None)
+    return averaged

@@ -51,6 +51,17 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_average(args) -> int:
+    from .checkpoint import average_checkpoints, epoch_checkpoints, save_checkpoint
+    ckpt_dir = Path(args.run) / "checkpoints"
+    paths = epoch_checkpoints(ckpt_dir)[-args.last:]
+    out = ckpt_dir / f"avg-last{args.last}.pt"
+    save_checkpoint(average_checkpoints(paths), out)
+    print(f"averaged {', '.join(p.name for p in paths)} -> {out} "
+          f"(decode it with decode.checkpoint=avg-last{args.last})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="asr", description="Bidirectional-RNN CTC speech recognition.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -67,6 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
     stage("features", cmd_features, "extract features into the sharded store")
     stage("train", cmd_train, "train a CTC model").add_argument(
         "--resume", action="store_true", help="continue from the run's checkpoints/last.pt")
+    p = sub.add_parser("average", help="average the model weights of a run's last N epoch checkpoints")
+    p.add_argument("run", help="run folder (exp/<recipe>/<run>)")
+    p.add_argument("--last", type=int, default=5, help="how many of the latest epoch-<n>.pt")
+    p.set_defaults(func=cmd_average)
     from .decoding_cli import add_commands as add_decoding_commands
     add_decoding_commands(sub, stage)
     from .scoring_cli import add_commands

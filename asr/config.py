@@ -90,7 +90,13 @@ class ModelConfig:
     subsample: time subsampling of the conv front-end, 2 or 4.
     conv_channels: channels of each of the two 3x3 conv layers.
     rnn_type: "lstm" or "gru"; rnn_layers, rnn_hidden: per direction.
-    layer_norm: LayerNorm between RNN layers (sequence-wise normalisation that speeds up training).
+    layer_norm: normalisation after every RNN layer (on valid frames only; speeds up training).
+    norm_type: "layer" (LayerNorm per frame) or "batch" (DeepSpeech2's sequence-wise BatchNorm:
+        statistics over all valid frames of the batch).
+    bidirectional: false gives a unidirectional (streamable) model; pair it with lookahead.
+    lookahead: frames of future context added by a lookahead (row) convolution after the RNNs,
+        as in DeepSpeech2 (0 = none).
+    projection: LSTM projection size (LSTMP: a smaller recurrent state, 0 = none; LSTM only).
     dropout: between RNN layers and before the output layer.
     """
 
@@ -100,6 +106,10 @@ class ModelConfig:
     rnn_layers: int = 3
     rnn_hidden: int = 256
     layer_norm: bool = True
+    norm_type: str = "layer"
+    bidirectional: bool = True
+    lookahead: int = 0
+    projection: int = 0
     dropout: float = 0.1
 
 
@@ -122,6 +132,8 @@ class TrainConfig:
     accum_steps: batches whose gradients are summed into one update (a bigger effective batch).
     checkpoint_every: also write checkpoints/last.pt every this many updates (0 = epoch ends only).
     compile: torch.compile the model (GPU runs; slow to start on CPU).
+    keep_epochs: also keep checkpoints/epoch-<n>.pt of the last this many epochs, for
+        `asr average` (checkpoint averaging; 0 = none).
     log_every: steps between log lines; seed: everything random in training.
     """
 
@@ -146,6 +158,7 @@ class TrainConfig:
     accum_steps: int = 1
     checkpoint_every: int = 200
     compile: bool = False
+    keep_epochs: int = 0
     log_every: int = 25
     seed: int = 1234
 

@@ -9,7 +9,7 @@ import math
 
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from .config import ModelConfig
 from .data import output_frames
@@ -45,28 +45,55 @@ class ConvSubsampler(nn.Module):
 
 
 class BiRNNStack(nn.Module):
-    """Bidirectional LSTM/GRU layers on packed sequences, LayerNorm + dropout between them."""
+    """LSTM/GRU layers (bidirectional by default) on one packed sequence: padding costs nothing,
+    and the normalisation (LayerNorm, or sequence-wise BatchNorm) + dropout between layers see
+    only valid frames. out_dim is the per-frame output size."""
 
     def __init__(self, input_dim: int, cfg: ModelConfig):
         super().__init__()
         rnn_cls = {"lstm": nn.LSTM, "gru": nn.GRU}.get(cfg.rnn_type)
         if rnn_cls is None:
             raise ValueError(f"model.rnn_type must be 'lstm' or 'gru', not {cfg.rnn_type!r}")
-        dims = [input_dim] + [2 * cfg.rnn_hidden] * cfg.rnn_layers
-        self.rnns = nn.ModuleList(rnn_cls(dims[i], cfg.rnn_hidden, batch_first=True, bidirectional=True)
+        if cfg.projection and cfg.rnn_type != "lstm":
+            raise ValueError("model.projection needs model.rnn_type=lstm")
+        if cfg.norm_type not in ("layer", "batch"):
+            raise ValueError(f"model.norm_type must be 'layer' or 'batch', not {cfg.norm_type!r}")
+        directions = 2 if cfg.bidirectional else 1
+        self.out_dim = directions * (cfg.projection or cfg.rnn_hidden)
+        extra = {"proj_size": cfg.projection} if cfg.projection else {}
+        dims = [input_dim] + [self.out_dim] * cfg.rnn_layers
+        self.rnns = nn.ModuleList(rnn_cls(dims[i], cfg.rnn_hidden, batch_first=True,
+                                          bidirectional=cfg.bidirectional, **extra)
                                   for i in range(cfg.rnn_layers))
-        self.norms = nn.ModuleList(nn.LayerNorm(2 * cfg.rnn_hidden) if cfg.layer_norm else nn.Identity()
+        norm_cls = nn.LayerNorm if cfg.norm_type == "layer" else nn.BatchNorm1d
+        self.norms = nn.ModuleList(norm_cls(self.out_dim) if cfg.layer_norm else nn.Identity()
                                    for _ in range(cfg.rnn_layers))
         self.dropout = nn.Dropout(cfg.dropout)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         total = x.shape[1]
+        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
         for rnn, norm in zip(self.rnns, self.norms):
-            packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
             out, _ = rnn(packed)
-            x, _ = pad_packed_sequence(out, batch_first=True, total_length=total)
-            x = self.dropout(norm(x))
+            packed = PackedSequence(self.dropout(norm(out.data)), out.batch_sizes,
+                                    out.sorted_indices, out.unsorted_indices)
+        x, _ = pad_packed_sequence(packed, batch_first=True, total_length=total)
         return x
+
+
+class Lookahead(nn.Module):
+    """DeepSpeech2's lookahead (row) convolution: each output frame mixes, per feature, the
+    current frame and the next `context` ones, giving a unidirectional model some future
+    context at a fixed latency."""
+
+    def __init__(self, dim: int, context: int):
+        super().__init__()
+        self.context = context
+        self.conv = nn.Conv1d(dim, dim, context + 1, groups=dim, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, D), zeros past each length
+        y = nn.functional.pad(x.transpose(1, 2), (0, self.context))
+        return torch.relu(self.conv(y)).transpose(1, 2)
 
 
 class CTCModel(nn.Module):
@@ -82,7 +109,8 @@ class CTCModel(nn.Module):
         self.register_buffer("cmvn_std", torch.ones(n_feats))
         self.frontend = ConvSubsampler(n_feats, cfg.conv_channels, cfg.subsample)
         self.rnn = BiRNNStack(self.frontend.out_dim, cfg)
-        self.output = nn.Linear(2 * cfg.rnn_hidden, vocab_size)
+        self.lookahead = Lookahead(self.rnn.out_dim, cfg.lookahead) if cfg.lookahead else None
+        self.output = nn.Linear(self.rnn.out_dim, vocab_size)
 
     def set_cmvn(self, mean, std) -> None:
         self.cmvn_mean.copy_(torch.as_tensor(mean))
@@ -95,6 +123,8 @@ class CTCModel(nn.Module):
         x = (feats - self.cmvn_mean) / self.cmvn_std
         x, lengths = self.frontend(x, lengths)
         x = self.rnn(x, lengths)
+        if self.lookahead is not None:
+            x = self.lookahead(x)
         logits = self.output(x)
         return logits.float().log_softmax(dim=-1), lengths
 

@@ -143,8 +143,10 @@ def _decoders_of(cfg, split: str) -> list[str]:
     """The configured decoder, then every other decoder already decoded for this split, so the
     results table has one row per decoder."""
     order = ["greedy", "beam", "beam_lm"]
+    longer = [s for s in cfg.data.test_splits if s != split and s.startswith(split + "_")]
     found = [p.name[len(f"decode_{split}_"):] for p in Path(cfg.train.exp_dir).glob(f"decode_{split}_*")
-             if (p / "hyp.jsonl").exists()]
+             if (p / "hyp.jsonl").exists()
+             and not any(p.name.startswith(f"decode_{other}_") for other in longer)]
     others = sorted(set(found) - {cfg.decode.decoder}, key=lambda d: (order.index(d) if d in order else 9, d))
     return sorted([cfg.decode.decoder] + others,
                   key=lambda d: (order.index(d) if d in order else 9, d))

@@ -25,7 +25,7 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from . import config as config_mod
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import epoch_checkpoints, load_checkpoint, save_checkpoint
 from .config import Config
 from .data import AsrDataset, BucketingBatchSampler, collate, open_store
 from .decode import greedy_decode
@@ -339,6 +339,12 @@ class Trainer:
             self.best_cer = metrics["cer"]
             self.save("best")
         self.save("last")
+        if self.cfg.train.keep_epochs and self.batch_in_epoch == 0:
+            self.save(f"epoch-{self.epoch}")
+            ckpt_dir = self.run_dir / "checkpoints"
+            old = epoch_checkpoints(ckpt_dir)[:-self.cfg.train.keep_epochs]
+            for path in old:
+                path.unlink()
 
     @torch.no_grad()
     def validate(self) -> dict:

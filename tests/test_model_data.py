@@ -79,3 +79,42 @@ def test_collate_pads():
     assert feats.shape == (2, 5, 4) and feats[1, 3:].abs().sum() == 0
     assert feat_lens.tolist() == [5, 3] and target_lens.tolist() == [2, 1]
     assert targets.tolist() == [[1, 2], [3, 0]] and ids == ["a", "b"]
+
+
+@pytest.mark.parametrize("options", [
+    {"bidirectional": False, "lookahead": 3},          # streaming: unidirectional + lookahead conv
+    {"projection": 16},                                 # LSTMP
+    {"norm_type": "batch"},                             # DeepSpeech2 sequence-wise BatchNorm
+    {"rnn_type": "gru", "bidirectional": False},
+])
+def test_model_options_shapes_and_padding_invariance(options):
+    cfg = ModelConfig(rnn_layers=2, rnn_hidden=32, conv_channels=8, **options)
+    model = CTCModel(cfg, 80, 29).eval()
+    short = torch.randn(1, 40, 80)
+    alone, n = model(short, torch.tensor([40]))
+    batch = torch.zeros(2, 90, 80)
+    batch[0, :40] = short[0]
+    batch[1] = torch.randn(90, 80)
+    together, lens = model(batch, torch.tensor([40, 90]))
+    assert together.shape == (2, output_frames(90, 4), 29)
+    assert torch.allclose(alone[0, :n[0]], together[0, :n[0]], atol=1e-5)
+
+
+def test_unidirectional_model_is_causal_up_to_its_lookahead():
+    """Changing frames after t changes outputs only up to `lookahead` subsampled frames back."""
+    cfg = ModelConfig(rnn_layers=2, rnn_hidden=32, conv_channels=8, bidirectional=False, lookahead=2,
+                      layer_norm=False)
+    model = CTCModel(cfg, 80, 29).eval()
+    x = torch.randn(1, 200, 80)
+    y = x.clone()
+    y[0, 120:] = torch.randn(80, 80)  # change the future from input frame 120 (output frame 30)
+    a, _ = model(x, torch.tensor([200]))
+    b, _ = model(y, torch.tensor([200]))
+    changed = (a - b).abs().amax(-1)[0] > 1e-6
+    first = int(changed.nonzero()[0])
+    assert 30 - 2 - 2 <= first < 30  # lookahead 2 + the conv front-end's receptive field
+
+
+def test_projection_needs_lstm():
+    with pytest.raises(ValueError, match="projection"):
+        CTCModel(ModelConfig(rnn_type="gru", projection=8), 80, 29)

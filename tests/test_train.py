@@ -109,3 +109,19 @@ def test_lr_schedule_warmup_cosine_and_time_budget():
     # a run at 20% of its steps but 100% of its wall-time budget has fully decayed
     assert lr_factor(28, 10, 100, 0.05, time_fraction=1.0) == pytest.approx(0.05)
     assert lr_factor(28, 10, 100, 0.05, time_fraction=0.1) == lr_factor(28, 10, 100, 0.05)
+
+
+def test_keep_epochs_and_checkpoint_averaging(tone_store, tmp_path):
+    from asr.checkpoint import average_checkpoints, epoch_checkpoints
+    from asr.cli import main
+    run = tmp_path / "avg"
+    Trainer(small_config(tone_store, run, epochs=4, keep_epochs=3)).train()
+    kept = epoch_checkpoints(run / "checkpoints")
+    assert [p.name for p in kept] == ["epoch-2.pt", "epoch-3.pt", "epoch-4.pt"]
+    avg = average_checkpoints(kept[-2:])
+    a, b = (load_checkpoint(p)["model"] for p in kept[-2:])
+    key = "output.weight"
+    assert torch.allclose(avg["model"][key], (a[key] + b[key]) / 2)
+    assert main(["average", str(run), "--last", "2"]) == 0
+    model, _, _ = model_from_checkpoint(load_checkpoint(run / "checkpoints" / "avg-last2.pt"))
+    assert "optimizer" not in load_checkpoint(run / "checkpoints" / "avg-last2.pt")
