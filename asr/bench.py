@@ -30,6 +30,9 @@ VARIANTS = [
     ("2 DataLoader workers", ["train.num_workers=2"]),
     ("bf16 autocast", ["train.amp=bf16"]),
     ("GRU instead of LSTM", ["model.rnn_type=gru"]),
+    ("features on the fly (2 workers)", ["features.on_the_fly=true", "train.num_workers=2"]),
+    ("features on the fly, on device", ["features.on_the_fly=true", "features.on_device=true",
+                                        "train.num_workers=2"]),
 ]
 
 
@@ -52,7 +55,7 @@ def run_variant(config: str | None, overrides: list[str], steps: int, warmup: in
             torch.cuda.synchronize()
         if i >= warmup:
             times.append(time.perf_counter() - t0)
-            audio.append(float(batch[1].sum()) * cfg.features.hop_ms / 1000)
+            audio.append(trainer.batch_seconds(batch[1]))
             utts.append(len(batch[4]))
     total = sum(times)
     peak = (torch.cuda.max_memory_allocated() / 2**20 if trainer.device.type == "cuda"

@@ -73,6 +73,8 @@ class FeatureConfig:
     n_mels: mel bands; win_ms / hop_ms: analysis window and shift in milliseconds.
     on_the_fly: compute features from the audio during training/decoding (DataLoader workers)
         instead of reading the feature store: for corpora too large to store features for.
+    on_device: with on_the_fly, the loader only reads audio and the features of each batch are
+        computed on the training device (the GPU when there is one) in the training process.
     """
 
     kind: str = "fbank"
@@ -81,6 +83,7 @@ class FeatureConfig:
     win_ms: float = 25.0
     hop_ms: float = 10.0
     on_the_fly: bool = False
+    on_device: bool = False
 
 
 @dataclass

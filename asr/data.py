@@ -59,7 +59,8 @@ class OnTheFlyStore:
     seeded sample of `cmvn_utts` utterances. Unreadable audio raises AudioError naming the file.
     """
 
-    def __init__(self, manifest: str | Path, cfg, cmvn_utts: int = 200, seed: int = 0):
+    def __init__(self, manifest: str | Path, cfg, cmvn_utts: int = 200, seed: int = 0,
+                 raw_audio: bool = False):
         from .features import FeatureExtractor
         from .manifest import read_manifest
         self.path = Path(manifest)
@@ -73,15 +74,19 @@ class OnTheFlyStore:
                                  "speaker": e.get("speaker", ""), "frames": 1 + samples // hop})
         self.dim = self.extractor.dim
         self.cmvn_utts, self.seed = cmvn_utts, seed
+        self.raw_audio = raw_audio  # features(i) returns the waveform (features made on device)
         self._cmvn = None
 
     def __len__(self) -> int:
         return len(self.entries)
 
     def features(self, i: int) -> np.ndarray:
+        wav = self.audio(i)
+        return wav.numpy() if self.raw_audio else self.extractor(wav).numpy()
+
+    def audio(self, i: int) -> torch.Tensor:
         from .audio import load_audio
-        wav = load_audio(self.entries[i]["audio_filepath"], self.extractor.cfg.sample_rate)
-        return self.extractor(wav).numpy()
+        return load_audio(self.entries[i]["audio_filepath"], self.extractor.cfg.sample_rate)
 
     def cmvn(self) -> tuple[np.ndarray, np.ndarray]:
         if self._cmvn is None:
@@ -91,7 +96,7 @@ class OnTheFlyStore:
             feats = []
             for i in picks:
                 try:
-                    feats.append(self.features(i))
+                    feats.append(self.extractor(self.audio(i)).numpy())
                 except AudioError:
                     pass  # reported when the training loop meets it
             allf = np.concatenate(feats)
@@ -99,7 +104,7 @@ class OnTheFlyStore:
         return self._cmvn
 
 
-def open_store(root: str | Path, split: str, feature_cfg):
+def open_store(root: str | Path, split: str, feature_cfg, raw_audio: bool = False):
     """The split's feature store, or features computed from its manifest when
     features.on_the_fly is set (or no store was built for it)."""
     store_dir = Path(root) / "features" / split
@@ -109,7 +114,7 @@ def open_store(root: str | Path, split: str, feature_cfg):
     if feature_cfg.on_the_fly or manifest.exists():
         if not manifest.exists():
             raise FileNotFoundError(f"{manifest}: no manifest for split {split!r}")
-        return OnTheFlyStore(manifest, feature_cfg)
+        return OnTheFlyStore(manifest, feature_cfg, raw_audio=raw_audio)
     return FeatureStore(store_dir)  # raises with the hint to run `asr features`
 
 

@@ -29,6 +29,7 @@ from .checkpoint import epoch_checkpoints, load_checkpoint, save_checkpoint
 from .config import Config
 from .data import AsrDataset, BucketingBatchSampler, collate, open_store
 from .decode import greedy_decode
+from .features import FeatureExtractor
 from .model import CTCModel, count_parameters
 from .score import score
 from .units import make_vocab
@@ -124,8 +125,9 @@ class Trainer:
             config_mod.save_config(cfg, self.run_dir / "config.yaml")
 
         self.vocab = make_vocab(cfg.data.units, phone_set=cfg.data.phone_set)
-        train_store = open_store(cfg.data.root, cfg.data.train_split, cfg.features)
-        self.dev_store = open_store(cfg.data.root, cfg.data.dev_split, cfg.features)
+        on_device = cfg.features.on_the_fly and cfg.features.on_device
+        train_store = open_store(cfg.data.root, cfg.data.train_split, cfg.features, on_device)
+        self.dev_store = open_store(cfg.data.root, cfg.data.dev_split, cfg.features, on_device)
         sub = cfg.model.subsample
         self.train_set = AsrDataset(train_store, self.vocab, sub, tc.max_duration, "train")
         self.dev_set = AsrDataset(self.dev_store, self.vocab, sub, 0.0, "dev")
@@ -138,6 +140,8 @@ class Trainer:
             num_workers=tc.num_workers, pin_memory=self.device.type == "cuda",
             generator=torch.Generator())  # own generator: the global RNG stays dropout's alone
 
+        # with features.on_device the loader yields padded waveforms, featurised here per batch
+        self.featurizer = FeatureExtractor(cfg.features).to(self.device) if on_device else None
         self.model = CTCModel(cfg.model, train_store.dim, len(self.vocab))
         self.model.set_cmvn(*train_store.cmvn())
         self.model.to(self.device)
@@ -208,7 +212,7 @@ class Trainer:
         and by accum_steps, so accumulated or data-parallel updates average over batches.
         """
         feats, feat_lens, targets, target_lens, _ = batch
-        feats = feats.to(self.device, non_blocking=True)
+        feats, feat_lens = self.to_features(feats, feat_lens)
         no_sync = self.ddp.no_sync if (self.world > 1 and not sync) else nullcontext
         with no_sync():
             with autocast_for(self.device, self.cfg.train.amp):
@@ -217,6 +221,20 @@ class Trainer:
                             target_lens.to(self.device)) / len(feats)
             self.scaler.scale(loss / self.cfg.train.accum_steps).backward()
         return loss.item()
+
+    def batch_seconds(self, lengths: torch.Tensor) -> float:
+        """Audio seconds in a batch from its lengths (samples with features.on_device, else frames)."""
+        if self.featurizer is not None:
+            return float(lengths.sum()) / self.cfg.features.sample_rate
+        return float(lengths.sum()) * self.cfg.features.hop_ms / 1000
+
+    def to_features(self, x: torch.Tensor, lengths: torch.Tensor):
+        """Move a batch to the device; with features.on_device, x holds padded waveforms
+        (B, samples) and becomes log-mel features (B, frames, dim) computed there."""
+        x = x.to(self.device, non_blocking=True)
+        if self.featurizer is None:
+            return x, lengths
+        return self.featurizer(x), 1 + lengths // self.featurizer.hop
 
     def update(self) -> bool:
         """Clip and apply the accumulated gradients; a non-finite gradient skips the update
@@ -257,7 +275,7 @@ class Trainer:
                 at_update = self.batch_in_epoch % tc.accum_steps == 0
                 loss = self.backward(batch, sync=at_update)
                 update_losses.append(loss)
-                audio_s += float(batch[1].sum()) * self.cfg.features.hop_ms / 1000 * self.world
+                audio_s += self.batch_seconds(batch[1]) * self.world
                 speed = audio_s / max(time.time() - t0, 1e-6)
                 bar.update(1)
                 if math.isfinite(loss):
@@ -360,7 +378,8 @@ class Trainer:
             if batch is None:
                 continue
             feats, feat_lens, targets, target_lens, ids = batch
-            log_probs, out_lens = self.model(feats.to(self.device), feat_lens.to(self.device))
+            feats, feat_lens = self.to_features(feats, feat_lens)
+            log_probs, out_lens = self.model(feats, feat_lens.to(self.device))
             total += self.ctc(log_probs.transpose(0, 1), targets.to(self.device), out_lens,
                               target_lens.to(self.device)).item()
             count += len(ids)

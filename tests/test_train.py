@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from asr.checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint
+from asr.data import FeatureStore
 from asr.train import Trainer
 
 from conftest import small_config
@@ -125,3 +126,21 @@ def test_keep_epochs_and_checkpoint_averaging(tone_store, tmp_path):
     assert main(["average", str(run), "--last", "2"]) == 0
     model, _, _ = model_from_checkpoint(load_checkpoint(run / "checkpoints" / "avg-last2.pt"))
     assert "optimizer" not in load_checkpoint(run / "checkpoints" / "avg-last2.pt")
+
+
+def test_features_on_device_match_the_store(tone_corpus, tone_store, tmp_path):
+    """features.on_device: the loader yields waveforms and the batch is featurised on the
+    training device; the result is what the feature store holds for the same audio."""
+    cfg = small_config(tone_corpus, tmp_path / "dev", epochs=2, max_steps=3)
+    cfg.features.on_the_fly = cfg.features.on_device = True
+    trainer = Trainer(cfg)
+    feats, lens, _, _, ids = next(iter(trainer.loader))
+    assert feats.dim() == 2  # raw audio
+    x, n = trainer.to_features(feats, lens)
+    store = FeatureStore(tone_store / "features" / "train")
+    by_id = {e["id"]: i for i, e in enumerate(store.entries)}
+    ref = torch.from_numpy(store.features(by_id[ids[0]]))
+    assert int(n[0]) == len(ref)
+    # frames away from the utterance's end match (the end differs: zeros vs reflection padding)
+    assert torch.allclose(x[0, 1:len(ref) - 2], ref[1:-2], atol=0.05)
+    assert trainer.train()["step"] == 3
