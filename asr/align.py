@@ -46,7 +46,7 @@ def _word(chars: list[tuple[int, list[int]]], log_probs: torch.Tensor, vocab: Ch
     frames = [t for _, fr in chars for t in fr]
     toks = [tok for tok, fr in chars for _ in fr]
     probs = log_probs[frames, toks].exp()
-    return {"word": "".join(vocab.tokens[tok] for tok, _ in chars),
+    return {"word": vocab.decode([tok for tok, _ in chars]).strip(),
             "start": round(offset_s + frames[0] * frame_s, 3),
             "end": round(offset_s + (frames[-1] + 1) * frame_s, 3),
             "conf": round(float(probs.mean()), 4)}
@@ -58,13 +58,22 @@ def path_words(path, log_probs: torch.Tensor, vocab: CharVocab, frame_s: float,
 
     path: token id per output frame (blanks included, repeats not merged), length T.
     log_probs: (T, V) log-posteriors of the same frames (for the confidences).
-    vocab: the model vocabulary (blank = 0, " " separates words; a vocabulary without " ",
-        e.g. phones, gives one entry per emitted unit).
+    vocab: the model vocabulary (blank = 0, " " separates words; subword units: a piece
+        beginning with "\u2581" starts a word; a vocabulary with neither, e.g. phones, gives
+        one entry per emitted unit).
     frame_s: seconds per output frame. offset_s: added to every time (chunk start in a file).
     Returns [{"word", "start", "end", "conf"}] with times in seconds rounded to ms.
     """
     space = vocab.index.get(" ")
     units = path_units(path, vocab)
+    if getattr(vocab, "word_prefix", None):  # sentencepiece: "\u2581he llo" is one word
+        groups = []
+        for unit in units:
+            if not groups or vocab.word_starts(unit[0]):
+                groups.append([])
+            groups[-1].append(unit)
+        words = [_word(g, log_probs, vocab, frame_s, offset_s) for g in groups]
+        return [w for w in words if w["word"]]
     if space is None:  # no word separator (phone units): every unit is a "word"
         return [_word([u], log_probs, vocab, frame_s, offset_s) for u in units]
     groups, cur = [], []

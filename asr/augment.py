@@ -25,12 +25,13 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Callable, Sequence, Union
 
 import torch
 import torchaudio.functional as AF
+
+from .config import AugmentConfig  # noqa: F401  (the config section lives with the others)
 
 log = logging.getLogger(__name__)
 
@@ -38,64 +39,6 @@ NOISE_TYPES = ("white", "pink", "babble")
 
 # A babble source: waveforms to draw talkers from, or a callable returning one utterance per call.
 BabbleSource = Union[Sequence[torch.Tensor], Callable[[torch.Generator], torch.Tensor]]
-
-
-@dataclass
-class AugmentConfig:
-    """Data augmentation applied to training utterances; every effect is off by default.
-
-    specaugment: mask features (after feature extraction; works on stored features too).
-    freq_masks / freq_width: number of frequency masks and the widest one, in feature bins
-        (each mask's width is drawn uniformly from 0..freq_width).
-    time_masks / time_width_ratio: number of time masks and the widest one as a share of the
-        utterance's frames (0.05: at most 5% of the frames each).
-    speed_factors: speed perturbation factors drawn uniformly per utterance, e.g. [0.9, 1.0, 1.1]
-        (1.1: 10% faster and shorter, pitch 10% higher); empty: off. Needs the audio
-        (features.on_the_fly).
-    pitch_prob / pitch_min / pitch_max: chance of a pitch shift keeping the duration, and its
-        range in semitones.
-    noise_prob: chance of additive noise; snr_min / snr_max: its signal-to-noise ratio in dB,
-        drawn uniformly; noise_types: drawn uniformly from white, pink (1/f) and babble (a sum of
-        babble_talkers_min..babble_talkers_max other utterances; needs a babble source).
-    reverb_prob: chance of reverberation with a synthetic room impulse response; rt60_min /
-        rt60_max: its reverberation time in seconds; drr_min / drr_max: its direct-to-reverberant
-        energy ratio in dB.
-    telephone_prob: chance of a telephone channel (300-3400 Hz, 8 kHz); mu_law: with 8-bit
-        mu-law companding.
-    gain_min_db / gain_max_db: random level change in dB (both 0: off).
-    """
-
-    specaugment: bool = False
-    freq_masks: int = 2
-    freq_width: int = 27
-    time_masks: int = 2
-    time_width_ratio: float = 0.05
-    speed_factors: list = field(default_factory=list)
-    pitch_prob: float = 0.0
-    pitch_min: float = -2.0
-    pitch_max: float = 2.0
-    noise_prob: float = 0.0
-    snr_min: float = 0.0
-    snr_max: float = 20.0
-    noise_types: list = field(default_factory=lambda: ["white", "pink", "babble"])
-    babble_talkers_min: int = 3
-    babble_talkers_max: int = 7
-    reverb_prob: float = 0.0
-    rt60_min: float = 0.2
-    rt60_max: float = 0.8
-    drr_min: float = 0.0
-    drr_max: float = 10.0
-    telephone_prob: float = 0.0
-    mu_law: bool = True
-    gain_min_db: float = 0.0
-    gain_max_db: float = 0.0
-
-    @property
-    def wave_active(self) -> bool:
-        """Whether any waveform effect is on (they need the audio, not stored features)."""
-        return bool(self.speed_factors or self.pitch_prob > 0 or self.noise_prob > 0
-                    or self.reverb_prob > 0 or self.telephone_prob > 0
-                    or self.gain_min_db != 0 or self.gain_max_db != 0)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -20,6 +20,15 @@ model as a Python ``CTCDecoderLM`` and adds ``weight`` for every unit (word with
 character without) that extends a hotword phrase, taking the bonus back if the phrase is left
 unfinished (the usual prefix-tree context graph with failure refunds). The lexicon search smears
 these bonuses into its look-ahead, so a biased word is favoured before it is complete.
+
+Subword (sentencepiece) vocabularies: the tokens are the pieces as they are; a word starts at a
+piece beginning with "\u2581", so there is no separator token. A lexicon spells each word in the
+pieces the model cuts it into (``hello<TAB>\u2581he llo``, asr.lm.write_lexicon) and the word is
+complete when its last piece is read; the decoder's silence token is then one the model never
+emits, sentencepiece's "<unk>" piece, and no extra final frame is needed. Lexicon-free search
+over pieces works as over characters, optionally with a KenLM model over pieces (lm.char_order).
+A lexicon whose spellings use tokens the model does not have (written for other units or
+another sentencepiece model) is respelled in the model's tokens, with a warning.
 """
 
 from __future__ import annotations
@@ -34,7 +43,7 @@ from flashlight.lib.text.dictionary import Dictionary, create_word_dict, load_wo
 from torchaudio.models.decoder import CTCDecoderLM, CTCDecoderLMState, ctc_decoder
 
 from .align import path_words
-from .lm import SIL, read_lexicon_words, spell
+from .lm import SIL, is_subword, read_lexicon, spell
 from .text import CharVocab
 
 log = logging.getLogger(__name__)
@@ -72,8 +81,17 @@ class BeamOptions:
 
 
 def decoder_tokens(vocab: CharVocab) -> list[str]:
-    """The model's tokens with the word separator " " renamed to the decoder's "|"."""
+    """The model's tokens with the word separator " " renamed to the decoder's "|" (subword
+    pieces have no " " and stay as they are)."""
     return [SIL if t == " " else t for t in vocab.tokens]
+
+
+def silence_token(vocab) -> str:
+    """The decoder's silence token: "|" (the model's " ") for characters; for subword units,
+    which have no separator, sentencepiece's "<unk>" piece, which the model never emits."""
+    if is_subword(vocab):
+        return vocab.tokens[vocab.unk + 1]
+    return SIL
 
 
 def read_hotwords(phrases=(), path: str | Path | None = None) -> list[str]:
@@ -169,9 +187,9 @@ class ContextBiasLM(CTCDecoderLM):
 class BeamSearch:
     """A configured flashlight CTC beam-search decoder for one vocabulary.
 
-    vocab: the model's CharVocab. lm: KenLM binary/ARPA path (word LM with a lexicon,
-    character LM without), or None. lexicon: lexicon file path (word<TAB>spelling), or None
-    for lexicon-free search. options: BeamOptions. hotwords: phrases to favour;
+    vocab: the model's CharVocab or SentencePieceVocab. lm: KenLM binary/ARPA path (word LM
+    with a lexicon, character (or piece) LM without), or None. lexicon: lexicon file path
+    (word<TAB>spelling), or None for lexicon-free search. options: BeamOptions. hotwords: phrases to favour;
     hotword_weight: bonus per matching unit (word or character).
     Call it on (B, T, V) log-probabilities and lengths; see __call__.
     """
@@ -179,14 +197,16 @@ class BeamSearch:
     def __init__(self, vocab: CharVocab, lm: str | Path | None = None,
                  lexicon: str | Path | None = None, options: BeamOptions | None = None,
                  hotwords: list[str] | None = None, hotword_weight: float = 0.0):
-        if " " not in vocab.index:
+        self.subword = is_subword(vocab)
+        if " " not in vocab.index and not self.subword:
             raise ValueError("beam search needs a character vocabulary with the word separator ' ' "
-                             "(use decode.decoder=greedy for phone models)")
+                             "or subword units (use decode.decoder=greedy for phone models)")
         self.vocab, self.options = vocab, options or BeamOptions()
         self.tokens = decoder_tokens(vocab)
+        self.sil = silence_token(vocab)
         self.hotwords = [h for h in (hotwords or []) if vocab.covers(h)]
         self._tmp = None
-        self.lexicon = self._lexicon_with_hotwords(lexicon) if lexicon else None
+        self.lexicon = self._lexicon_file(lexicon) if lexicon else None
         lm_obj = self._language_model(lm, hotword_weight)
         o = self.options
         lm_weight = o.lm_weight if lm else (1.0 if isinstance(lm_obj, ContextBiasLM) else 0.0)
@@ -195,18 +215,30 @@ class BeamSearch:
             beam_size=o.beam_size, beam_size_token=o.beam_size_token or None,
             beam_threshold=o.beam_threshold, lm_weight=lm_weight, word_score=o.word_score,
             unk_score=o.unk_score, sil_score=o.sil_score, log_add=o.log_add,
-            blank_token=vocab.BLANK, sil_token=SIL, unk_word=UNK)
+            blank_token=vocab.BLANK, sil_token=self.sil, unk_word=UNK)
 
-    def _lexicon_with_hotwords(self, lexicon: str | Path) -> str:
-        """The lexicon path, or a temporary copy with the hotwords' missing words added."""
-        known = set(read_lexicon_words(lexicon))
+    def _lexicon_file(self, lexicon: str | Path) -> str:
+        """The lexicon path, or a temporary copy with the hotwords' missing words added and,
+        when its spellings use tokens this model lacks (a lexicon for other units), every word
+        respelled in this model's tokens."""
+        entries = read_lexicon(lexicon)
+        known = {w for w, _ in entries}
+        tokens = set(self.tokens)
+        foreign = any(t not in tokens for _, spelling in entries for t in spelling)
         extra = [w for h in self.hotwords for w in h.split() if w not in known]
-        if not extra:
+        if not extra and not foreign:
             return str(lexicon)
         self._tmp = tempfile.TemporaryDirectory(prefix="asr-lexicon-")
         path = Path(self._tmp.name) / "lexicon.txt"
-        text = Path(lexicon).read_text(encoding="utf-8")
-        extra_lines = "".join(f"{w}\t{' '.join(spell(w))}\n" for w in dict.fromkeys(extra))
+        if foreign:
+            words = [w for w in dict.fromkeys(w for w, _ in entries) if self.vocab.covers(w)]
+            log.warning("%s: spellings use tokens this model does not have (written for other "
+                        "units?): %d words respelled in the model's tokens; rebuild it with "
+                        "`asr lm build` for this recipe", lexicon, len(words))
+            text = "".join(f"{w}\t{' '.join(spell(w, self.vocab))}\n" for w in words)
+        else:
+            text = Path(lexicon).read_text(encoding="utf-8")
+        extra_lines = "".join(f"{w}\t{' '.join(spell(w, self.vocab))}\n" for w in dict.fromkeys(extra))
         path.write_text(text + extra_lines, encoding="utf-8")
         return str(path)
 
@@ -220,7 +252,8 @@ class BeamSearch:
         if self.lexicon:
             return create_word_dict(load_words(self.lexicon))
         d = Dictionary(self.tokens)
-        d.add_entry(UNK)
+        if UNK not in self.tokens:  # a sentencepiece vocabulary has its own "<unk>" piece
+            d.add_entry(UNK)
         return d
 
     def _language_model(self, lm, hotword_weight: float):
@@ -242,7 +275,10 @@ class BeamSearch:
         return ContextBiasLM(inner, PhraseTrie(phrases), hotword_weight, lm_weight)
 
     def _char_units(self, phrase: str) -> list[int]:
-        """Token indices of a phrase for lexicon-free biasing: 'ab cd' -> a b | c d."""
+        """Token indices of a phrase for lexicon-free biasing: 'ab cd' -> a b | c d (subword
+        units: its pieces)."""
+        if self.subword:
+            return self.vocab.encode(phrase)
         return [self.tokens.index(SIL if c == " " else c) for c in phrase]
 
     def __call__(self, log_probs: torch.Tensor, lengths: torch.Tensor, frame_s: float = 0.04) -> list[dict]:
@@ -263,8 +299,9 @@ class BeamSearch:
         return out
 
     def _with_final_boundary(self, emissions: torch.Tensor) -> torch.Tensor:
-        """With a lexicon: emissions plus one frame where only "|" is possible (log-prob 0)."""
-        if not self.lexicon:
+        """With a lexicon: emissions plus one frame where only "|" is possible (log-prob 0).
+        (Subword units need none: a word is complete at its last piece.)"""
+        if not self.lexicon or self.subword:
             return emissions
         final = torch.full((1, emissions.shape[1]), -1e4)
         final[0, self.tokens.index(SIL)] = 0.0
@@ -282,6 +319,9 @@ class BeamSearch:
     def _one(self, result, emissions, frame_s: float, offset_s: float) -> dict:
         """One flashlight result as {"text", "words", "score"} (its path gives the times)."""
         path = [t if t >= 0 else self.vocab.blank for t in list(result.tokens)[1:len(emissions) + 1]]
+        if self.subword:  # the silence token ("<unk>") between words is no unit of a word
+            sil = self.tokens.index(self.sil)
+            path = [self.vocab.blank if t == sil else t for t in path]
         words = path_words(path, emissions, self.vocab, frame_s, offset_s)
         if self.lexicon:
             words = self._lexicon_words(words, result)

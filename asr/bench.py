@@ -33,6 +33,10 @@ VARIANTS = [
     ("features on the fly (2 workers)", ["features.on_the_fly=true", "train.num_workers=2"]),
     ("features on the fly, on device", ["features.on_the_fly=true", "features.on_device=true",
                                         "train.num_workers=2"]),
+    ("augmentation of augment.yaml (2 workers)", [
+        "augment.speed_factors=[0.9,1.0,1.1]", "augment.pitch_prob=0.3", "augment.noise_prob=0.4",
+        "augment.reverb_prob=0.2", "augment.telephone_prob=0.1", "augment.gain_min_db=-6",
+        "augment.gain_max_db=6", "augment.specaugment=true", "train.num_workers=2"]),
 ]
 
 

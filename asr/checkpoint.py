@@ -1,4 +1,5 @@
-"""Checkpoints: plain dicts of tensors + config + vocabulary, written atomically, loaded safely."""
+"""Checkpoints: plain dicts of tensors + config + vocabulary (and, for subword units, the
+sentencepiece model as a uint8 tensor), written atomically, loaded safely."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import torch
 
 from .config import Config, FeatureConfig, ModelConfig
 from .model import CTCModel
-from .units import vocab_from_tokens
+from .units import vocab_from_checkpoint
 
 
 class CheckpointError(Exception):
@@ -70,7 +71,7 @@ def model_from_checkpoint(ckpt: dict) -> tuple[CTCModel, object, FeatureConfig]:
     """Rebuild the model (eval mode), its vocabulary and feature settings from a checkpoint dict."""
     model_cfg = _known(ModelConfig, ckpt["config"]["model"])
     feat_cfg = _known(FeatureConfig, ckpt["config"]["features"])
-    vocab = vocab_from_tokens(ckpt["vocab"])
+    vocab = vocab_from_checkpoint(ckpt)  # with its sentencepiece model, if any
     model = CTCModel(model_cfg, ckpt["n_feats"], len(vocab))
     model.load_state_dict(ckpt["model"])
     model.eval()

@@ -35,12 +35,20 @@ class DataConfig:
     mirror: base URL of the LibriSpeech archives ("" = https://www.openslr.org/resources/12).
     lm_text: with download, also fetch librispeech-lm-norm.txt.gz (OpenSLR 11); a copy already
         in data.source is always used -> manifests/lm_text.txt.
-    units: "char" (characters of normalised text) or "phone" (space-separated phone tokens:
-        TIMIT); phone_set: 39, 48 or 61 TIMIT phones in the manifests (scored folded to 39).
+    units: "char" (characters of normalised text), "phone" (space-separated phone tokens:
+        TIMIT), or "bpe" / "unigram" (sentencepiece subwords of normalised text, trained once
+        from the training transcripts into <root>/lang/<units>_<units_size>.model and stored
+        in every checkpoint); phone_set: 39, 48 or 61 TIMIT phones in the manifests (scored
+        folded to 39); units_size: the sentencepiece vocabulary size (bpe/unigram; a soft
+        limit: a small corpus may give fewer pieces).
     dev_fraction / test_fraction: held-out shares for corpora without official splits
         (LJSpeech, your own recordings, a single Kaldi data dir).
     check_audio: decode every file during preparation (finds corrupt, truncated, NaN and
         silent audio; exact durations) instead of reading headers only.
+    degraded: degraded copies of the degrade_from split to make after preparation, each a split
+        named <degrade_from>_<condition>: noise10 / noise0 (white, pink or babble noise at 10 /
+        0 dB SNR), reverb (synthetic room, RT60 0.3-0.9 s), telephone (300-3400 Hz, 8 kHz,
+        mu-law); see data_prep/degrade.py. Add the splits to test_splits to score them.
     """
 
     root: str = "data/builtin"
@@ -60,9 +68,12 @@ class DataConfig:
     lm_text: bool = False
     units: str = "char"
     phone_set: int = 39
+    units_size: int = 256
     dev_fraction: float = 0.05
     test_fraction: float = 0.05
     check_audio: bool = True
+    degraded: list = field(default_factory=list)
+    degrade_from: str = "test"
 
 
 @dataclass
@@ -209,6 +220,64 @@ class DecodeConfig:
 
 
 @dataclass
+class AugmentConfig:
+    """Data augmentation applied to training utterances; every effect is off by default.
+
+    specaugment: mask features (after feature extraction; works on stored features too).
+    freq_masks / freq_width: number of frequency masks and the widest one, in feature bins
+        (each mask's width is drawn uniformly from 0..freq_width).
+    time_masks / time_width_ratio: number of time masks and the widest one as a share of the
+        utterance's frames (0.05: at most 5% of the frames each).
+    speed_factors: speed perturbation factors drawn uniformly per utterance, e.g. [0.9, 1.0, 1.1]
+        (1.1: 10% faster and shorter, pitch 10% higher); empty: off. Needs the audio
+        (features.on_the_fly).
+    pitch_prob / pitch_min / pitch_max: chance of a pitch shift keeping the duration, and its
+        range in semitones.
+    noise_prob: chance of additive noise; snr_min / snr_max: its signal-to-noise ratio in dB,
+        drawn uniformly; noise_types: drawn uniformly from white, pink (1/f) and babble (a sum of
+        babble_talkers_min..babble_talkers_max other utterances; needs a babble source).
+    reverb_prob: chance of reverberation with a synthetic room impulse response; rt60_min /
+        rt60_max: its reverberation time in seconds; drr_min / drr_max: its direct-to-reverberant
+        energy ratio in dB.
+    telephone_prob: chance of a telephone channel (300-3400 Hz, 8 kHz); mu_law: with 8-bit
+        mu-law companding.
+    gain_min_db / gain_max_db: random level change in dB (both 0: off).
+    """
+
+    specaugment: bool = False
+    freq_masks: int = 2
+    freq_width: int = 27
+    time_masks: int = 2
+    time_width_ratio: float = 0.05
+    speed_factors: list = field(default_factory=list)
+    pitch_prob: float = 0.0
+    pitch_min: float = -2.0
+    pitch_max: float = 2.0
+    noise_prob: float = 0.0
+    snr_min: float = 0.0
+    snr_max: float = 20.0
+    noise_types: list = field(default_factory=lambda: ["white", "pink", "babble"])
+    babble_talkers_min: int = 3
+    babble_talkers_max: int = 7
+    reverb_prob: float = 0.0
+    rt60_min: float = 0.2
+    rt60_max: float = 0.8
+    drr_min: float = 0.0
+    drr_max: float = 10.0
+    telephone_prob: float = 0.0
+    mu_law: bool = True
+    gain_min_db: float = 0.0
+    gain_max_db: float = 0.0
+
+    @property
+    def wave_active(self) -> bool:
+        """Whether any waveform effect is on (they need the audio, not stored features)."""
+        return bool(self.speed_factors or self.pitch_prob > 0 or self.noise_prob > 0
+                    or self.reverb_prob > 0 or self.telephone_prob > 0
+                    or self.gain_min_db != 0 or self.gain_max_db != 0)
+
+
+@dataclass
 class LmConfig:
     """Word n-gram language model built by `asr lm build` with KenLM (lmplz + build_binary).
 
@@ -238,6 +307,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     decode: DecodeConfig = field(default_factory=DecodeConfig)
     lm: LmConfig = field(default_factory=LmConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 
 def _coerce(value: Any, typ: Any, name: str) -> Any:
@@ -298,15 +368,27 @@ def parse_overrides(overrides: list[str]) -> dict:
     return nested
 
 
+def _apply_file(cfg: Config, path: Path, seen: tuple = ()) -> None:
+    """Apply a YAML file onto cfg; its optional top-level `base: other.yaml` (relative to the
+    file) is applied first, so a variant recipe states only what it changes."""
+    if path.resolve() in seen:
+        raise ValueError(f"{path}: `base` chain loops back to itself")
+    with open(path, encoding="utf-8") as f:
+        values = yaml.safe_load(f) or {}
+    if not isinstance(values, dict):
+        raise ValueError(f"{path}: expected a mapping of sections")
+    base = values.pop("base", None)
+    if base:
+        _apply_file(cfg, path.parent / str(base), (*seen, path.resolve()))
+    apply(cfg, values, str(path))
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
-    """Defaults, then the YAML file (safe loader), then key=value overrides."""
+    """Defaults, then the YAML file (safe loader; after its `base` file, if it names one),
+    then key=value overrides."""
     cfg = Config()
     if path:
-        with open(path, encoding="utf-8") as f:
-            values = yaml.safe_load(f) or {}
-        if not isinstance(values, dict):
-            raise ValueError(f"{path}: expected a mapping of sections")
-        apply(cfg, values, str(path))
+        _apply_file(cfg, Path(path))
     if overrides:
         apply(cfg, parse_overrides(overrides), "command line")
     return cfg

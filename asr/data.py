@@ -81,7 +81,10 @@ class OnTheFlyStore:
         return len(self.entries)
 
     def features(self, i: int) -> np.ndarray:
-        wav = self.audio(i)
+        return self.featurize(self.audio(i))
+
+    def featurize(self, wav: torch.Tensor) -> np.ndarray:
+        """What features(i) returns for a waveform (e.g. an augmented one)."""
         return wav.numpy() if self.raw_audio else self.extractor(wav).numpy()
 
     def audio(self, i: int) -> torch.Tensor:
@@ -104,14 +107,16 @@ class OnTheFlyStore:
         return self._cmvn
 
 
-def open_store(root: str | Path, split: str, feature_cfg, raw_audio: bool = False):
+def open_store(root: str | Path, split: str, feature_cfg, raw_audio: bool = False,
+               need_audio: bool = False):
     """The split's feature store, or features computed from its manifest when
-    features.on_the_fly is set (or no store was built for it)."""
+    features.on_the_fly or need_audio (waveform augmentation) is set, or no store was built."""
+    on_the_fly = feature_cfg.on_the_fly or need_audio
     store_dir = Path(root) / "features" / split
-    if not feature_cfg.on_the_fly and (store_dir / "meta.json").exists():
+    if not on_the_fly and (store_dir / "meta.json").exists():
         return FeatureStore(store_dir)
     manifest = Path(root) / "manifests" / f"{split}.jsonl"
-    if feature_cfg.on_the_fly or manifest.exists():
+    if on_the_fly or manifest.exists():
         if not manifest.exists():
             raise FileNotFoundError(f"{manifest}: no manifest for split {split!r}")
         return OnTheFlyStore(manifest, feature_cfg, raw_audio=raw_audio)
@@ -131,11 +136,20 @@ class AsrDataset(torch.utils.data.Dataset):
     Entries are dropped, with a count per reason logged, when the duration exceeds max_duration,
     the text is empty or has characters outside the vocabulary, or the label is longer than the
     subsampled frames (CTC could not emit it).
+
+    augment: an asr.augment.WaveAugment applied to every item (waveform effects need an
+        OnTheFlyStore; SpecAugment works on any store). Its draws come from a generator seeded
+        by (seed, epoch, utterance index): the same in every DataLoader worker and on resume,
+        new each epoch (set `epoch` before iterating).
     """
 
     def __init__(self, store: FeatureStore, vocab: CharVocab, subsample: int = 4,
-                 max_duration: float = 0.0, name: str = "data"):
+                 max_duration: float = 0.0, name: str = "data", augment=None, seed: int = 0):
         self.store, self.vocab = store, vocab
+        if augment is not None and augment.cfg.wave_active and not hasattr(store, "audio"):
+            raise ValueError(f"{name}: waveform augmentation needs the audio (an on-the-fly "
+                             f"store), not the feature store at {store.path}")
+        self.augment, self.seed, self.epoch = augment, seed, 0
         dropped: Counter = Counter()
         self.keep: list[int] = []
         for i, e in enumerate(store.entries):
@@ -175,13 +189,27 @@ class AsrDataset(torch.utils.data.Dataset):
         j = self.keep[i]
         e = self.store.entries[j]
         try:
-            feats = torch.from_numpy(self.store.features(j))
+            feats = torch.from_numpy(self.load(j))
         except AudioError as err:  # on-the-fly features: a broken file is skipped, not fatal
             if e["id"] not in self.unreadable:
                 self.unreadable.add(e["id"])
                 log.warning("skipped: %s", err)
             return None
         return feats, torch.tensor(self.vocab.encode(e["text"]), dtype=torch.long), e["id"]
+
+    def load(self, j: int) -> np.ndarray:
+        """Features of store entry j, augmented when an augmenter is set."""
+        if self.augment is None:
+            return self.store.features(j)
+        from .augment import item_generator
+        g = item_generator(self.seed, self.epoch, j)
+        if self.augment.cfg.wave_active:
+            feats = self.store.featurize(self.augment(self.store.audio(j), g))
+        else:
+            feats = self.store.features(j)
+        if getattr(self.store, "raw_audio", False):
+            return feats  # waveforms: SpecAugment runs on the device after featurisation
+        return self.augment.spec_augment(torch.from_numpy(np.ascontiguousarray(feats)), g).numpy()
 
 
 class BucketingBatchSampler(torch.utils.data.Sampler):

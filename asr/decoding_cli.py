@@ -96,7 +96,7 @@ def cmd_decode(args) -> int:
 # ---------------------------------------------------------------- asr lm build
 
 def cmd_lm_build(args) -> int:
-    from .lm import build_lm, lm_paths
+    from .lm import build_lm, lm_paths, lm_vocab
     cfg = load_config(args.config, args.overrides)
     paths = lm_paths(cfg)
     text = Path(args.text) if args.text else paths["text"]
@@ -105,7 +105,8 @@ def cmd_lm_build(args) -> int:
         raise FileNotFoundError(f"{text}: no LM training text (run `make data`, or give --text)")
     t0 = time.perf_counter()
     s = build_lm(text, out, order=cfg.lm.order, char_order=cfg.lm.char_order, memory=cfg.lm.memory,
-                 discount_fallback=cfg.lm.discount_fallback, prune=cfg.lm.prune)
+                 discount_fallback=cfg.lm.discount_fallback, prune=cfg.lm.prune,
+                 vocab=lm_vocab(cfg))  # bpe/unigram: lexicon in the model's pieces
     print(f"lm: {s['order']}-gram from {s['sentences']} sentences ({s['words']} words, "
           f"{s['dropped']} dropped) -> {s['binary']}; lexicon {s['lexicon_words']} words -> "
           f"{s['lexicon']}" + (f"; char {s['char_order']}-gram -> {s['char_binary']}" if cfg.lm.char_order else "")

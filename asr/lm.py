@@ -11,7 +11,9 @@ Files written by :func:`build_lm` into the LM folder::
     lm.arpa         word n-gram model, ARPA text (order ``lm.order``)
     lm.bin          the same model in KenLM's binary format (fast to load)
     lexicon.txt     every LM word spelled in model tokens: ``word<TAB>w o r d |``
+                    (subword units: in the sentencepiece model's pieces, ``word<TAB>\u2581wo rd``)
     char.arpa/.bin  optional character n-gram (``lm.char_order > 0``) for lexicon-free search
+                    (subword units: an n-gram over pieces)
     lm.json         what was built, from what, with which settings
 """
 
@@ -88,11 +90,20 @@ def prepare_text(src: str | Path, dst: str | Path, vocab: CharVocab | None = Non
     return {"sentences": kept, "words": words, "dropped": dropped}
 
 
-def char_text(src: str | Path, dst: str | Path) -> None:
-    """Rewrite word text as token text for a character LM: 'ab cd' -> 'a b | c d'."""
+def is_subword(vocab) -> bool:
+    """Whether vocab is a sentencepiece subword vocabulary (words start at "\u2581" pieces)."""
+    return bool(getattr(vocab, "word_prefix", None))
+
+
+def char_text(src: str | Path, dst: str | Path, vocab=None) -> None:
+    """Rewrite word text as token text for a character LM: 'ab cd' -> 'a b | c d'; for a
+    subword vocab, as its pieces: 'ab cd' -> '\u2581ab \u2581c d'."""
     with open(src, encoding="utf-8") as fin, open(dst, "w", encoding="utf-8") as fout:
         for line in fin:
-            fout.write(f" {SIL} ".join(" ".join(w) for w in line.split()) + "\n")
+            if is_subword(vocab):
+                fout.write(" ".join(vocab.pieces(line.strip())) + "\n")
+            else:
+                fout.write(f" {SIL} ".join(" ".join(w) for w in line.split()) + "\n")
 
 
 def run_lmplz(text: str | Path, arpa: str | Path, order: int, memory: str = "1G",
@@ -165,17 +176,22 @@ def arpa_words(arpa: str | Path) -> list[str]:
     return words
 
 
-def spell(word: str) -> list[str]:
-    """Decoder tokens of a word in the lexicon: its characters, then the word boundary '|'.
+def spell(word: str, vocab=None) -> list[str]:
+    """Decoder tokens of a word in the lexicon: its characters, then the word boundary '|';
+    for a subword vocab, the pieces the sentencepiece model cuts it into ("\u2581he llo").
 
     (Flashlight's lexicon search must see a token after a word's last character: without the
-    '|' it would also emit words whose last letter is a mere CTC repeat, "man" + "n" -> "mann".)
+    '|' it would also emit words whose last letter is a mere CTC repeat, "man" + "n" -> "mann".
+    Subword units have no such token: the next word's "\u2581" piece is the boundary.)
     """
+    if is_subword(vocab):
+        return vocab.pieces(word)
     return list(word) + [SIL]
 
 
 def write_lexicon(words, path: str | Path, vocab: CharVocab | None = None) -> int:
-    """Write ``word<TAB>c h a r s |`` lines for the words spellable in vocab; returns the count."""
+    """Write ``word<TAB>c h a r s |`` lines (subword vocab: ``word<TAB>pie ces``) for the words
+    spellable in vocab; returns the count."""
     vocab = vocab or CharVocab()
     n = 0
     seen = set()
@@ -184,9 +200,15 @@ def write_lexicon(words, path: str | Path, vocab: CharVocab | None = None) -> in
             if w in seen or not w or " " in w or not vocab.covers(w):
                 continue
             seen.add(w)
-            f.write(f"{w}\t{' '.join(spell(w))}\n")
+            f.write(f"{w}\t{' '.join(spell(w, vocab))}\n")
             n += 1
     return n
+
+
+def read_lexicon(path: str | Path) -> list[tuple[str, list[str]]]:
+    """(word, spelling tokens) of every lexicon line."""
+    with open(path, encoding="utf-8") as f:
+        return [(parts[0], parts[1:]) for parts in (line.split() for line in f) if parts]
 
 
 def read_lexicon_words(path: str | Path) -> list[str]:
@@ -201,7 +223,8 @@ def build_lm(text: str | Path, out_dir: str | Path, order: int = 4, char_order: 
 
     text: training sentences (normalised here). out_dir: the LM folder (created).
     order: word n-gram order. char_order: character n-gram order, 0 for none.
-    memory, discount_fallback, prune: as run_lmplz. vocab: the model's tokens.
+    memory, discount_fallback, prune: as run_lmplz. vocab: the model's tokens (default
+    CharVocab; a SentencePieceVocab spells the lexicon and the token LM in its pieces).
     Returns the build summary also written to out_dir/lm.json.
     """
     out = Path(out_dir)
@@ -213,8 +236,10 @@ def build_lm(text: str | Path, out_dir: str | Path, order: int = 4, char_order: 
     summary = {"text": str(text), "order": order, **stats, "lexicon_words": n_words,
                "arpa": str(out / "lm.arpa"), "binary": str(out / "lm.bin"),
                "lexicon": str(out / "lexicon.txt")}
+    if is_subword(vocab):
+        summary["units"] = f"{vocab.kind or 'sentencepiece'} ({len(vocab) - 1} pieces)"
     if char_order:
-        char_text(out / "text.txt", out / "char.txt")
+        char_text(out / "text.txt", out / "char.txt", vocab)
         run_lmplz(out / "char.txt", out / "char.arpa", char_order, memory, discount_fallback, prune)
         run_build_binary(out / "char.arpa", out / "char.bin")
         summary.update(char_order=char_order, char_binary=str(out / "char.bin"))
@@ -230,3 +255,11 @@ def lm_paths(cfg) -> dict:
     text = Path(cfg.lm.text) if cfg.lm.text else root / "manifests" / "train_text.txt"
     return {"dir": d, "text": text, "binary": d / "lm.bin", "lexicon": d / "lexicon.txt",
             "char_binary": d / "char.bin"}
+
+
+def lm_vocab(cfg):
+    """The vocabulary `asr lm build` spells the lexicon in: the recipe's sentencepiece model for
+    data.units=bpe/unigram (the same <data.root>/lang/ file training uses, trained now if
+    missing: asr.units.build_vocab), else None (characters)."""
+    from .units import SUBWORD_UNITS, build_vocab
+    return build_vocab(cfg.data) if cfg.data.units in SUBWORD_UNITS else None

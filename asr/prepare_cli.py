@@ -24,7 +24,18 @@ def _builtin(cfg) -> int:
                             test_hours=cfg.data.test_hours, seed=cfg.data.seed, nj=cfg.data.nj)
     for split, path in paths.items():
         print(f"{split}: {path}")
+    make_degraded_splits(cfg)
     return 0
+
+
+def make_degraded_splits(cfg) -> None:
+    """The data.degraded copies of data.degrade_from (noise, reverb, telephone test sets)."""
+    if not cfg.data.degraded:
+        return
+    from data_prep.degrade import make_degraded
+    for condition in cfg.data.degraded:
+        make_degraded(cfg.data.root, cfg.data.degrade_from, condition, cfg.data.seed,
+                      cfg.data.nj, progress=sys.stderr.isatty())
 
 
 def run_prepare(cfg, progress: bool | None = None):
@@ -34,6 +45,8 @@ def run_prepare(cfg, progress: bool | None = None):
     if progress is None:
         progress = sys.stderr.isatty()
     summary = module.prepare(cfg, progress=progress)
+    if summary.usable:
+        make_degraded_splits(cfg)
     root = Path(cfg.data.root)
     wanted = dict.fromkeys([cfg.data.train_split, cfg.data.dev_split, *cfg.data.test_splits])
     missing = [s for s in wanted if not (root / "manifests" / f"{s}.jsonl").exists()]

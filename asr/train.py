@@ -32,7 +32,7 @@ from .decode import greedy_decode
 from .features import FeatureExtractor
 from .model import CTCModel, count_parameters
 from .score import score
-from .units import make_vocab
+from .units import build_vocab, units_state
 
 log = logging.getLogger("asr.train")
 
@@ -124,12 +124,15 @@ class Trainer:
         if self.rank == 0:
             config_mod.save_config(cfg, self.run_dir / "config.yaml")
 
-        self.vocab = make_vocab(cfg.data.units, phone_set=cfg.data.phone_set)
+        self.vocab = build_vocab(cfg.data)  # bpe/unigram: trains <root>/lang/*.model once
         on_device = cfg.features.on_the_fly and cfg.features.on_device
-        train_store = open_store(cfg.data.root, cfg.data.train_split, cfg.features, on_device)
+        train_store = open_store(cfg.data.root, cfg.data.train_split, cfg.features, on_device,
+                                 need_audio=cfg.augment.wave_active)
         self.dev_store = open_store(cfg.data.root, cfg.data.dev_split, cfg.features, on_device)
         sub = cfg.model.subsample
-        self.train_set = AsrDataset(train_store, self.vocab, sub, tc.max_duration, "train")
+        self.augment = make_augmenter(cfg, train_store)
+        self.train_set = AsrDataset(train_store, self.vocab, sub, tc.max_duration, "train",
+                                    self.augment, tc.seed)
         self.dev_set = AsrDataset(self.dev_store, self.vocab, sub, 0.0, "dev")
         self.sampler = BucketingBatchSampler(
             [self.train_set.frames(i) for i in range(len(self.train_set))], tc.batch_frames,
@@ -180,6 +183,7 @@ class Trainer:
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
                 "config": config_mod.to_dict(self.cfg), "vocab": self.vocab.tokens,
+                **units_state(self.vocab),  # the sentencepiece model of bpe/unigram units
                 "n_feats": self.model.cmvn_mean.numel(), "step": self.step, "epoch": self.epoch,
                 "batch_in_epoch": self.batch_in_epoch, "best_cer": self.best_cer,
                 "skipped_steps": self.skipped_steps, "rng": rng_state()}
@@ -213,6 +217,8 @@ class Trainer:
         """
         feats, feat_lens, targets, target_lens, _ = batch
         feats, feat_lens = self.to_features(feats, feat_lens)
+        if self.featurizer is not None and self.augment is not None:  # features made here
+            feats = self.spec_augment_batch(feats, feat_lens)
         no_sync = self.ddp.no_sync if (self.world > 1 and not sync) else nullcontext
         with no_sync():
             with autocast_for(self.device, self.cfg.train.amp):
@@ -235,6 +241,16 @@ class Trainer:
         if self.featurizer is None:
             return x, lengths
         return self.featurizer(x), 1 + lengths // self.featurizer.hop
+
+    def spec_augment_batch(self, feats: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """SpecAugment of features computed on the device (features.on_device), each
+        utterance's valid frames masked with draws seeded by (seed, epoch, step, position)."""
+        from .augment import item_generator
+        out = feats.clone()
+        for b, n in enumerate(lengths.tolist()):
+            g = item_generator(self.cfg.train.seed, self.epoch, self.step * 4096 + b)
+            out[b, :n] = self.augment.spec_augment(feats[b, :n], g)
+        return out
 
     def update(self) -> bool:
         """Clip and apply the accumulated gradients; a non-finite gradient skips the update
@@ -263,6 +279,7 @@ class Trainer:
         stopped = False
         while self.epoch < tc.epochs and not stopped:
             self.sampler.set_epoch(self.epoch, self.batch_in_epoch)
+            self.train_set.epoch = self.epoch  # new augmentation draws every epoch
             bar = tqdm(total=self.sampler.per_rank, initial=self.batch_in_epoch,
                        desc=f"epoch {self.epoch + 1}/{tc.epochs}", disable=self.rank != 0,
                        dynamic_ncols=True, mininterval=2.0)
@@ -389,6 +406,27 @@ class Trainer:
         self.model.train()
         s = score(refs, hyps)
         return {"loss": total / count, "wer": s["wer"], "cer": s["cer"]}
+
+
+def make_augmenter(cfg: Config, train_store):
+    """The WaveAugment of cfg.augment, or None when every effect is off. Babble noise draws
+    its talkers from the training utterances."""
+    a = cfg.augment
+    if not (a.specaugment or a.wave_active):
+        return None
+    from .augment import StoreBabble, WaveAugment
+    babble = StoreBabble(train_store) if hasattr(train_store, "audio") else None
+    aug = WaveAugment(a, cfg.features.sample_rate, babble)
+    on = [name for name, active in (
+        ("SpecAugment", a.specaugment), (f"speed {a.speed_factors}", bool(a.speed_factors)),
+        (f"pitch p={a.pitch_prob}", a.pitch_prob > 0),
+        (f"noise p={a.noise_prob} {a.snr_min:g}-{a.snr_max:g} dB {aug.noise_types}", a.noise_prob > 0),
+        (f"reverb p={a.reverb_prob}", a.reverb_prob > 0),
+        (f"telephone p={a.telephone_prob}", a.telephone_prob > 0),
+        (f"gain {a.gain_min_db:g}..{a.gain_max_db:g} dB", a.gain_min_db != 0 or a.gain_max_db != 0))
+        if active]
+    log.info("augmentation: %s", ", ".join(on))
+    return aug
 
 
 def train(cfg: Config, resume: bool = False) -> dict:

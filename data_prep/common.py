@@ -84,7 +84,14 @@ class Checks:
                    hop_ms=cfg.features.hop_ms, sample_rate=cfg.features.sample_rate, **kw)
 
     def vocab(self):
-        from asr.units import make_vocab
+        from asr.units import SUBWORD_UNITS, make_vocab
+        if self.units in SUBWORD_UNITS:
+            # The sentencepiece model is trained later, from the prepared training text, with
+            # character_coverage=1.0: every character of normalised text gets a piece. So the
+            # character vocabulary is the coverage check. The label-length check counts
+            # characters, a close bound (a word of n characters is at most n + 1 pieces, most
+            # far fewer); training checks the real pieces again (asr.data.AsrDataset).
+            return make_vocab("char")
         return make_vocab(self.units, phone_set=self.phone_set)
 
 
@@ -149,7 +156,7 @@ def oov_letters(raw: str) -> list[str]:
 
 def check_text(text: str, checks: Checks, vocab) -> tuple[str, str | None, str]:
     """(text to store, None, "") or (text, kind, detail)."""
-    if checks.units == "char" and checks.normalize:
+    if checks.units in ("char", "bpe", "unigram") and checks.normalize:  # subwords: of normalised text
         bad = oov_letters(text)
         if bad:
             return text, OOV, f"{''.join(bad)!r} in {text.strip()[:80]!r}"

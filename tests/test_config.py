@@ -36,3 +36,23 @@ def test_yaml_is_parsed_safely(tmp_path):
     path.write_text("train: !!python/object/apply:os.system ['echo pwned']\n")
     with pytest.raises(yaml.YAMLError):
         load_config(path)
+
+
+def test_variant_recipe_builds_on_its_base(tmp_path):
+    (tmp_path / "config.yaml").write_text("model: {rnn_layers: 4}\ntrain: {lr: 0.002, epochs: 3}\n")
+    (tmp_path / "aug.yaml").write_text("base: config.yaml\ntrain: {epochs: 5}\n"
+                                       "augment: {specaugment: true, speed_factors: [0.9, 1.1]}\n")
+    cfg = load_config(tmp_path / "aug.yaml", ["train.lr=1e-3"])
+    assert cfg.model.rnn_layers == 4 and cfg.train.epochs == 5 and cfg.train.lr == 1e-3
+    assert cfg.augment.specaugment and cfg.augment.speed_factors == [0.9, 1.1]
+    assert cfg.augment.wave_active
+    (tmp_path / "loop.yaml").write_text("base: loop.yaml\n")
+    with pytest.raises(ValueError, match="loops"):
+        load_config(tmp_path / "loop.yaml")
+
+
+def test_shipped_recipes_load():
+    from pathlib import Path
+    paths = sorted(Path(__file__).parent.parent.glob("recipes/*/*.yaml"))
+    for path in [p for p in paths if p.name != "benchmark.yaml"]:  # that one lists systems
+        load_config(path)
