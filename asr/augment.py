@@ -266,6 +266,19 @@ def babble_noise(n: int, generator: torch.Generator, sources: BabbleSource,
     return total / rms if rms > 0 else total
 
 
+def random_noise(n: int, generator: torch.Generator, kinds: Sequence[str],
+                 babble: BabbleSource | None = None, talkers_min: int = 3,
+                 talkers_max: int = 7) -> torch.Tensor:
+    """n samples of unit-RMS noise of a type drawn uniformly from kinds (white, pink, babble;
+    babble needs its source, see :func:`babble_noise`). generator: source of every draw."""
+    kind = kinds[randint(generator, 0, len(kinds) - 1)]
+    if kind == "white":
+        return white_noise(n, generator)
+    if kind == "pink":
+        return pink_noise(n, generator)
+    return babble_noise(n, generator, babble, talkers_min, talkers_max)
+
+
 def add_noise(wav: torch.Tensor, noise: torch.Tensor, snr_db: float) -> torch.Tensor:
     """wav + noise scaled so that the signal-to-noise ratio over the whole signal is snr_db.
 
@@ -438,13 +451,8 @@ class WaveAugment(torch.nn.Module):
 
     def noise(self, n: int, generator: torch.Generator) -> torch.Tensor:
         """n samples of unit-RMS noise of a type drawn from the usable noise types."""
-        kind = self.noise_types[randint(generator, 0, len(self.noise_types) - 1)]
-        if kind == "white":
-            return white_noise(n, generator)
-        if kind == "pink":
-            return pink_noise(n, generator)
-        return babble_noise(n, generator, self.babble_source, int(self.cfg.babble_talkers_min),
-                            int(self.cfg.babble_talkers_max))
+        return random_noise(n, generator, self.noise_types, self.babble_source,
+                            int(self.cfg.babble_talkers_min), int(self.cfg.babble_talkers_max))
 
     def forward(self, wav: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """wav: (samples,) float waveform; generator: source of every draw. Returns the

@@ -212,8 +212,7 @@ def read_lexicon(path: str | Path) -> list[tuple[str, list[str]]]:
 
 
 def read_lexicon_words(path: str | Path) -> list[str]:
-    with open(path, encoding="utf-8") as f:
-        return [line.split()[0] for line in f if line.strip()]
+    return [word for word, _ in read_lexicon(path)]
 
 
 def build_lm(text: str | Path, out_dir: str | Path, order: int = 4, char_order: int = 0,

@@ -33,6 +33,7 @@ import soundfile as sf
 
 from asr.manifest import write_manifest
 from asr.text import normalize_text
+from asr.units import SUBWORD_UNITS
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".sph", ".nist", ".aiff", ".aif",
                     ".au")
@@ -84,7 +85,7 @@ class Checks:
                    hop_ms=cfg.features.hop_ms, sample_rate=cfg.features.sample_rate, **kw)
 
     def vocab(self):
-        from asr.units import SUBWORD_UNITS, make_vocab
+        from asr.units import make_vocab
         if self.units in SUBWORD_UNITS:
             # The sentencepiece model is trained later, from the prepared training text, with
             # character_coverage=1.0: every character of normalised text gets a piece. So the
@@ -156,7 +157,7 @@ def oov_letters(raw: str) -> list[str]:
 
 def check_text(text: str, checks: Checks, vocab) -> tuple[str, str | None, str]:
     """(text to store, None, "") or (text, kind, detail)."""
-    if checks.units in ("char", "bpe", "unigram") and checks.normalize:  # subwords: of normalised text
+    if (checks.units == "char" or checks.units in SUBWORD_UNITS) and checks.normalize:
         bad = oov_letters(text)
         if bad:
             return text, OOV, f"{''.join(bad)!r} in {text.strip()[:80]!r}"

@@ -28,6 +28,7 @@ import os
 import zlib
 from pathlib import Path
 
+import soundfile as sf
 import torch
 from tqdm import tqdm
 
@@ -65,11 +66,7 @@ def degrade(wav: torch.Tensor, condition: str, generator: torch.Generator,
     babble: talkers for babble noise (without one, noise is white or pink only)."""
     if condition in ("noise10", "noise0"):
         kinds = ["white", "pink"] + (["babble"] if babble is not None else [])
-        kind = kinds[A.randint(generator, 0, len(kinds) - 1)]
-        n = wav.shape[-1]
-        noise = (A.white_noise(n, generator) if kind == "white" else
-                 A.pink_noise(n, generator) if kind == "pink" else
-                 A.babble_noise(n, generator, babble))
+        noise = A.random_noise(wav.shape[-1], generator, kinds, babble)
         out = A.add_noise(wav, noise, 10.0 if condition == "noise10" else 0.0)
     elif condition == "reverb":
         rir = A.synthetic_rir(A.uniform(generator, 0.3, 0.9), sample_rate, generator,
@@ -98,7 +95,6 @@ def _one(job: tuple[int, dict, str, int, str]) -> tuple[int, float | None, str |
             g = A.item_generator(_condition_seed(seed, condition), 0, index)
             wav = load_audio(entry["audio_filepath"], SAMPLE_RATE)
             write_wav(out, degrade(wav, condition, g, _babble(g, index)), SAMPLE_RATE)
-        import soundfile as sf
         info = sf.info(str(out))
         return index, info.frames / info.samplerate, None
     except (AudioError, RuntimeError, ValueError) as e:
