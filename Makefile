@@ -42,7 +42,7 @@ tune-lm: setup
 	$(ASR) tune-lm --config $(CONFIG) $(ARGS)
 
 bench-decode: setup
-	$(PY) -m asr.bench_decode --config $(CONFIG) $(ARGS)
+	$(PY) -m asr.bench.decode --config $(CONFIG) $(ARGS)
 
 demo: setup
 	@start=$$(date +%s); \
@@ -59,6 +59,6 @@ benchmark: setup
 	$(ASR) benchmark --config $(CONFIG) $(ARGS)
 
 bench-train: setup
-	$(PY) -m asr.bench --config $(CONFIG) $(ARGS)
+	$(PY) -m asr.bench.train --config $(CONFIG) $(ARGS)
 
 bench: bench-train bench-decode

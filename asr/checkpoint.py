@@ -10,9 +10,9 @@ from pathlib import Path
 
 import torch
 
-from .config import Config, FeatureConfig, ModelConfig
-from .model import CTCModel
-from .units import vocab_from_checkpoint
+from asr.config import Config, FeatureConfig, ModelConfig
+from asr.model import CTCModel
+from asr.text.vocab import vocab_from_checkpoint
 
 
 class CheckpointError(Exception):
@@ -79,7 +79,7 @@ def model_from_checkpoint(ckpt: dict) -> tuple[CTCModel, object, FeatureConfig]:
 
 
 def config_of(ckpt: dict) -> Config:
-    from .config import apply
+    from asr.config import apply
     return apply(Config(), ckpt["config"], "checkpoint")
 
 

@@ -11,8 +11,8 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from .config import ModelConfig
-from .data import output_frames
+from asr.config import ModelConfig
+from asr.data.store import output_frames
 
 
 class ConvSubsampler(nn.Module):

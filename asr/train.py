@@ -24,15 +24,15 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from . import config as config_mod
-from .checkpoint import epoch_checkpoints, load_checkpoint, save_checkpoint
-from .config import Config
-from .data import AsrDataset, BucketingBatchSampler, collate, open_store
-from .decode import greedy_decode
-from .features import FeatureExtractor
-from .model import CTCModel, count_parameters
-from .score import score
-from .units import build_vocab, units_state
+from asr import config as config_mod
+from asr.checkpoint import epoch_checkpoints, load_checkpoint, save_checkpoint
+from asr.config import Config
+from asr.data.store import AsrDataset, BucketingBatchSampler, collate, open_store
+from asr.decoding.decoders import greedy_decode
+from asr.data.features import FeatureExtractor
+from asr.model import CTCModel, count_parameters
+from asr.scoring.score import score
+from asr.text.vocab import build_vocab, units_state
 
 log = logging.getLogger("asr.train")
 
@@ -245,7 +245,7 @@ class Trainer:
     def spec_augment_batch(self, feats: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """SpecAugment of features computed on the device (features.on_device), each
         utterance's valid frames masked with draws seeded by (seed, epoch, step, position)."""
-        from .augment import item_generator
+        from asr.data.augment import item_generator
         out = feats.clone()
         for b, n in enumerate(lengths.tolist()):
             g = item_generator(self.cfg.train.seed, self.epoch, self.step * 4096 + b)
@@ -414,7 +414,7 @@ def make_augmenter(cfg: Config, train_store):
     a = cfg.augment
     if not (a.specaugment or a.wave_active):
         return None
-    from .augment import StoreBabble, WaveAugment
+    from asr.data.augment import StoreBabble, WaveAugment
     babble = StoreBabble(train_store) if hasattr(train_store, "audio") else None
     aug = WaveAugment(a, cfg.features.sample_rate, babble)
     on = [name for name, active in (

@@ -4,7 +4,7 @@ No public speech corpus can be downloaded here, so this module makes one:
 
 * Sentences come from fortunes (/usr/share/games/fortunes), the WordNet example sentences
   (/usr/share/wordnet/data.*) and, when its ``bible`` program is installed, the King James
-  Bible. They are normalised (asr.text.normalize_text), filtered, deduplicated, shuffled with
+  Bible. They are normalised (asr.text.normalize.normalize_text), filtered, deduplicated, shuffled with
   the seed and cut into DISJOINT pools: dev and test sentences never occur in train.
 * Voices: espeak-ng accents x variants, flite voices and festival voices, each utterance with
   its own seeded rate / pitch / gain. One whole voice (HELDOUT_VOICE) is kept out of
@@ -42,9 +42,9 @@ import soundfile as sf
 import torch
 from tqdm import tqdm
 
-from asr.audio import AudioError, load_audio, write_wav
-from asr.manifest import write_manifest
-from asr.text import normalize_text
+from asr.data.audio import AudioError, load_audio, write_wav
+from asr.data.manifest import write_manifest
+from asr.text.normalize import normalize_text
 
 log = logging.getLogger(__name__)
 

@@ -31,9 +31,9 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 import soundfile as sf
 
-from asr.manifest import write_manifest
-from asr.text import normalize_text
-from asr.units import SUBWORD_UNITS
+from asr.data.manifest import write_manifest
+from asr.text.normalize import normalize_text
+from asr.text.vocab import SUBWORD_UNITS
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".sph", ".nist", ".aiff", ".aif",
                     ".au")
@@ -64,9 +64,9 @@ class Checks:
 
     check_audio: decode every file (corrupt/truncated/NaN/silent audio found; exact duration)
         or read the header only (fast; trusts the file).
-    normalize: run asr.text.normalize_text on character transcripts (importers) or take the
+    normalize: run asr.text.normalize.normalize_text on character transcripts (importers) or take the
         text as it is (validating a manifest).
-    units / phone_set: the vocabulary the text must be covered by (asr.units.make_vocab).
+    units / phone_set: the vocabulary the text must be covered by (asr.text.vocab.make_vocab).
     subsample, hop_ms, sample_rate: to check that the label fits the frames CTC will see.
     """
 
@@ -85,13 +85,13 @@ class Checks:
                    hop_ms=cfg.features.hop_ms, sample_rate=cfg.features.sample_rate, **kw)
 
     def vocab(self):
-        from asr.units import make_vocab
+        from asr.text.vocab import make_vocab
         if self.units in SUBWORD_UNITS:
             # The sentencepiece model is trained later, from the prepared training text, with
             # character_coverage=1.0: every character of normalised text gets a piece. So the
             # character vocabulary is the coverage check. The label-length check counts
             # characters, a close bound (a word of n characters is at most n + 1 pieces, most
-            # far fewer); training checks the real pieces again (asr.data.AsrDataset).
+            # far fewer); training checks the real pieces again (asr.data.store.AsrDataset).
             return make_vocab("char")
         return make_vocab(self.units, phone_set=self.phone_set)
 
@@ -175,8 +175,8 @@ def check_text(text: str, checks: Checks, vocab) -> tuple[str, str | None, str]:
 
 def label_fits(text: str, duration: float, checks: Checks, vocab) -> tuple[bool, str]:
     """Can CTC emit the label in the frames left after subsampling? (False, detail) if not."""
-    from asr.data import output_frames
-    from asr.units import ctc_min_frames
+    from asr.data.store import output_frames
+    from asr.text.vocab import ctc_min_frames
     hop = int(round(checks.sample_rate * checks.hop_ms / 1000))
     frames = 1 + int(round(duration * checks.sample_rate)) // hop
     available = output_frames(frames, checks.subsample)
@@ -485,7 +485,7 @@ def source_dir(cfg, corpus: str) -> Path:
     if not source.exists():
         raise FileNotFoundError(f"{corpus}: data.source {source} does not exist")
     if is_archive(source):
-        from asr.archive import safe_extract
+        from asr.data.archive import safe_extract
         name = source.name
         for suffix in ARCHIVE_SUFFIXES:
             if name.lower().endswith(suffix):

@@ -10,7 +10,7 @@ The TSVs are tab-separated with a header (client_id, path, sentence, up_votes, d
 gender, accents, ..., locale, segment; columns vary by release: they are found by name) and no
 quoting. Each TSV named in data.subsets (default train, dev, test) becomes the split of that
 name; clips stay where they are (mp3, read with soundfile). speaker = client_id. Text is
-normalised with asr.text.normalize_text (English letters: sentences of other languages are
+normalised with asr.text.normalize.normalize_text (English letters: sentences of other languages are
 reported as characters outside the vocabulary).
 """
 

@@ -32,9 +32,9 @@ import soundfile as sf
 import torch
 from tqdm import tqdm
 
-from asr import augment as A
-from asr.audio import AudioError, load_audio, write_wav
-from asr.manifest import read_manifest, write_manifest
+from asr.data import augment as A
+from asr.data.audio import AudioError, load_audio, write_wav
+from asr.data.manifest import read_manifest, write_manifest
 
 log = logging.getLogger(__name__)
 

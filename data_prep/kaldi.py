@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from asr.manifest import read_manifest
+from asr.data.manifest import read_manifest
 
 from .common import (MISSING, UNDECODABLE, Checks, Summary, TextWriter, pool_map, probe,
                      source_dir, stride_split, write_split)

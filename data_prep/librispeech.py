@@ -27,9 +27,9 @@ import re
 import sys
 from pathlib import Path
 
-from asr.archive import download as download_file
-from asr.archive import safe_extract, verify_checksum
-from asr.text import normalize_text
+from asr.data.archive import download as download_file
+from asr.data.archive import safe_extract, verify_checksum
+from asr.text.normalize import normalize_text
 
 from .common import (BAD_UTF8, NO_TRANSCRIPT, Checks, Summary, TextWriter, list_dir,
                      prepare_splits)

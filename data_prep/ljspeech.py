@@ -6,7 +6,7 @@ data.source is ``LJSpeech-1.1/`` (or the folder above it, or LJSpeech-1.1.tar.bz
     LJSpeech-1.1/wavs/LJ001-0001.wav
 
 The normalised transcription (numbers, abbreviations spelled out) is used when present, then
-asr.text.normalize_text. There is no official split: dev and test are every k-th clip
+asr.text.normalize.normalize_text. There is no official split: dev and test are every k-th clip
 (data.dev_fraction, data.test_fraction; 5% each by default), spread evenly over the books.
 """
 

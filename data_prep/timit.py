@@ -11,7 +11,7 @@ The SA sentences (spoken by every speaker) are left out, as is standard. Splits:
 ``train`` = TRAIN (462 speakers, 3696 utterances); ``dev`` = the 50-speaker development set
 (400 utterances) and ``test`` = the 24-speaker core test set (192 utterances), both from TEST
 (the lists of Kaldi's egs/timit/s5, after Halberstadt 1998). With data.units=phone the text is
-the .PHN phones mapped to data.phone_set (61, 48 or 39; asr.units); with data.units=char it is
+the .PHN phones mapped to data.phone_set (61, 48 or 39; asr.text.vocab); with data.units=char it is
 the normalised .TXT sentence. speaker = speaker folder (e.g. fcjf0), subset = dialect region.
 """
 
@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from asr.units import fold_phones
+from asr.text.vocab import fold_phones
 
 from .common import BAD_UTF8, NO_TRANSCRIPT, Checks, Summary, find_dir, prepare_splits, source_dir
 

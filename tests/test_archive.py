@@ -4,7 +4,7 @@ import zipfile
 
 import pytest
 
-from asr.archive import UnsafeArchiveError, download, safe_extract, verify_checksum
+from asr.data.archive import UnsafeArchiveError, download, safe_extract, verify_checksum
 
 
 def make_tar(path, members):

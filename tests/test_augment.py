@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from asr import augment as A
-from asr.augment import AugmentConfig, WaveAugment
+from asr.data import augment as A
+from asr.data.augment import AugmentConfig, WaveAugment
 
 SR = 16000
 

@@ -6,11 +6,11 @@ import dataclasses
 import pytest
 import torch
 
-from asr.align import align_text, path_words
-from asr.beam import BeamOptions, BeamSearch, PhraseTrie, read_hotwords
+from asr.decoding.align import align_text, path_words
+from asr.decoding.beam import BeamOptions, BeamSearch, PhraseTrie, read_hotwords
 from asr.config import DecodeConfig
-from asr.decode import DECODERS, greedy_hyps
-from asr.text import CharVocab
+from asr.decoding.decoders import DECODERS, greedy_hyps
+from asr.text.normalize import CharVocab
 
 from test_lm import tiny_lm  # noqa: F401  (module-scoped fixture)
 

@@ -8,11 +8,11 @@ import pytest
 import soundfile as sf
 import torch
 
-from asr import augment as A
-from asr.augment import WaveAugment
+from asr.data import augment as A
+from asr.data.augment import WaveAugment
 from asr.config import AugmentConfig
-from asr.data import AsrDataset, FeatureStore, open_store
-from asr.text import CharVocab
+from asr.data.store import AsrDataset, FeatureStore, open_store
+from asr.text.normalize import CharVocab
 from asr.train import Trainer
 from data_prep.degrade import degrade, make_degraded
 
@@ -89,7 +89,7 @@ def test_unreadable_source_is_skipped_and_counted(tone_corpus, capsys):
 
 
 def test_prepare_makes_the_configured_degraded_splits(tone_corpus, tmp_path):
-    from asr.prepare_cli import make_degraded_splits
+    from data_prep.cli import make_degraded_splits
     cfg = small_config(tone_corpus, tmp_path / "exp")
     cfg.data.degraded, cfg.data.nj = ["noise10", "telephone"], 1
     make_degraded_splits(cfg)

@@ -5,8 +5,8 @@ import json
 import pytest
 
 from asr.cli import main
-from asr.text import CharVocab
-from asr.lm import LmError, arpa_words, build_lm, kenlm_program, prepare_text, read_lexicon_words
+from asr.text.normalize import CharVocab
+from asr.decoding.lm import LmError, arpa_words, build_lm, kenlm_program, prepare_text, read_lexicon_words
 
 TINY_TEXT = """The cat sat on the mat.
 the cat sat on the hat

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from asr.config import ModelConfig
-from asr.data import BucketingBatchSampler, collate, output_frames
+from asr.data.store import BucketingBatchSampler, collate, output_frames
 from asr.model import CTCModel
 
 

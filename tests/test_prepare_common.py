@@ -46,11 +46,11 @@ def pipeline(cfg, expect: dict[str, int] | None = None):
     expect: {split: usable utterances}. Returns (summary, hypotheses)."""
     import torch
 
-    from asr.data import FeatureStore
-    from asr.decode import decode_store
-    from asr.prepare_cli import run_prepare
+    from asr.data.store import FeatureStore
+    from asr.decoding.decoders import decode_store
+    from data_prep.cli import run_prepare
     from asr.train import Trainer
-    from data_prep.features import extract_features
+    from asr.data.store_writer import extract_features
     summary = run_prepare(cfg, progress=False)
     root = Path(cfg.data.root)
     for split, n in (expect or {}).items():
@@ -127,7 +127,7 @@ def test_probe_audio_reasons(tmp_path):
 def test_source_archive_is_extracted_safely_and_escapes_refused(tmp_path):
     """An archive given as data.source is extracted under <root>/download; a member like
     ../../evil or /abs/path is refused before anything is written."""
-    from asr.archive import UnsafeArchiveError
+    from asr.data.archive import UnsafeArchiveError
     from data_prep.common import source_dir
     good = tmp_path / "corpus.tar.gz"
     with tarfile.open(good, "w:gz") as tf:
@@ -154,7 +154,7 @@ def test_source_archive_is_extracted_safely_and_escapes_refused(tmp_path):
                                     "ljspeech", "timit"])
 def test_recipe_configs_load(recipe):
     from asr.config import load_config
-    from asr.prepare_cli import CORPORA
+    from data_prep.cli import CORPORA
     cfg = load_config(Path(__file__).resolve().parents[1] / "recipes" / recipe / "config.yaml")
     assert cfg.data.corpus in CORPORA and cfg.data.units in ("char", "phone")
     assert (Path(__file__).resolve().parents[1] / "recipes" / recipe / "README.md").exists()

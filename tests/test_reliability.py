@@ -15,8 +15,8 @@ import torch
 from asr import checkpoint as ckpt_mod
 from asr.checkpoint import load_checkpoint, save_checkpoint
 from asr.config import save_config
-from asr.data import AsrDataset, FeatureStore
-from asr.text import CharVocab
+from asr.data.store import AsrDataset, FeatureStore
+from asr.text.normalize import CharVocab
 from conftest import small_config
 
 

@@ -4,7 +4,7 @@ import jiwer
 import numpy as np
 import pytest
 
-from asr.score import (format_alignment, length_bin, mapsswe_segments, read_transcripts,
+from asr.scoring.score import (format_alignment, length_bin, mapsswe_segments, read_transcripts,
                        results_table, score, score_files, write_report)
 
 
@@ -57,7 +57,7 @@ def test_score_empty_references_and_hypotheses():
 def test_score_extra_hyps_and_whitespace_and_normalizer():
     s = score({"a": "Hello,  World"}, {"a": " hello world ", "zzz": "ignored"})
     assert s["extra"] == 1 and s["errors"] == 2  # case and comma count without normalisation
-    from asr.textnorm import Normalizer
+    from asr.text.scoring_norm import Normalizer
     s = score({"a": "Hello,  World"}, {"a": " hello world "}, normalizer=Normalizer.parse("lower,punct"))
     assert s["errors"] == 0 and s["normalization"] == "lower, punct"
 

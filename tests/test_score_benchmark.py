@@ -7,12 +7,12 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from asr.benchmark import get_decoder, load_benchmark, register_decoder  # noqa: E402
+from asr.scoring.benchmark import get_decoder, load_benchmark, register_decoder  # noqa: E402
 from asr.checkpoint import save_checkpoint  # noqa: E402
 from asr.cli import main  # noqa: E402
 from asr.config import Config, load_config, to_dict  # noqa: E402
 from asr.model import CTCModel  # noqa: E402
-from asr.text import CharVocab  # noqa: E402
+from asr.text.normalize import CharVocab  # noqa: E402
 
 
 def _store(path, texts, dim=8):
@@ -95,7 +95,7 @@ def test_benchmark_defaults_and_errors(tiny_run, capsys, tmp_path):
 
 
 def test_decoder_registry():
-    from asr import benchmark
+    from asr.scoring import benchmark
 
     @register_decoder("test-echo")
     def echo(model, vocab, store, device):

@@ -6,7 +6,7 @@ from html.parser import HTMLParser
 import pytest
 
 from asr.cli import main
-from asr.score_bench import make_example
+from asr.bench.score import make_example
 
 
 def _jsonl(path, rows):

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from asr.stats import bootstrap_ci, mapsswe, paired_bootstrap, verdict
+from asr.scoring.stats import bootstrap_ci, mapsswe, paired_bootstrap, verdict
 
 
 def test_ci_zero_width_when_every_utterance_has_the_same_error_rate():

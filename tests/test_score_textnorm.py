@@ -2,8 +2,8 @@
 
 import pytest
 
-from asr.score import score
-from asr.textnorm import Normalizer, read_mapping
+from asr.scoring.score import score
+from asr.text.scoring_norm import Normalizer, read_mapping
 
 
 def test_options_one_by_one():

@@ -1,6 +1,6 @@
 import pytest
 
-from asr.text import CharVocab, normalize_text, number_to_words
+from asr.text.normalize import CharVocab, normalize_text, number_to_words
 
 
 @pytest.mark.parametrize("n,words", [

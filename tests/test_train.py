@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from asr.checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint
-from asr.data import FeatureStore
+from asr.data.store import FeatureStore
 from asr.train import Trainer
 
 from conftest import small_config

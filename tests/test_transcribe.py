@@ -14,10 +14,10 @@ import yaml
 
 from asr.cli import main
 from asr.config import Config, FeatureConfig, apply
-from asr.subtitles import parse_srt
-from asr.transcribe import Chunking, Transcriber, expand_inputs, stream_windows, transcribe_files
+from asr.transcribe.subtitles import parse_srt
+from asr.transcribe.transcriber import Chunking, Transcriber, expand_inputs, stream_windows, transcribe_files
 from conftest import SR
-from data_prep.features import extract_features
+from asr.data.store_writer import extract_features
 
 WORDS = ["ab", "cd", "ef", "abc", "fed"]
 CHAR_S, SPACE_S, PAD_S = 0.06, 0.05, 0.1
@@ -207,6 +207,6 @@ def test_decode_lm_and_tune_lm_commands(tone_run, capsys):
     tuned = yaml.safe_load((tone_run / "exp" / "decode.yaml").read_text())["decode"]
     assert tuned["lm_weight"] in (0.5, 2.0) and tuned["word_score"] == 0
     assert "best on dev" in capsys.readouterr().out
-    from asr.decode import DECODERS
-    from asr.benchmark import get_decoder
+    from asr.decoding.decoders import DECODERS
+    from asr.scoring.benchmark import get_decoder
     assert get_decoder("beam_lm") is DECODERS["beam_lm"]  # asr benchmark finds the decoders

@@ -8,14 +8,14 @@ import random
 import pytest
 import torch
 
-from asr.align import path_words
-from asr.beam import BeamOptions, BeamSearch
+from asr.decoding.align import path_words
+from asr.decoding.beam import BeamOptions, BeamSearch
 from asr.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from asr.config import DataConfig, DecodeConfig
-from asr.decode import DECODERS, greedy_hyps
-from asr.lm import build_lm, read_lexicon, write_lexicon
-from asr.text import CharVocab
-from asr.units import (SentencePieceVocab, build_vocab, make_vocab, train_sentencepiece,
+from asr.decoding.decoders import DECODERS, greedy_hyps
+from asr.decoding.lm import build_lm, read_lexicon, write_lexicon
+from asr.text.normalize import CharVocab
+from asr.text.vocab import (SentencePieceVocab, build_vocab, make_vocab, train_sentencepiece,
                        units_state, vocab_from_checkpoint)
 
 from conftest import small_config
@@ -217,9 +217,9 @@ def test_build_vocab_trains_once_and_prep_checks_characters(tmp_path, corpus_tex
 def test_train_and_decode_with_bpe_units(tone_store, tmp_path):
     """A few training steps with data.units=bpe (model trained from the train manifest's texts),
     then the checkpoint decodes greedy, beam and with a lexicon, and transcribes a file."""
-    from asr.data import FeatureStore
+    from asr.data.store import FeatureStore
     from asr.train import Trainer
-    from asr.transcribe import Transcriber
+    from asr.transcribe.transcriber import Transcriber
     cfg = small_config(tone_store, tmp_path / "exp", epochs=1, max_steps=2, batch_frames=800)
     cfg.data.units, cfg.data.units_size = "bpe", 16
     trainer = Trainer(cfg)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torchaudio
 
-from .config import FeatureConfig
+from asr.config import FeatureConfig
 
 LOG_FLOOR = 1e-10
 

@@ -11,7 +11,7 @@ Inputs (`read_transcripts`, format auto-detected, or forced with ``fmt``):
 `score` aligns every utterance with jiwer (one `jiwer.process_words` call over all of them,
 rapidfuzz's C Levenshtein underneath), counts characters with rapidfuzz's batched
 Levenshtein distance, and adds per-utterance counts, the most frequent confusions, breakdowns
-by speaker / subset / length, and bootstrap confidence intervals (`asr.stats`).
+by speaker / subset / length, and bootstrap confidence intervals (`asr.scoring.stats`).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from pathlib import Path
 import jiwer
 import numpy as np
 
-from .stats import bootstrap_ci
+from asr.scoring.stats import bootstrap_ci
 
 FORMATS = ("jsonl", "kaldi", "trn")
 LENGTH_BINS = [(0, 0), (1, 4), (5, 9), (10, 14), (15, 19), (20, 29), (30, 49), (50, None)]
@@ -206,7 +206,7 @@ def score(refs: dict[str, str], hyps: dict[str, str], normalizer=None,
           by_speaker: bool = False, n_boot: int = 1000, seed: int = 0, top: int = 50) -> dict:
     """WER, CER and SER over the utterances in refs (a missing hypothesis counts as empty).
 
-    normalizer: a callable applied to both sides (`asr.textnorm.Normalizer`); white space is
+    normalizer: a callable applied to both sides (`asr.text.scoring_norm.Normalizer`); white space is
     always collapsed. speakers / subsets: id -> label, for breakdowns; with by_speaker the
     bootstrap resamples speakers rather than utterances. Rates are in percent. Returns counts
     and rates, "wer_lo"/"wer_hi"/"wer_ci" (95% CI bounds and half-width), per-utterance counts

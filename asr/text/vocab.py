@@ -1,4 +1,4 @@
-"""Output units of a CTC model: characters (asr.text.CharVocab), phones (PhoneVocab) or
+"""Output units of a CTC model: characters (asr.text.normalize.CharVocab), phones (PhoneVocab) or
 sentencepiece subwords (SentencePieceVocab, data.units=bpe or unigram).
 
 A phone transcript is a string of space-separated phone tokens ("sil sh iy hh ae d sil"); its
@@ -29,7 +29,7 @@ import logging
 import os
 from pathlib import Path
 
-from .text import CharVocab
+from asr.text.normalize import CharVocab
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ def fold_to_39(text: str) -> str:
 class PhoneVocab:
     """Phone tokens (space-separated in transcripts); index 0 is the CTC blank.
 
-    The interface of asr.text.CharVocab: tokens, blank, __len__, encode, decode, covers.
+    The interface of asr.text.normalize.CharVocab: tokens, blank, __len__, encode, decode, covers.
     """
 
     BLANK = BLANK
@@ -143,9 +143,9 @@ class SentencePieceVocab:
     """Sentencepiece subword tokens; index 0 is the CTC blank, index i + 1 is piece i.
 
     model_proto: the serialized sentencepiece model (bytes, the content of a .model file).
-    The interface of asr.text.CharVocab (tokens, blank, __len__, encode, decode, covers), plus
+    The interface of asr.text.normalize.CharVocab (tokens, blank, __len__, encode, decode, covers), plus
     ``pieces(text)`` (the piece strings) and ``word_prefix`` ("▁": a piece that begins with it
-    starts a word). Text is normalised text (asr.text.normalize_text); encode raises ValueError
+    starts a word). Text is normalised text (asr.text.normalize.normalize_text); encode raises ValueError
     when a piece would be "<unk>" (characters the model has never seen), and covers() is False.
     """
 
@@ -313,7 +313,7 @@ def make_vocab(units: str = "char", tokens: list[str] | None = None, phone_set: 
     if units in SUBWORD_UNITS:
         if model_proto is None:
             raise ValueError(f"data.units={units} needs its sentencepiece model "
-                             "(asr.units.build_vocab(cfg.data) trains or loads it)")
+                             "(asr.text.vocab.build_vocab(cfg.data) trains or loads it)")
         vocab = SentencePieceVocab(model_proto, units)
         if tokens and list(tokens) != vocab.tokens:
             raise ValueError("the token list does not match the sentencepiece model's pieces")

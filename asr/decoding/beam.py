@@ -3,7 +3,7 @@ with or without a KenLM n-gram model, N-best, and hotword (context) biasing.
 
 The model's tokens map one to one onto the decoder's: index 0 "<blank>" is the CTC blank and the
 word separator " " becomes the decoder's silence/word-boundary token "|". A lexicon spells every
-word it allows as its characters followed by "|" (asr.lm.write_lexicon); since the model emits
+word it allows as its characters followed by "|" (asr.decoding.lm.write_lexicon); since the model emits
 no space after the last word of an utterance, a lexicon search gets one extra frame that can
 only be "|" (a word boundary at the end), which changes no time and no acoustic score.
 
@@ -23,7 +23,7 @@ these bonuses into its look-ahead, so a biased word is favoured before it is com
 
 Subword (sentencepiece) vocabularies: the tokens are the pieces as they are; a word starts at a
 piece beginning with "\u2581", so there is no separator token. A lexicon spells each word in the
-pieces the model cuts it into (``hello<TAB>\u2581he llo``, asr.lm.write_lexicon) and the word is
+pieces the model cuts it into (``hello<TAB>\u2581he llo``, asr.decoding.lm.write_lexicon) and the word is
 complete when its last piece is read; the decoder's silence token is then one the model never
 emits, sentencepiece's "<unk>" piece, and no extra final frame is needed. Lexicon-free search
 over pieces works as over characters, optionally with a KenLM model over pieces (lm.char_order).
@@ -42,9 +42,9 @@ import torch
 from flashlight.lib.text.dictionary import Dictionary, create_word_dict, load_words
 from torchaudio.models.decoder import CTCDecoderLM, CTCDecoderLMState, ctc_decoder
 
-from .align import path_words
-from .lm import SIL, is_subword, read_lexicon, spell
-from .text import CharVocab
+from asr.decoding.align import path_words
+from asr.decoding.lm import SIL, is_subword, read_lexicon, spell
+from asr.text.normalize import CharVocab
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ def silence_token(vocab) -> str:
 
 def read_hotwords(phrases=(), path: str | Path | None = None) -> list[str]:
     """Hotword phrases from a list and/or a file (one phrase a line, '#' comments), normalised."""
-    from .text import normalize_text
+    from asr.text.normalize import normalize_text
     items = list(phrases or [])
     if path:
         with open(path, encoding="utf-8") as f:

@@ -28,10 +28,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from asr.audio import AudioError, load_audio
+from asr.data.audio import AudioError, load_audio
 from asr.config import FeatureConfig
-from asr.features import FeatureExtractor
-from asr.manifest import read_manifest
+from asr.data.features import FeatureExtractor
+from asr.data.manifest import read_manifest
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-from .config import load_config
+from asr.config import load_config
 
 
 def _config(args):
@@ -46,12 +46,12 @@ def _add_scoring_options(p, compare: bool = False) -> None:
 
 
 def _normalizer(args):
-    from .textnorm import Normalizer
+    from asr.text.scoring_norm import Normalizer
     return Normalizer.parse(args.normalize, args.mapping)
 
 
 def _score_pair(args, ref_path, hyp_path, ref=None):
-    from .score import read_transcripts, score
+    from asr.scoring.score import read_transcripts, score
     if ref is None:
         ref = read_transcripts(ref_path, args.ref_format or args.format, args.subset_key, args.utt2spk)
     hyp = read_transcripts(hyp_path, args.hyp_format or args.format, args.subset_key)
@@ -62,7 +62,7 @@ def _score_pair(args, ref_path, hyp_path, ref=None):
 
 
 def _print_summary(s: dict, file=None) -> None:
-    from .score import fmt_wer
+    from asr.scoring.score import fmt_wer
     file = file or sys.stdout
     ci = s["ci"]
     print(f"WER {fmt_wer(s)} % (95% CI [{s['wer_lo']:.2f}, {s['wer_hi']:.2f}], {ci['n_boot']} "
@@ -93,7 +93,7 @@ def _split_positionals(args, n_files: int, names: str):
 
 
 def cmd_score(args) -> int:
-    from .score import results_table, score_files, write_report
+    from asr.scoring.score import results_table, score_files, write_report
     if args.ref or args.hyp:
         if not (args.ref and args.hyp):
             print("error: --ref and --hyp go together", file=sys.stderr)
@@ -111,14 +111,14 @@ def cmd_score(args) -> int:
         ref, hyp, s = _score_pair(args, files[0], files[1])
         _print_summary(s)
         if args.out:
-            from .report import write_all
+            from asr.scoring.report import write_all
             paths = write_all(args.out, s, title="Scoring report",
                               sources={"reference": files[0], "hypothesis": files[1]},
                               plots=not args.no_plots)
             print(f"report: {paths['markdown']}, {paths['html']} (alignments: {paths['alignments']})")
         return 0
     cfg = _config(args)
-    from .textnorm import Normalizer
+    from asr.text.scoring_norm import Normalizer
     norm = Normalizer.parse(args.normalize, args.mapping)
     rows = []
     for split in cfg.data.test_splits:
@@ -129,7 +129,7 @@ def cmd_score(args) -> int:
                             subset_key=args.subset_key, normalizer=norm, by_speaker=args.by_speaker,
                             n_boot=args.n_boot, seed=args.seed)
             rows.append({"split": split, "decoder": decoder, **s})
-            from .report import write_all
+            from asr.scoring.report import write_all
             write_all(hyp.parent, s, title=f"{split} ({decoder})",
                       sources={"reference": ref, "hypothesis": hyp}, plots=not args.no_plots)
     report = Path(args.out or cfg.train.exp_dir) / "report.md"
@@ -164,8 +164,8 @@ def compare_results(sa: dict, sb: dict, speakers=None, by_speaker: bool = False,
     """Difference B - A with its bootstrap CI, paired bootstrap and MAPSSWE tests, a verdict."""
     import numpy as np
 
-    from .score import mapsswe_segments
-    from .stats import ALPHA, mapsswe, paired_bootstrap, verdict
+    from asr.scoring.score import mapsswe_segments
+    from asr.scoring.stats import ALPHA, mapsswe, paired_bootstrap, verdict
     ea, eb = sa["_arrays"]["errors"], sb["_arrays"]["errors"]
     words = sa["_arrays"]["words"]
     pb = paired_bootstrap(ea, eb, words, groups=speakers if by_speaker else None,
@@ -187,7 +187,7 @@ def compare_results(sa: dict, sb: dict, speakers=None, by_speaker: bool = False,
 
 
 def comparison_text(c: dict, sa: dict, sb: dict, names=("A", "B"), files=("", "")) -> str:
-    from .score import fmt_wer
+    from asr.scoring.score import fmt_wer
     a, b = names
     pb, mp = c["paired_bootstrap"], c["mapsswe"]
     say = {"better": f"{b} is better than {a}", "worse": f"{b} is worse than {a}",
@@ -214,7 +214,7 @@ def comparison_text(c: dict, sa: dict, sb: dict, names=("A", "B"), files=("", ""
 
 
 def cmd_compare(args) -> int:
-    from .score import read_transcripts, summary
+    from asr.scoring.score import read_transcripts, summary
     ref_path, hyp_a, hyp_b = args.ref, args.hyp_a, args.hyp_b
     names = [n.strip() for n in args.names.split(",")]
     if len(names) != 2 or not all(names):
@@ -243,7 +243,7 @@ def cmd_compare(args) -> int:
 
 
 def cmd_benchmark(args) -> int:
-    from .benchmark import load_benchmark, run_benchmark
+    from asr.scoring.benchmark import load_benchmark, run_benchmark
     cfg = _config(args)
     if args.benchmark:
         spec = load_benchmark(args.benchmark, cfg, required=True)

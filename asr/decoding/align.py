@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 import torchaudio.functional as AF
 
-from .text import CharVocab
+from asr.text.normalize import CharVocab
 
 
 def frame_seconds(hop_ms: float = 10.0, subsample: int = 4) -> float:

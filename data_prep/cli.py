@@ -11,7 +11,7 @@ import importlib
 import sys
 from pathlib import Path
 
-from .config import load_config
+from asr.config import load_config
 
 # data.corpus -> module of data_prep with prepare(cfg, progress) -> common.Summary
 CORPORA = {"librispeech": "librispeech", "commonvoice": "commonvoice", "ljspeech": "ljspeech",
@@ -84,7 +84,7 @@ def add_commands(sub, stage) -> None:
     """Register data-preparation subcommands on the `asr` parser."""
     stage("prepare", cmd_prepare, "make or import the corpus and its manifests "
                                   f"(data.corpus: builtin, {', '.join(CORPORA)})")
-    from .validate import add_command
+    from asr.data.validate import add_command
     add_command(sub)
     p = sub.add_parser("export-kaldi", help="write a Kaldi data dir (wav.scp, text, utt2spk, "
                                             "spk2utt, utt2dur) for a manifest")

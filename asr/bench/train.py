@@ -5,7 +5,7 @@ below, each in a fresh process (so peak memory is its own), and prints audio-sec
 wall-second, utterances per second and peak memory, with each optimisation switched off in
 turn. Step times are medians over the timed updates (after warm-up updates).
 
-    python -m asr.bench --config recipes/builtin/config.yaml [--steps 20] [section.key=value ...]
+    python -m asr.bench.train --config recipes/builtin/config.yaml [--steps 20] [section.key=value ...]
 """
 
 from __future__ import annotations
@@ -42,8 +42,8 @@ VARIANTS = [
 
 def run_variant(config: str | None, overrides: list[str], steps: int, warmup: int) -> dict:
     """In this process: time `steps` updates after `warmup` ones; returns the figures."""
-    from .config import load_config
-    from .train import Trainer
+    from asr.config import load_config
+    from asr.train import Trainer
     cfg = load_config(config, overrides + ["train.sortagrad=false", "train.checkpoint_every=0",
                                            "train.exp_dir=/tmp/asr-bench-run"])
     trainer = Trainer(cfg)
@@ -76,7 +76,7 @@ def machine() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m asr.bench", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m asr.bench.train", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config")
     p.add_argument("--steps", type=int, default=20, help="timed updates per variant")
@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     chosen = [VARIANTS[int(i) - 1] for i in args.only.split(",")] if args.only else VARIANTS
     rows = []
     for name, extra in chosen:
-        cmd = [sys.executable, "-m", "asr.bench", "--worker", "--steps", str(args.steps),
+        cmd = [sys.executable, "-m", "asr.bench.train", "--worker", "--steps", str(args.steps),
                "--warmup", str(args.warmup)] + (["--config", args.config] if args.config else [])
         proc = subprocess.run(cmd + args.overrides + extra, capture_output=True, text=True)
         line = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]

@@ -1,4 +1,4 @@
-"""Time scoring on synthetic data: `python -m asr.score_bench [--utts 100000] [--out DIR]`.
+"""Time scoring on synthetic data: `python -m asr.bench.score [--utts 100000] [--out DIR]`.
 
 Writes a reference and a hypothesis JSONL file (random words, ~10% word errors, speakers and
 subsets), then times each part of `asr score REF HYP`: reading, alignment + counts + bootstrap
@@ -103,8 +103,8 @@ def main(argv=None) -> int:
         for name, path in make_example(args.make_example).items():
             print(f"{name}: {path}")
         return 0
-    from .score import read_transcripts, score
-    from .textnorm import Normalizer
+    from asr.scoring.score import read_transcripts, score
+    from asr.text.scoring_norm import Normalizer
     with tempfile.TemporaryDirectory() as tmp:
         ref_path, hyp_path = make_pair(Path(tmp), args.utts)
         t0 = time.perf_counter()
@@ -117,7 +117,7 @@ def main(argv=None) -> int:
               f"normalise+align+count+{args.n_boot} bootstrap CIs {t2 - t1:.2f} s, "
               f"total {t2 - t0:.2f} s (WER {s['wer']:.2f} ± {s['wer_ci']:.2f} %)")
         if args.out:
-            from .report import write_all
+            from asr.scoring.report import write_all
             write_all(args.out, s, title="synthetic benchmark")
             t3 = time.perf_counter()
             print(f"report files ({args.out}): {t3 - t2:.2f} s; end to end {t3 - t0:.2f} s")

@@ -1,4 +1,4 @@
-"""The pyctcdecode side of `make bench-decode`, run by asr.bench_decode in the separate venv
+"""The pyctcdecode side of `make bench-decode`, run by asr.bench.decode in the separate venv
 .venv/bench (pyctcdecode needs numpy<2): it imports nothing from asr.
 
     .venv/bench/bin/python asr/bench_pyctcdecode.py JOB.json OUT.json

@@ -29,7 +29,7 @@ import sys
 import unicodedata
 from pathlib import Path
 
-from .text import number_to_words
+from asr.text.normalize import number_to_words
 
 OPTIONS = ("lower", "punct", "numbers", "nonwords")
 

@@ -10,14 +10,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .text import CharVocab
-from .units import ctc_min_frames
+from asr.text.normalize import CharVocab
+from asr.text.vocab import ctc_min_frames
 
 log = logging.getLogger(__name__)
 
 
 class FeatureStore:
-    """Read-only view of a feature store written by data_prep.features (shards memory-mapped)."""
+    """Read-only view of a feature store written by asr.data.store_writer (shards memory-mapped)."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -61,8 +61,8 @@ class OnTheFlyStore:
 
     def __init__(self, manifest: str | Path, cfg, cmvn_utts: int = 200, seed: int = 0,
                  raw_audio: bool = False):
-        from .features import FeatureExtractor
-        from .manifest import read_manifest
+        from asr.data.features import FeatureExtractor
+        from asr.data.manifest import read_manifest
         self.path = Path(manifest)
         self.extractor = FeatureExtractor(cfg)
         hop = self.extractor.hop
@@ -88,12 +88,12 @@ class OnTheFlyStore:
         return wav.numpy() if self.raw_audio else self.extractor(wav).numpy()
 
     def audio(self, i: int) -> torch.Tensor:
-        from .audio import load_audio
+        from asr.data.audio import load_audio
         return load_audio(self.entries[i]["audio_filepath"], self.extractor.cfg.sample_rate)
 
     def cmvn(self) -> tuple[np.ndarray, np.ndarray]:
         if self._cmvn is None:
-            from .audio import AudioError
+            from asr.data.audio import AudioError
             g = torch.Generator().manual_seed(self.seed)
             picks = torch.randperm(len(self), generator=g)[:self.cmvn_utts].tolist()
             feats = []
@@ -137,7 +137,7 @@ class AsrDataset(torch.utils.data.Dataset):
     the text is empty or has characters outside the vocabulary, or the label is longer than the
     subsampled frames (CTC could not emit it).
 
-    augment: an asr.augment.WaveAugment applied to every item (waveform effects need an
+    augment: an asr.data.augment.WaveAugment applied to every item (waveform effects need an
         OnTheFlyStore; SpecAugment works on any store). Its draws come from a generator seeded
         by (seed, epoch, utterance index): the same in every DataLoader worker and on resume,
         new each epoch (set `epoch` before iterating).
@@ -185,7 +185,7 @@ class AsrDataset(torch.utils.data.Dataset):
         return self.store.entries[self.keep[i]]["frames"]
 
     def __getitem__(self, i: int):
-        from .audio import AudioError
+        from asr.data.audio import AudioError
         j = self.keep[i]
         e = self.store.entries[j]
         try:
@@ -201,7 +201,7 @@ class AsrDataset(torch.utils.data.Dataset):
         """Features of store entry j, augmented when an augmenter is set."""
         if self.augment is None:
             return self.store.features(j)
-        from .augment import item_generator
+        from asr.data.augment import item_generator
         g = item_generator(self.seed, self.epoch, j)
         if self.augment.cfg.wave_active:
             feats = self.store.featurize(self.augment(self.store.audio(j), g))

@@ -7,7 +7,7 @@
   dict per utterance: ``{"text", "words": [{"word", "start", "end", "conf"}], "score"?,
   "nbest"?}`` (times in seconds from the start of the utterance);
 * ``DECODERS[name](model, vocab, store, device, **options)`` decodes a whole feature store
-  (``asr.benchmark``'s convention) and returns ``[{"id", "text", "words"}]`` in store order;
+  (``asr.scoring.benchmark``'s convention) and returns ``[{"id", "text", "words"}]`` in store order;
   options are DecodeConfig field names (``beam_size=8``), ``cfg=`` and ``batch_frames=``.
 
 Names: ``greedy``, ``beam`` (lexicon-free unless ``lexicon=on``, no LM) and ``beam_lm``
@@ -24,9 +24,9 @@ from pathlib import Path
 
 import torch
 
-from .align import greedy_path, path_words
-from .config import DecodeConfig
-from .text import CharVocab
+from asr.decoding.align import greedy_path, path_words
+from asr.config import DecodeConfig
+from asr.text.normalize import CharVocab
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ _CACHE: OrderedDict = OrderedDict()
 def beam_search_for(vocab: CharVocab, cfg: DecodeConfig):
     """The BeamSearch for (vocab, cfg), built once and cached (loading an LM and building the
     lexicon trie take ~1 s)."""
-    from .beam import BeamOptions, BeamSearch, read_hotwords
+    from asr.decoding.beam import BeamOptions, BeamSearch, read_hotwords
     lm, lexicon = _beam_files(cfg)
     fields = {f.name for f in dataclasses.fields(BeamOptions)}
     options = BeamOptions(**{k: v for k, v in dataclasses.asdict(cfg).items() if k in fields})

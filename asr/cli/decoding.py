@@ -22,7 +22,7 @@ from pathlib import Path
 
 import yaml
 
-from .config import apply, load_config, parse_overrides
+from asr.config import apply, load_config, parse_overrides
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +53,8 @@ def run_config(config: str | None, overrides: list[str] | None):
 
 def decode_settings(cfg):
     """cfg.decode with its empty LM/lexicon paths filled from the lm section."""
-    from .decode import resolve_lm_paths
-    from .lm import lm_paths
+    from asr.decoding.decoders import resolve_lm_paths
+    from asr.decoding.lm import lm_paths
     return resolve_lm_paths(cfg.decode, lm_paths(cfg)["dir"])
 
 
@@ -64,7 +64,7 @@ def _device(name: str):
 
 
 def _load_model(cfg):
-    from .checkpoint import find_checkpoint, load_checkpoint, model_from_checkpoint
+    from asr.checkpoint import find_checkpoint, load_checkpoint, model_from_checkpoint
     path = find_checkpoint(cfg.train.exp_dir, cfg.decode.checkpoint)
     model, vocab, _ = model_from_checkpoint(load_checkpoint(path))
     return model, vocab, path
@@ -73,8 +73,8 @@ def _load_model(cfg):
 # ---------------------------------------------------------------- asr decode
 
 def cmd_decode(args) -> int:
-    from .data import open_store
-    from .decode import decode_store, write_hyps
+    from asr.data.store import open_store
+    from asr.decoding.decoders import decode_store, write_hyps
     cfg = run_config(args.config, args.overrides)
     model, vocab, path = _load_model(cfg)
     device = _device(cfg.train.device)
@@ -96,7 +96,7 @@ def cmd_decode(args) -> int:
 # ---------------------------------------------------------------- asr lm build
 
 def cmd_lm_build(args) -> int:
-    from .lm import build_lm, lm_paths, lm_vocab
+    from asr.decoding.lm import build_lm, lm_paths, lm_vocab
     cfg = load_config(args.config, args.overrides)
     paths = lm_paths(cfg)
     text = Path(args.text) if args.text else paths["text"]
@@ -120,8 +120,8 @@ def dev_outputs(cfg, split: str):
     """Network outputs of a split, computed once: (list of (T, V) log-probs, refs, vocab, frame_s)."""
     import torch
 
-    from .data import open_store
-    from .decode import _batches, forward_batch, store_hop_ms
+    from asr.data.store import open_store
+    from asr.decoding.decoders import _batches, forward_batch, store_hop_ms
     model, vocab, _ = _load_model(cfg)
     device = _device(cfg.train.device)
     model.to(device).eval()
@@ -149,7 +149,7 @@ def evaluate(outputs, refs, vocab, settings) -> float:
     import jiwer
     import torch
 
-    from .decode import DECODERS
+    from asr.decoding.decoders import DECODERS
     hyps = [DECODERS[settings.decoder](lp[None], torch.tensor([len(lp)]), vocab, settings)[0]["text"]
             for lp in outputs]
     pairs = [(r, h) for r, h in zip(refs, hyps) if r.strip()]
@@ -200,7 +200,7 @@ def run_folder(model: str | Path) -> Path | None:
 def run_decode_config(run: Path | None):
     """Defaults + the run's saved data.root, lm and decode sections + its tuned decode.yaml
     (only those sections: a run saved by an older version may have other keys)."""
-    from .config import Config
+    from asr.config import Config
     cfg = Config()
     saved = run / "config.yaml" if run else None
     if saved and saved.is_file():
@@ -217,8 +217,8 @@ def run_decode_config(run: Path | None):
 def transcribe_settings(args):
     """(decoder name, DecodeConfig) for `asr transcribe`: the run's config and tuned values when
     MODEL is a run folder, then the flags."""
-    from .decode import resolve_lm_paths
-    from .lm import lm_paths
+    from asr.decoding.decoders import resolve_lm_paths
+    from asr.decoding.lm import lm_paths
     run = run_folder(args.model)
     cfg = run_decode_config(run)
     d = cfg.decode
@@ -239,7 +239,7 @@ def transcribe_settings(args):
 
 
 def cmd_transcribe(args) -> int:
-    from .transcribe import Chunking, transcribe_files
+    from asr.transcribe.transcriber import Chunking, transcribe_files
     formats = [f for f in args.format.split(",") if f]
     if args.out is None and any(f in ("srt", "vtt") for f in formats) and len(args.files) > 1:
         raise ValueError("subtitles for several files need --out DIR")

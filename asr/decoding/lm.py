@@ -27,7 +27,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .text import CharVocab, normalize_text
+from asr.text.normalize import CharVocab, normalize_text
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ def _run(cmd: list[str], log_path: Path) -> None:
 
 
 def prepare_text(src: str | Path, dst: str | Path, vocab: CharVocab | None = None) -> dict:
-    """Normalise a text file for LM training (asr.text.normalize_text, one sentence a line).
+    """Normalise a text file for LM training (asr.text.normalize.normalize_text, one sentence a line).
 
     src: input text, one sentence (or paragraph) a line, any case/punctuation.
     dst: output file. vocab: lines with characters outside it are dropped (default CharVocab()).
@@ -259,6 +259,6 @@ def lm_paths(cfg) -> dict:
 def lm_vocab(cfg):
     """The vocabulary `asr lm build` spells the lexicon in: the recipe's sentencepiece model for
     data.units=bpe/unigram (the same <data.root>/lang/ file training uses, trained now if
-    missing: asr.units.build_vocab), else None (characters)."""
-    from .units import SUBWORD_UNITS, build_vocab
+    missing: asr.text.vocab.build_vocab), else None (characters)."""
+    from asr.text.vocab import SUBWORD_UNITS, build_vocab
     return build_vocab(cfg.data) if cfg.data.units in SUBWORD_UNITS else None

@@ -103,7 +103,7 @@ def validate(manifests: list[str | Path], checks, nj: int = 1, tolerance: float 
 def cmd_validate(args) -> int:
     from data_prep.common import Checks
 
-    from .config import load_config
+    from asr.config import load_config
     overrides = [a for a in args.items if "=" in a and "." in a.split("=", 1)[0]]
     manifests = [a for a in args.items if a not in overrides]
     if not manifests:

@@ -5,7 +5,7 @@ global RNG), so an utterance augmented with a generator seeded the same way come
 whatever the DataLoader worker or the order it is read in (see :func:`item_generator`).
 
 Waveforms are float tensors (..., samples) at ``sample_rate`` (1-D for :class:`WaveAugment`);
-features are (..., frames, dim) as made by :class:`asr.features.FeatureExtractor`.
+features are (..., frames, dim) as made by :class:`asr.data.features.FeatureExtractor`.
 
 Pieces, each usable on its own:
 
@@ -31,7 +31,7 @@ from typing import Callable, Sequence, Union
 import torch
 import torchaudio.functional as AF
 
-from .config import AugmentConfig  # noqa: F401  (the config section lives with the others)
+from asr.config import AugmentConfig  # noqa: F401  (the config section lives with the others)
 
 log = logging.getLogger(__name__)
 
@@ -392,7 +392,7 @@ class StoreBabble:
         self.store, self.tries = store, tries
 
     def __call__(self, generator: torch.Generator) -> torch.Tensor:
-        from .audio import AudioError
+        from asr.data.audio import AudioError
         for _ in range(self.tries):
             try:
                 return self.store.audio(randint(generator, 0, len(self.store) - 1))

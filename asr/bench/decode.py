@@ -1,12 +1,12 @@
 """`make bench-decode`: WER and speed of every decoder on the built-in test splits, in one run.
 
-    python -m asr.bench_decode --config recipes/builtin/config.yaml [--no-peer] [overrides]
+    python -m asr.bench.decode --config recipes/builtin/config.yaml [--no-peer] [overrides]
 
 For each test split the audio files are read, featurised and run through the model once, one
 file at a time as `asr transcribe` does (the front end, timed), and the network outputs are then
 decoded by each decoder (timed separately):
 
-* greedy, beam (lexicon-free, no LM) and beam_lm (lexicon + KenLM word LM) from asr.decode,
+* greedy, beam (lexicon-free, no LM) and beam_lm (lexicon + KenLM word LM) from asr.decoding.decoders,
   with the run's decode settings (tuned values from <exp_dir>/decode.yaml when present);
 * pyctcdecode, the same LM search (same KenLM binary, its unigrams = our lexicon, alpha =
   lm_weight, beta = word_score, beam width = beam_size) as a peer. pyctcdecode needs numpy<2,
@@ -45,8 +45,8 @@ def front_end(model, features, manifest: Path, sample_rate: int) -> dict:
 
     Returns {"ids", "refs", "log_probs": [(T, V)], "audio_s", "front_s"}.
     """
-    from .audio import load_audio
-    from .manifest import read_manifest
+    from asr.data.audio import load_audio
+    from asr.data.manifest import read_manifest
     entries = list(read_manifest(manifest))
     out = {"ids": [], "refs": [], "log_probs": [], "audio_s": 0.0}
     t0 = time.perf_counter()
@@ -73,7 +73,7 @@ def wer(refs: list[str], hyps: list[str]) -> float:
 
 def run_ours(name: str, settings, vocab, data: dict, frame_s: float) -> dict:
     """Decode a split's outputs with DECODERS[name]: {"texts", "decode_s", "load_s"}."""
-    from .decode import DECODERS, beam_search_for
+    from asr.decoding.decoders import DECODERS, beam_search_for
     cfg = dataclasses.replace(settings, decoder=name)
     t0 = time.perf_counter()
     if name != "greedy":
@@ -115,7 +115,7 @@ def run_peer(settings, vocab, splits: dict[str, dict], workdir: Path) -> dict:
         np.savez(path, **{f"u{i}": lp.numpy() for i, lp in enumerate(data["log_probs"])})
         job["splits"][split] = str(path)
     (workdir / "job.json").write_text(json.dumps(job))
-    script = Path(__file__).with_name("bench_pyctcdecode.py")
+    script = Path(__file__).with_name("pyctcdecode_peer.py")
     subprocess.run([str(peer_python()), str(script), str(workdir / "job.json"), str(workdir / "out.json")],
                    check=True)
     out = json.loads((workdir / "out.json").read_text())
@@ -150,7 +150,7 @@ def ensure_lm(cfg, settings) -> None:
     """Build the LM (asr lm build) when the decode settings' LM or lexicon is missing."""
     if Path(settings.lm_path).is_file() and Path(settings.lexicon_path).is_file():
         return
-    from .lm import build_lm, lm_paths
+    from asr.decoding.lm import build_lm, lm_paths
     paths = lm_paths(cfg)
     print(f"bench-decode: no LM at {settings.lm_path}: building it from {paths['text']}", file=sys.stderr)
     build_lm(paths["text"], paths["dir"], order=cfg.lm.order, char_order=cfg.lm.char_order,
@@ -159,9 +159,9 @@ def ensure_lm(cfg, settings) -> None:
 
 def bench(cfg, peer: bool = True, threads: int = 0) -> list[dict]:
     """Run the benchmark for a run config; returns the rows (also printed and written)."""
-    from .checkpoint import find_checkpoint, load_checkpoint, model_from_checkpoint
-    from .decoding_cli import decode_settings
-    from .features import FeatureExtractor
+    from asr.checkpoint import find_checkpoint, load_checkpoint, model_from_checkpoint
+    from asr.cli.decoding import decode_settings
+    from asr.data.features import FeatureExtractor
     if threads or cfg.train.threads:
         torch.set_num_threads(threads or cfg.train.threads)
     path = find_checkpoint(cfg.train.exp_dir, cfg.decode.checkpoint)
@@ -197,13 +197,13 @@ def write(cfg, rows: list[dict], splits: list[str], checkpoint: Path, settings) 
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m asr.bench_decode", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m asr.bench.decode", description=__doc__.split("\n")[0])
     p.add_argument("--config", help="recipe YAML")
     p.add_argument("--no-peer", action="store_true", help=f"leave out {PEER} (no extra venv)")
     p.add_argument("--threads", type=int, default=0, help="CPU threads (default train.threads)")
     p.add_argument("overrides", nargs="*", help="section.key=value overrides")
     args = p.parse_args(argv)
-    from .decoding_cli import run_config
+    from asr.cli.decoding import run_config
     bench(run_config(args.config, args.overrides), peer=not args.no_peer, threads=args.threads)
     return 0
 

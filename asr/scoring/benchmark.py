@@ -22,8 +22,8 @@ and one table (WER ± 95% CI, CER, SER, S/D/I, RTF) goes to ``exp_dir/benchmark.
 ``exp_dir/benchmark.json`` and stdout.
 
 Decoders are looked up by name: first in this module's registry (`register_decoder`), then in
-``asr.decode.DECODERS`` (a dict name -> function) if that module defines one, then as a function
-``asr.decode.decode_store_<name>``. A decoder is called as
+``asr.decoding.decoders.DECODERS`` (a dict name -> function) if that module defines one, then as a function
+``asr.decoding.decoders.decode_store_<name>``. A decoder is called as
 ``fn(model, vocab, store, device, **options)`` and returns ``[{"id", "text"}, ...]``.
 """
 
@@ -55,13 +55,13 @@ def register_decoder(name: str):
 
 @register_decoder("greedy")
 def _greedy(model, vocab, store, device, batch_frames: int = 20000):
-    from .decode import decode_store
+    from asr.decoding.decoders import decode_store
     return decode_store(model, vocab, store, device, batch_frames=batch_frames)
 
 
 def available_decoders() -> list[str]:
     names = set(_DECODERS)
-    from . import decode
+    from asr.decoding import decoders as decode
     names |= set(getattr(decode, "DECODERS", {}) or {})
     names |= {n[len("decode_store_"):] for n in dir(decode) if n.startswith("decode_store_")}
     return sorted(names)
@@ -71,7 +71,7 @@ def get_decoder(name: str) -> Callable:
     """The decoding function registered under `name`; ValueError naming the known ones."""
     if name in _DECODERS:
         return _DECODERS[name]
-    from . import decode
+    from asr.decoding import decoders as decode
     table = getattr(decode, "DECODERS", None)
     if isinstance(table, dict) and name in table:
         return table[name]
@@ -105,7 +105,7 @@ def load_benchmark(path: str | Path | None, cfg, required: bool = False) -> dict
 
 def _resolve_checkpoint(exp_dir: str | Path, which: str) -> tuple[Path, str]:
     """(checkpoint file, label): 'best'/'last' in the run folder, or a file / run-folder path."""
-    from .checkpoint import find_checkpoint
+    from asr.checkpoint import find_checkpoint
     p = Path(str(which))
     if p.suffix == ".pt" or p.is_dir() or "/" in str(which):
         if p.is_dir():
@@ -122,7 +122,7 @@ def _resolve_checkpoint(exp_dir: str | Path, which: str) -> tuple[Path, str]:
 
 def _references(cfg, split: str, store):
     """The split's manifest (with speakers/subsets) if present, else the texts in the store."""
-    from .score import Transcripts, read_transcripts
+    from asr.scoring.score import Transcripts, read_transcripts
     manifest = Path(cfg.data.root) / "manifests" / f"{split}.jsonl"
     if manifest.is_file():
         return read_transcripts(manifest, "jsonl")
@@ -151,11 +151,11 @@ def run_benchmark(cfg, spec: dict, device: str | None = None, reports: bool = Tr
     """Decode + score every entry of spec on every test split; writes benchmark.md/.json."""
     import torch
 
-    from .checkpoint import load_checkpoint, model_from_checkpoint
-    from .data import open_store
-    from .decode import write_hyps
-    from .score import results_table, score, summary
-    from .textnorm import Normalizer
+    from asr.checkpoint import load_checkpoint, model_from_checkpoint
+    from asr.data.store import open_store
+    from asr.decoding.decoders import write_hyps
+    from asr.scoring.score import results_table, score, summary
+    from asr.text.scoring_norm import Normalizer
 
     entries = spec["benchmark"]
     decoders = [get_decoder(e["decoder"]) for e in entries]  # fail before any decoding
@@ -195,7 +195,7 @@ def run_benchmark(cfg, spec: dict, device: str | None = None, reports: bool = Tr
                       speakers=ref.speakers or None, subsets=ref.subsets or None,
                       by_speaker=by_speaker, n_boot=n_boot)
             if reports:
-                from .report import write_all
+                from asr.scoring.report import write_all
                 write_all(out, s, title=f"{split}: {e['decoder']} / {label}",
                           sources={"reference": ref.path, "hypothesis": out / "hyp.jsonl",
                                    "checkpoint": path})

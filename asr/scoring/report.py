@@ -21,7 +21,7 @@ import json
 import logging
 from pathlib import Path
 
-from .score import format_alignment, fmt_wer, summary
+from asr.scoring.score import format_alignment, fmt_wer, summary
 
 log = logging.getLogger(__name__)
 
@@ -230,7 +230,7 @@ def _html_table(head: list[str], rows: list[list]) -> str:
 
 
 def _html_alignment(s: dict, u: int, speaker: str) -> str:
-    from .score import aligned_rows
+    from asr.scoring.score import aligned_rows
     al = s["_align"]
     a = s["_arrays"]
     ref_row, hyp_row, ev = aligned_rows(al, u)
@@ -278,7 +278,7 @@ def html_report(s: dict, title: str = "Scoring report", sources: dict | None = N
 def write_all(out_dir: str | Path, s: dict, title: str = "Scoring report",
               sources: dict | None = None, plots: bool = True) -> dict[str, Path]:
     """Write the report files of a score() result into out_dir; returns {kind: path}."""
-    from .score import write_alignments
+    from asr.scoring.score import write_alignments
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     pngs = write_plots(out, s) if plots else []

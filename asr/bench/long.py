@@ -1,7 +1,7 @@
 """Long-recording check: transcribe an N-minute file built from known test utterances, and
 compare memory, subtitles and word times with the truth.
 
-    python -m asr.bench_long --config recipes/builtin/config.yaml [--minutes 30] [--decoder beam_lm]
+    python -m asr.bench.long --config recipes/builtin/config.yaml [--minutes 30] [--decoder beam_lm]
 
 1. Test utterances (cycled) are written one after another, with 0.5-1.5 s pauses, into
    <exp_dir>/long/long_<N>min.wav (streamed: the file is never in memory) and their offsets
@@ -10,7 +10,7 @@ compare memory, subtitles and word times with the truth.
    its own peak memory (ru_maxrss), so "flat memory" means: the N-minute file peaks no higher
    than the 5-minute one.
 3. Reference word times: each utterance alone is run through the model and its reference text
-   is forced-aligned to it (asr.align.align_text), shifted by the utterance's offset. The
+   is forced-aligned to it (asr.decoding.align.align_text), shifted by the utterance's offset. The
    transcript's words are matched to the reference words (difflib), and the start/end of each
    matched word is compared; the SRT is parsed and each cue is checked against its words.
 """
@@ -53,7 +53,7 @@ def build_long_file(entries: list[dict], path: Path, minutes: float, sample_rate
 
 def transcribe_child(model: str, audio: str, out_dir: str, decoder: str, lm: str | None) -> None:
     """In a child process: asr transcribe, then print this process's peak RSS (MB) as JSON."""
-    from .cli import main
+    from asr.cli import main
     argv = ["transcribe", model, audio, "--format", "txt,json,srt", "--out", out_dir,
             "--decoder", decoder, "--no-progress"] + (["--lm", lm] if lm else [])
     t0 = time.perf_counter()
@@ -63,7 +63,7 @@ def transcribe_child(model: str, audio: str, out_dir: str, decoder: str, lm: str
 
 
 def run_transcribe(model: str, audio: Path, out_dir: Path, decoder: str, lm: str | None) -> dict:
-    cmd = [sys.executable, "-m", "asr.bench_long", "--child", model, str(audio), str(out_dir), decoder, lm or ""]
+    cmd = [sys.executable, "-m", "asr.bench.long", "--child", model, str(audio), str(out_dir), decoder, lm or ""]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -71,10 +71,10 @@ def run_transcribe(model: str, audio: Path, out_dir: Path, decoder: str, lm: str
 @torch.no_grad()
 def reference_words(run: str, placed: list[dict], entries: dict) -> list[dict]:
     """Forced-aligned word times of every placed utterance, in the long file's time line."""
-    from .align import align_text
-    from .audio import load_audio
-    from .checkpoint import load_checkpoint, model_from_checkpoint
-    from .features import FeatureExtractor
+    from asr.decoding.align import align_text
+    from asr.data.audio import load_audio
+    from asr.checkpoint import load_checkpoint, model_from_checkpoint
+    from asr.data.features import FeatureExtractor
     model, vocab, feat_cfg = model_from_checkpoint(load_checkpoint(run))
     features = FeatureExtractor(feat_cfg)
     frame_s = feat_cfg.hop_ms / 1000 * model.cfg.subsample
@@ -111,7 +111,7 @@ def compare(hyp: list[dict], ref: list[dict], placed: list[dict]) -> dict:
 
 def check_srt(srt_text: str, words: list[dict]) -> dict:
     """Parse the SRT; every cue's start/end must be its words' first start / last end."""
-    from .subtitles import parse_srt
+    from asr.transcribe.subtitles import parse_srt
     cues = parse_srt(srt_text)
     k, worst = 0, 0.0
     for c in cues:
@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] == "--child":
         transcribe_child(argv[1], argv[2], argv[3], argv[4], argv[5] or None)
         return 0
-    p = argparse.ArgumentParser(prog="python -m asr.bench_long", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m asr.bench.long", description=__doc__.split("\n")[0])
     p.add_argument("--config", help="recipe YAML")
     p.add_argument("--minutes", type=float, default=30.0)
     p.add_argument("--short-minutes", type=float, default=5.0, help="the file memory is compared with")
@@ -136,10 +136,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--split", default="test")
     p.add_argument("overrides", nargs="*")
     args = p.parse_args(argv)
-    from .checkpoint import find_checkpoint
-    from .decoding_cli import run_config
-    from .lm import lm_paths
-    from .manifest import read_manifest
+    from asr.checkpoint import find_checkpoint
+    from asr.cli.decoding import run_config
+    from asr.decoding.lm import lm_paths
+    from asr.data.manifest import read_manifest
     cfg = run_config(args.config, args.overrides)
     run = str(find_checkpoint(cfg.train.exp_dir, cfg.decode.checkpoint))
     lm = str(lm_paths(cfg)["dir"]) if args.decoder == "beam_lm" else None

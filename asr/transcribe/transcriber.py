@@ -30,12 +30,12 @@ import soundfile as sf
 import torch
 import torchaudio.functional as AF
 
-from .audio import AudioError
-from .checkpoint import load_checkpoint, model_from_checkpoint
-from .config import DecodeConfig
-from .decode import get_decoder
-from .features import FeatureExtractor
-from .subtitles import group_words, to_srt, to_vtt
+from asr.data.audio import AudioError
+from asr.checkpoint import load_checkpoint, model_from_checkpoint
+from asr.config import DecodeConfig
+from asr.decoding.decoders import get_decoder
+from asr.data.features import FeatureExtractor
+from asr.transcribe.subtitles import group_words, to_srt, to_vtt
 
 log = logging.getLogger(__name__)
 

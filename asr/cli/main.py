@@ -20,7 +20,7 @@ from pathlib import Path
 
 
 def _config(args):
-    from .config import load_config
+    from asr.config import load_config
     return load_config(args.config, args.overrides)
 
 
@@ -29,7 +29,7 @@ def _splits(cfg) -> list[str]:
 
 
 def cmd_features(args) -> int:
-    from data_prep.features import extract_features
+    from asr.data.store_writer import extract_features
     cfg = _config(args)
     root = Path(cfg.data.root)
     if cfg.features.on_the_fly:
@@ -45,14 +45,14 @@ def cmd_features(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from .train import train
+    from asr.train import train
     result = train(_config(args), resume=args.resume)
     print(json.dumps(result))
     return 0
 
 
 def cmd_average(args) -> int:
-    from .checkpoint import average_checkpoints, epoch_checkpoints, save_checkpoint
+    from asr.checkpoint import average_checkpoints, epoch_checkpoints, save_checkpoint
     ckpt_dir = Path(args.run) / "checkpoints"
     paths = epoch_checkpoints(ckpt_dir)[-args.last:]
     out = ckpt_dir / f"avg-last{args.last}.pt"
@@ -73,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         return p
 
-    from .prepare_cli import add_commands as add_prepare_commands
+    from data_prep.cli import add_commands as add_prepare_commands
     add_prepare_commands(sub, stage)
     stage("features", cmd_features, "extract features into the sharded store")
     stage("train", cmd_train, "train a CTC model").add_argument(
@@ -82,9 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", help="run folder (exp/<recipe>/<run>)")
     p.add_argument("--last", type=int, default=5, help="how many of the latest epoch-<n>.pt")
     p.set_defaults(func=cmd_average)
-    from .decoding_cli import add_commands as add_decoding_commands
+    from asr.cli.decoding import add_commands as add_decoding_commands
     add_decoding_commands(sub, stage)
-    from .scoring_cli import add_commands
+    from asr.cli.scoring import add_commands
     add_commands(sub, stage)
     return parser
 
