@@ -4,7 +4,6 @@ sentencepiece model as a uint8 tensor), written atomically, loaded safely."""
 from __future__ import annotations
 
 import dataclasses
-import os
 import pickle
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import torch
 
 from asr.config import Config, FeatureConfig, ModelConfig
 from asr.model import CTCModel
+from asr.utils import atomic_open
 from asr.text.vocab import vocab_from_checkpoint
 
 
@@ -22,17 +22,8 @@ class CheckpointError(Exception):
 def save_checkpoint(state: dict, path: str | Path) -> None:
     """Write to a temp file in the same folder, fsync, then rename: a crash or a full disk
     mid-write leaves the previous file at `path` intact."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_open(path, "wb") as f:
+        torch.save(state, f)
 
 
 def load_checkpoint(path: str | Path) -> dict:

@@ -14,6 +14,8 @@ from typing import Any, get_type_hints
 
 import yaml
 
+from asr.utils import atomic_write_text
+
 
 @dataclass
 class DataConfig:
@@ -399,8 +401,4 @@ def to_dict(cfg: Config) -> dict:
 
 
 def save_config(cfg: Config, path: str | Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False), encoding="utf-8")
-    tmp.replace(path)
+    atomic_write_text(path, yaml.safe_dump(to_dict(cfg), sort_keys=False))

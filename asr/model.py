@@ -12,7 +12,19 @@ from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from asr.config import ModelConfig
-from asr.data.store import output_frames
+
+
+def output_frames(frames: int, subsample: int) -> int:
+    """Frames after the conv front-end: each stride-2 conv (kernel 3, pad 1) maps T to (T-1)//2+1."""
+    for _ in range(subsample.bit_length() - 1):  # log2: subsample is 2 or 4
+        frames = (frames - 1) // 2 + 1
+    return frames
+
+
+def frame_seconds(hop_ms: float, subsample: int) -> float:
+    """Duration of one model output frame: the feature hop times the time subsampling
+    (10 ms x 4 = 40 ms by default). Word times and subtitles are counted in these frames."""
+    return hop_ms / 1000.0 * subsample
 
 
 class ConvSubsampler(nn.Module):

@@ -27,7 +27,8 @@ from tqdm import tqdm
 from asr import config as config_mod
 from asr.checkpoint import epoch_checkpoints, load_checkpoint, save_checkpoint
 from asr.config import Config
-from asr.data.store import AsrDataset, BucketingBatchSampler, collate, open_store
+from asr.data.store import open_store
+from asr.data.dataset import AsrDataset, BucketingBatchSampler, collate
 from asr.decoding.decoders import greedy_decode
 from asr.data.features import FeatureExtractor
 from asr.model import CTCModel, count_parameters

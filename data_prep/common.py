@@ -175,7 +175,7 @@ def check_text(text: str, checks: Checks, vocab) -> tuple[str, str | None, str]:
 
 def label_fits(text: str, duration: float, checks: Checks, vocab) -> tuple[bool, str]:
     """Can CTC emit the label in the frames left after subsampling? (False, detail) if not."""
-    from asr.data.store import output_frames
+    from asr.model import output_frames
     from asr.text.vocab import ctc_min_frames
     hop = int(round(checks.sample_rate * checks.hop_ms / 1000))
     frames = 1 + int(round(duration * checks.sample_rate)) // hop

@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from asr.text.vocab import fold_phones
+from asr.text.phones import fold_phones
 
 from .common import BAD_UTF8, NO_TRANSCRIPT, Checks, Summary, find_dir, prepare_splits, source_dir
 

@@ -11,7 +11,7 @@ import pytest
 import soundfile as sf
 
 from asr.config import Config, FeatureConfig, apply
-from asr.data.store_writer import extract_features
+from asr.data.store import extract_features
 
 SR = 16000
 

@@ -11,13 +11,15 @@ import torch
 
 from asr.checkpoint import save_checkpoint
 from asr.config import FeatureConfig
-from asr.data.store import AsrDataset, FeatureStore
+from asr.data.store import FeatureStore
+from asr.data.dataset import AsrDataset
 from asr.decoding.decoders import decode_store
-from asr.text.normalize import CharVocab, normalize_text
+from asr.text.normalize import normalize_text
+from asr.text.vocab import CharVocab
 from asr.train import Trainer
 from asr.transcribe.transcriber import transcribe_files
 from conftest import small_config
-from asr.data.store_writer import extract_features
+from asr.data.store import extract_features
 from test_prepare_folder import make_bad, make_good
 
 AUDIO_BAD = {"truncated.flac", "corrupt.wav", "zero.wav", "nosamples.wav", "nan.wav", "inf.wav",

@@ -10,7 +10,7 @@ from asr.decoding.align import align_text, path_words
 from asr.decoding.beam import BeamOptions, BeamSearch, PhraseTrie, read_hotwords
 from asr.config import DecodeConfig
 from asr.decoding.decoders import DECODERS, greedy_hyps
-from asr.text.normalize import CharVocab
+from asr.text.vocab import CharVocab
 
 from test_lm import tiny_lm  # noqa: F401  (module-scoped fixture)
 

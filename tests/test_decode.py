@@ -1,7 +1,7 @@
 import torch
 
 from asr.decoding.decoders import greedy_decode, greedy_ids
-from asr.text.normalize import CharVocab
+from asr.text.vocab import CharVocab
 
 
 def one_hot_path(ids, vocab_size=29):

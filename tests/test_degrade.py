@@ -11,8 +11,9 @@ import torch
 from asr.data import augment as A
 from asr.data.augment import WaveAugment
 from asr.config import AugmentConfig
-from asr.data.store import AsrDataset, FeatureStore, open_store
-from asr.text.normalize import CharVocab
+from asr.data.store import FeatureStore, open_store
+from asr.data.dataset import AsrDataset
+from asr.text.vocab import CharVocab
 from asr.train import Trainer
 from data_prep.degrade import degrade, make_degraded
 

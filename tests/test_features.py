@@ -9,7 +9,7 @@ import torch
 from asr.config import FeatureConfig
 from asr.data.store import FeatureStore
 from asr.data.features import FeatureExtractor
-from asr.data.store_writer import extract_features
+from asr.data.store import extract_features
 
 
 def reference_fbank(wav: np.ndarray, sr=16000, n_mels=80, win=400, hop=160, n_fft=512):

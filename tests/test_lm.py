@@ -5,7 +5,7 @@ import json
 import pytest
 
 from asr.cli import main
-from asr.text.normalize import CharVocab
+from asr.text.vocab import CharVocab
 from asr.decoding.lm import LmError, arpa_words, build_lm, kenlm_program, prepare_text, read_lexicon_words
 
 TINY_TEXT = """The cat sat on the mat.

@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from asr.config import ModelConfig
-from asr.data.store import BucketingBatchSampler, collate, output_frames
+from asr.data.dataset import BucketingBatchSampler, collate
+from asr.model import output_frames
 from asr.model import CTCModel
 
 

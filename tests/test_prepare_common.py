@@ -50,7 +50,7 @@ def pipeline(cfg, expect: dict[str, int] | None = None):
     from asr.decoding.decoders import decode_store
     from data_prep.cli import run_prepare
     from asr.train import Trainer
-    from asr.data.store_writer import extract_features
+    from asr.data.store import extract_features
     summary = run_prepare(cfg, progress=False)
     root = Path(cfg.data.root)
     for split, n in (expect or {}).items():

@@ -52,7 +52,8 @@ def test_timit_phone_prepare_train_decode(tmp_path):
     from asr.data.store import FeatureStore
     from asr.decoding.decoders import greedy_decode
     from asr.model import CTCModel
-    from asr.text.vocab import TIMIT_39, PhoneVocab, make_vocab
+    from asr.text.phones import TIMIT_39
+    from asr.text.vocab import PhoneVocab, make_vocab
     source = make_timit(tmp_path / "timit")
     cfg = corpus_config(tmp_path, "timit", source, units="phone", phone_set=39)
     summary, _ = pipeline(cfg, {"train": 7, "dev": 2, "test": 4})
@@ -91,7 +92,8 @@ def test_timit_61_phones_and_word_transcripts(tmp_path):
 
 
 def test_phone_folding_table():
-    from asr.text.vocab import TIMIT_39, TIMIT_48, TIMIT_61, PhoneVocab, fold_phones, fold_to_39
+    from asr.text.phones import TIMIT_39, TIMIT_48, TIMIT_61, fold_phones, fold_to_39
+    from asr.text.vocab import PhoneVocab
     assert (len(TIMIT_61), len(TIMIT_48), len(TIMIT_39)) == (61, 48, 39)
     assert fold_phones("h# ao ax-h axr hv ix el em en nx eng zh ux q pcl epi pau".split()) == \
         "sil aa ah er hh ih l m n n ng sh uw sil sil sil".split()

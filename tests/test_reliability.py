@@ -15,8 +15,9 @@ import torch
 from asr import checkpoint as ckpt_mod
 from asr.checkpoint import load_checkpoint, save_checkpoint
 from asr.config import save_config
-from asr.data.store import AsrDataset, FeatureStore
-from asr.text.normalize import CharVocab
+from asr.data.store import FeatureStore
+from asr.data.dataset import AsrDataset
+from asr.text.vocab import CharVocab
 from conftest import small_config
 
 

@@ -57,7 +57,7 @@ def test_score_empty_references_and_hypotheses():
 def test_score_extra_hyps_and_whitespace_and_normalizer():
     s = score({"a": "Hello,  World"}, {"a": " hello world ", "zzz": "ignored"})
     assert s["extra"] == 1 and s["errors"] == 2  # case and comma count without normalisation
-    from asr.text.scoring_norm import Normalizer
+    from asr.text.normalize import Normalizer
     s = score({"a": "Hello,  World"}, {"a": " hello world "}, normalizer=Normalizer.parse("lower,punct"))
     assert s["errors"] == 0 and s["normalization"] == "lower, punct"
 

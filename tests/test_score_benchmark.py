@@ -12,7 +12,7 @@ from asr.checkpoint import save_checkpoint  # noqa: E402
 from asr.cli import main  # noqa: E402
 from asr.config import Config, load_config, to_dict  # noqa: E402
 from asr.model import CTCModel  # noqa: E402
-from asr.text.normalize import CharVocab  # noqa: E402
+from asr.text.vocab import CharVocab  # noqa: E402
 
 
 def _store(path, texts, dim=8):

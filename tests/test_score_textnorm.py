@@ -3,7 +3,7 @@
 import pytest
 
 from asr.scoring.score import score
-from asr.text.scoring_norm import Normalizer, read_mapping
+from asr.text.normalize import Normalizer, read_mapping
 
 
 def test_options_one_by_one():

@@ -1,6 +1,8 @@
 import pytest
 
-from asr.text.normalize import CharVocab, normalize_text, number_to_words
+from asr.text.normalize import normalize_text, number_to_words
+
+from asr.text.vocab import CharVocab
 
 
 @pytest.mark.parametrize("n,words", [

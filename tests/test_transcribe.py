@@ -17,7 +17,7 @@ from asr.config import Config, FeatureConfig, apply
 from asr.transcribe.subtitles import parse_srt
 from asr.transcribe.transcriber import Chunking, Transcriber, expand_inputs, stream_windows, transcribe_files
 from conftest import SR
-from asr.data.store_writer import extract_features
+from asr.data.store import extract_features
 
 WORDS = ["ab", "cd", "ef", "abc", "fed"]
 CHAR_S, SPACE_S, PAD_S = 0.06, 0.05, 0.1

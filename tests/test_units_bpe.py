@@ -14,7 +14,7 @@ from asr.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoi
 from asr.config import DataConfig, DecodeConfig
 from asr.decoding.decoders import DECODERS, greedy_hyps
 from asr.decoding.lm import build_lm, read_lexicon, write_lexicon
-from asr.text.normalize import CharVocab
+from asr.text.vocab import CharVocab
 from asr.text.vocab import (SentencePieceVocab, build_vocab, make_vocab, train_sentencepiece,
                        units_state, vocab_from_checkpoint)
 

@@ -104,7 +104,7 @@ def main(argv=None) -> int:
             print(f"{name}: {path}")
         return 0
     from asr.scoring.score import read_transcripts, score
-    from asr.text.scoring_norm import Normalizer
+    from asr.text.normalize import Normalizer
     with tempfile.TemporaryDirectory() as tmp:
         ref_path, hyp_path = make_pair(Path(tmp), args.utts)
         t0 = time.perf_counter()

@@ -29,7 +29,7 @@ def _splits(cfg) -> list[str]:
 
 
 def cmd_features(args) -> int:
-    from asr.data.store_writer import extract_features
+    from asr.data.store import extract_features
     cfg = _config(args)
     root = Path(cfg.data.root)
     if cfg.features.on_the_fly:

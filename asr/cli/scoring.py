@@ -46,7 +46,7 @@ def _add_scoring_options(p, compare: bool = False) -> None:
 
 
 def _normalizer(args):
-    from asr.text.scoring_norm import Normalizer
+    from asr.text.normalize import Normalizer
     return Normalizer.parse(args.normalize, args.mapping)
 
 
@@ -118,7 +118,7 @@ def cmd_score(args) -> int:
             print(f"report: {paths['markdown']}, {paths['html']} (alignments: {paths['alignments']})")
         return 0
     cfg = _config(args)
-    from asr.text.scoring_norm import Normalizer
+    from asr.text.normalize import Normalizer
     norm = Normalizer.parse(args.normalize, args.mapping)
     rows = []
     for split in cfg.data.test_splits:

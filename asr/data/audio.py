@@ -9,6 +9,8 @@ import soundfile as sf
 import torch
 import torchaudio.functional as AF
 
+from asr.utils import atomic_path
+
 SAMPLE_RATE = 16000
 
 
@@ -40,8 +42,6 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> torch.Tensor
 
 def write_wav(path: str | Path, wav, sample_rate: int = SAMPLE_RATE) -> None:
     """Write 16-bit PCM WAV atomically."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")  # hidden, and never matches *.wav
     data = wav.numpy() if isinstance(wav, torch.Tensor) else np.asarray(wav)
-    sf.write(str(tmp), np.clip(data, -1.0, 1.0), sample_rate, subtype="PCM_16", format="WAV")
-    tmp.replace(path)
+    with atomic_path(path, fsync=False) as tmp:  # hidden, and never matches *.wav
+        sf.write(str(tmp), np.clip(data, -1.0, 1.0), sample_rate, subtype="PCM_16", format="WAV")

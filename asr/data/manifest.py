@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Iterable, Iterator
+
+from asr.utils import atomic_open
 
 
 def read_manifest(path: str | Path) -> Iterator[dict]:
@@ -32,14 +33,10 @@ def read_manifest(path: str | Path) -> Iterator[dict]:
 
 
 def write_manifest(path: str | Path, entries: Iterable[dict]) -> int:
-    """Write entries atomically (temp file + rename); returns the number written."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    """Write entries atomically; returns the number written."""
     n = 0
-    with open(tmp, "w", encoding="utf-8") as f:
+    with atomic_open(path) as f:
         for entry in entries:
             f.write(json.dumps(entry, ensure_ascii=False) + "\n")
             n += 1
-    os.replace(tmp, path)
     return n

@@ -1,20 +1,42 @@
-"""Training data: a Dataset over a feature store, a length-bucketing batch sampler, collation."""
+"""The feature store: written from a manifest (``extract_features``, ``asr features``) and read for
+training and decoding (``FeatureStore``; ``OnTheFlyStore`` computes the same from the audio).
+
+Layout of a store (one per split)::
+
+    features/<split>/meta.json          feature config + totals (written last: marks completion)
+    features/<split>/index.jsonl        one line per utterance: id, shard, offset, frames, text, ...
+    features/<split>/shard-00000.npy    float16 (frames, dim), utterances back to back
+    features/<split>/shard-00000.jsonl  that shard's index lines + CMVN sums (marks the shard done)
+    features/<split>/cmvn.json          mean and std per dimension over the split
+
+Work is split into chunks of utterances, one shard each, processed in parallel and streamed
+(memory stays flat in corpus size). A chunk whose shard index exists is skipped on re-runs, so
+an interrupted extraction resumes; shard files are renamed into place only when complete.
+Unreadable audio is skipped, reported with its file and reason, and counted.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import json
 import logging
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
-from asr.text.normalize import CharVocab
-from asr.text.vocab import ctc_min_frames
+from asr.config import FeatureConfig
+from asr.data.audio import AudioError, load_audio
+from asr.data.features import FeatureExtractor
+from asr.data.manifest import read_manifest
+from asr.utils import WorkerPool, atomic_open, atomic_path, atomic_write_text
 
 log = logging.getLogger(__name__)
 
+
+# ---------------------------------------------------------------- reading
 
 class FeatureStore:
     """Read-only view of a feature store written by asr.data.store_writer (shards memory-mapped)."""
@@ -61,8 +83,6 @@ class OnTheFlyStore:
 
     def __init__(self, manifest: str | Path, cfg, cmvn_utts: int = 200, seed: int = 0,
                  raw_audio: bool = False):
-        from asr.data.features import FeatureExtractor
-        from asr.data.manifest import read_manifest
         self.path = Path(manifest)
         self.extractor = FeatureExtractor(cfg)
         hop = self.extractor.hop
@@ -88,12 +108,10 @@ class OnTheFlyStore:
         return wav.numpy() if self.raw_audio else self.extractor(wav).numpy()
 
     def audio(self, i: int) -> torch.Tensor:
-        from asr.data.audio import load_audio
         return load_audio(self.entries[i]["audio_filepath"], self.extractor.cfg.sample_rate)
 
     def cmvn(self) -> tuple[np.ndarray, np.ndarray]:
         if self._cmvn is None:
-            from asr.data.audio import AudioError
             g = torch.Generator().manual_seed(self.seed)
             picks = torch.randperm(len(self), generator=g)[:self.cmvn_utts].tolist()
             feats = []
@@ -123,157 +141,116 @@ def open_store(root: str | Path, split: str, feature_cfg, raw_audio: bool = Fals
     return FeatureStore(store_dir)  # raises with the hint to run `asr features`
 
 
-def output_frames(frames: int, subsample: int) -> int:
-    """Frames after the conv front-end: each stride-2 conv (kernel 3, pad 1) maps T to (T-1)//2+1."""
-    for _ in range(int(np.log2(subsample))):
-        frames = (frames - 1) // 2 + 1
-    return frames
+# ---------------------------------------------------------------- writing
+
+_extractor: FeatureExtractor | None = None
 
 
-class AsrDataset(torch.utils.data.Dataset):
-    """Utterances of a store that can be trained on: (features (T, F), label ids, id).
+def _init_worker(cfg_dict: dict) -> None:
+    global _extractor
+    _extractor = FeatureExtractor(FeatureConfig(**cfg_dict))  # cfg_dict lacks on_the_fly: default
 
-    Entries are dropped, with a count per reason logged, when the duration exceeds max_duration,
-    the text is empty or has characters outside the vocabulary, or the label is longer than the
-    subsampled frames (CTC could not emit it).
 
-    augment: an asr.data.augment.WaveAugment applied to every item (waveform effects need an
-        OnTheFlyStore; SpecAugment works on any store). Its draws come from a generator seeded
-        by (seed, epoch, utterance index): the same in every DataLoader worker and on resume,
-        new each epoch (set `epoch` before iterating).
-    """
-
-    def __init__(self, store: FeatureStore, vocab: CharVocab, subsample: int = 4,
-                 max_duration: float = 0.0, name: str = "data", augment=None, seed: int = 0):
-        self.store, self.vocab = store, vocab
-        if augment is not None and augment.cfg.wave_active and not hasattr(store, "audio"):
-            raise ValueError(f"{name}: waveform augmentation needs the audio (an on-the-fly "
-                             f"store), not the feature store at {store.path}")
-        self.augment, self.seed, self.epoch = augment, seed, 0
-        dropped: Counter = Counter()
-        self.keep: list[int] = []
-        for i, e in enumerate(store.entries):
-            reason = self._reject(e, vocab, subsample, max_duration)
-            if reason:
-                dropped[reason] += 1
-            else:
-                self.keep.append(i)
-        self.dropped = dict(dropped)
-        self.unreadable: set[str] = set()
-        if dropped:
-            log.info("%s: kept %d of %d utterances; dropped %s", name, len(self.keep),
-                     len(store), ", ".join(f"{n} {r}" for r, n in dropped.items()))
-        if not self.keep:
-            raise ValueError(f"{name} ({store.path}): no usable utterances; dropped {self.dropped}")
-
-    @staticmethod
-    def _reject(e: dict, vocab: CharVocab, subsample: int, max_duration: float) -> str | None:
-        if max_duration and e["duration"] > max_duration:
-            return "longer than max_duration"
-        if not e["text"]:
-            return "empty transcript"
-        if not vocab.covers(e["text"]):
-            return "characters outside the vocabulary"
-        if ctc_min_frames(vocab.encode(e["text"])) > output_frames(e["frames"], subsample):
-            return "label longer than subsampled frames"
-        return None
-
-    def __len__(self) -> int:
-        return len(self.keep)
-
-    def frames(self, i: int) -> int:
-        return self.store.entries[self.keep[i]]["frames"]
-
-    def __getitem__(self, i: int):
-        from asr.data.audio import AudioError
-        j = self.keep[i]
-        e = self.store.entries[j]
+def _process_chunk(job: tuple[int, list[dict], str]) -> tuple[int, int, list[str]]:
+    """Extract one chunk into shard-<k>.npy + shard-<k>.jsonl; returns (k, utterances, errors)."""
+    k, entries, out_dir = job
+    out = Path(out_dir)
+    part = out / f"shard-{k:05d}.jsonl"
+    if part.exists():
+        return k, -1, []
+    feats, lines, errors = [], [], []
+    offset = 0
+    for e in entries:
         try:
-            feats = torch.from_numpy(self.load(j))
-        except AudioError as err:  # on-the-fly features: a broken file is skipped, not fatal
-            if e["id"] not in self.unreadable:
-                self.unreadable.add(e["id"])
-                log.warning("skipped: %s", err)
-            return None
-        return feats, torch.tensor(self.vocab.encode(e["text"]), dtype=torch.long), e["id"]
+            wav = load_audio(e["audio_filepath"], _extractor.cfg.sample_rate)
+        except AudioError as err:
+            errors.append(str(err))
+            continue
+        f = _extractor(wav).numpy()
+        feats.append(f)
+        lines.append({"id": e["id"], "shard": k, "offset": offset, "frames": len(f),
+                      "duration": round(len(wav) / _extractor.cfg.sample_rate, 3),
+                      "text": e.get("text", ""), "speaker": e.get("speaker", ""),
+                      "audio_filepath": e["audio_filepath"]})
+        offset += len(f)
+    mat = np.concatenate(feats) if feats else np.zeros((0, _extractor.dim), np.float32)
+    stats = {"sum": mat.sum(0, dtype=np.float64).tolist(),
+             "sumsq": np.square(mat, dtype=np.float64).sum(0).tolist(), "count": len(mat)}
+    with atomic_path(out / f"shard-{k:05d}.npy", suffix=".npy", fsync=False) as tmp:
+        np.save(tmp, mat.astype(np.float16))
+    with atomic_open(part, fsync=False) as fh:  # written last: marks the shard done
+        fh.write(json.dumps({"stats": stats, "errors": errors}) + "\n")
+        for line in lines:
+            fh.write(json.dumps(line, ensure_ascii=False) + "\n")
+    return k, len(lines), errors
 
-    def load(self, j: int) -> np.ndarray:
-        """Features of store entry j, augmented when an augmenter is set."""
-        if self.augment is None:
-            return self.store.features(j)
-        from asr.data.augment import item_generator
-        g = item_generator(self.seed, self.epoch, j)
-        if self.augment.cfg.wave_active:
-            feats = self.store.featurize(self.augment(self.store.audio(j), g))
-        else:
-            feats = self.store.features(j)
-        if getattr(self.store, "raw_audio", False):
-            return feats  # waveforms: SpecAugment runs on the device after featurisation
-        return self.augment.spec_augment(torch.from_numpy(np.ascontiguousarray(feats)), g).numpy()
+
+def _chunks(manifest: Path, size: int, out_dir: Path):
+    it = read_manifest(manifest)
+    for k in itertools.count():
+        entries = list(itertools.islice(it, size))
+        if not entries:
+            return
+        yield k, entries, str(out_dir)
 
 
-class BucketingBatchSampler(torch.utils.data.Sampler):
-    """Batches of similar-length utterances holding at most batch_frames padded frames.
+def extract_features(manifest: str | Path, out_dir: str | Path, cfg: FeatureConfig,
+                     nj: int = 2, chunk_utts: int = 400, progress: bool = True) -> dict:
+    """Build (or finish building) the feature store for one manifest; returns its meta dict.
 
-    Utterances are sorted by length and cut into batches (dynamic batch size), so padding is
-    small. Each epoch shuffles the order of batches with (seed, epoch); with sortagrad the first
-    epoch goes shortest first. With world_size > 1 every rank gets the same number of batches
-    (rank r takes batches r, r+W, ...; the tail is dropped), a multiple of `multiple_of` (the
-    gradient-accumulation steps, so no partial update is left over). start_batch skips batches
-    already trained in this epoch, for exact resume.
+    manifest: JSONL manifest of the split. out_dir: the store folder (created).
+    cfg: feature settings; a store made with other settings is refused rather than mixed.
+    nj: worker processes. chunk_utts: utterances per shard.
     """
-
-    def __init__(self, lengths: list[int], batch_frames: int, max_batch_utts: int = 64,
-                 seed: int = 0, sortagrad: bool = True, rank: int = 0, world_size: int = 1,
-                 multiple_of: int = 1, bucketing: bool = True):
-        if bucketing:
-            order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
-        else:  # random composition (for benchmarks: shows what bucketing saves in padding)
-            order = torch.randperm(len(lengths), generator=torch.Generator().manual_seed(seed)).tolist()
-        self.batches: list[list[int]] = []
-        batch: list[int] = []
-        longest = 0
-        for i in order:
-            candidate = max(longest, lengths[i])
-            if batch and (candidate * (len(batch) + 1) > batch_frames or len(batch) >= max_batch_utts):
-                self.batches.append(batch)
-                batch, candidate = [], lengths[i]
-            batch.append(i)
-            longest = candidate
-        if batch:
-            self.batches.append(batch)
-        self.seed, self.sortagrad = seed, sortagrad
-        self.rank, self.world_size = rank, world_size
-        self.epoch, self.start_batch = 0, 0
-        self.per_rank = len(self.batches) // world_size // multiple_of * multiple_of
-
-    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
-        self.epoch, self.start_batch = epoch, start_batch
-
-    def epoch_batches(self) -> list[list[int]]:
-        if self.sortagrad and self.epoch == 0:
-            order = list(range(len(self.batches)))
-        else:
-            g = torch.Generator().manual_seed(self.seed * 1000 + self.epoch)
-            order = torch.randperm(len(self.batches), generator=g).tolist()
-        mine = order[self.rank::self.world_size][:self.per_rank]
-        return [self.batches[i] for i in mine]
-
-    def __iter__(self):
-        return iter(self.epoch_batches()[self.start_batch:])
-
-    def __len__(self) -> int:
-        return self.per_rank - self.start_batch
+    manifest, out = Path(manifest), Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    wanted = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "on_the_fly"}
+    settings = out / "settings.json"
+    if settings.exists() and json.loads(settings.read_text())["features"] != wanted:
+        raise ValueError(f"{out}: store was built with other feature settings; delete it to rebuild")
+    atomic_write_text(settings, json.dumps({"features": wanted, "manifest": str(manifest)}))
+    total = sum(1 for _ in read_manifest(manifest))
+    jobs = _chunks(manifest, chunk_utts, out)
+    bar = tqdm(total=total, desc=f"features {out.name}", unit="utt", disable=not progress)
+    with WorkerPool(nj, _init_worker, (wanted,)) as workers:
+        for _, n, errors in workers.imap(_process_chunk, jobs):
+            _report(bar, n, errors, chunk_utts)
+    bar.close()
+    return _finish(out, wanted)
 
 
-def collate(items):
-    """[(feats (T,F), labels (L,), id)] -> padded feats (B,T,F), feat lengths, labels (B,L), label lengths, ids."""
-    items = [it for it in items if it is not None]  # unreadable audio (on-the-fly features)
-    if not items:
-        return None
-    feats, labels, ids = zip(*items)
-    feat_lens = torch.tensor([len(f) for f in feats])
-    label_lens = torch.tensor([len(y) for y in labels])
-    padded = torch.nn.utils.rnn.pad_sequence(feats, batch_first=True)
-    targets = torch.nn.utils.rnn.pad_sequence(labels, batch_first=True)
-    return padded, feat_lens, targets, label_lens, list(ids)
+def _report(bar, n: int, errors: list[str], chunk_utts: int) -> None:
+    for err in errors:
+        log.warning("skipped: %s", err)
+    bar.update(chunk_utts if n < 0 else n + len(errors))
+
+
+def _finish(out: Path, feature_cfg: dict) -> dict:
+    """Merge the shard indexes into index.jsonl, sum the CMVN statistics, write meta.json."""
+    total = None
+    n_utts, errors = 0, []
+    with atomic_open(out / "index.jsonl") as index:
+        for part in sorted(out.glob("shard-*.jsonl")):
+            with open(part, encoding="utf-8") as fh:
+                head = json.loads(fh.readline())
+                s = head["stats"]
+                chunk = np.array([s["sum"], s["sumsq"]]), s["count"]
+                total = chunk if total is None else (total[0] + chunk[0], total[1] + chunk[1])
+                errors += head["errors"]
+                for line in fh:
+                    index.write(line)
+                    n_utts += 1
+    if total is None or total[1] == 0:
+        raise RuntimeError(f"{out}: no usable utterances ({len(errors)} skipped)")
+    (sums, sumsq), count = total
+    mean = sums / count
+    std = np.sqrt(np.maximum(sumsq / count - mean**2, 1e-8))
+    atomic_write_text(out / "cmvn.json", json.dumps({"mean": mean.tolist(), "std": std.tolist(),
+                                                     "frames": int(count)}))
+    meta = {"features": feature_cfg, "utterances": n_utts, "frames": int(count),
+            "hours": round(count * feature_cfg["hop_ms"] / 1000 / 3600, 3),
+            "skipped": len(errors), "skipped_files": errors[:100]}
+    atomic_write_text(out / "meta.json", json.dumps(meta, indent=1))  # last: marks completion
+    if errors:
+        log.warning("%s: %d utterance(s) skipped (unreadable audio); first: %s", out, len(errors), errors[0])
+    return meta

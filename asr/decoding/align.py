@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 import torchaudio.functional as AF
 
-from asr.text.normalize import CharVocab
+from asr.text.vocab import Vocab
 
 
 def frame_seconds(hop_ms: float = 10.0, subsample: int = 4) -> float:
@@ -26,7 +26,7 @@ def frame_seconds(hop_ms: float = 10.0, subsample: int = 4) -> float:
     return hop_ms / 1000.0 * subsample
 
 
-def path_units(path, vocab: CharVocab) -> list[tuple[int, list[int]]]:
+def path_units(path, vocab: Vocab) -> list[tuple[int, list[int]]]:
     """Collapse a frame-level CTC path into emitted units: [(token id, [frames])], blanks
     dropped, a run of one token (no blank between) being one unit."""
     units: list[tuple[int, list[int]]] = []
@@ -41,7 +41,7 @@ def path_units(path, vocab: CharVocab) -> list[tuple[int, list[int]]]:
     return units
 
 
-def _word(chars: list[tuple[int, list[int]]], log_probs: torch.Tensor, vocab: CharVocab,
+def _word(chars: list[tuple[int, list[int]]], log_probs: torch.Tensor, vocab: Vocab,
           frame_s: float, offset_s: float) -> dict:
     frames = [t for _, fr in chars for t in fr]
     toks = [tok for tok, fr in chars for _ in fr]
@@ -52,7 +52,7 @@ def _word(chars: list[tuple[int, list[int]]], log_probs: torch.Tensor, vocab: Ch
             "conf": round(float(probs.mean()), 4)}
 
 
-def path_words(path, log_probs: torch.Tensor, vocab: CharVocab, frame_s: float,
+def path_words(path, log_probs: torch.Tensor, vocab: Vocab, frame_s: float,
                offset_s: float = 0.0) -> list[dict]:
     """Words of a frame-level CTC path, with times and confidences.
 
@@ -92,7 +92,7 @@ def greedy_path(log_probs: torch.Tensor, length: int) -> torch.Tensor:
     return log_probs[:length].argmax(dim=-1)
 
 
-def align_text(log_probs: torch.Tensor, text: str, vocab: CharVocab, frame_s: float,
+def align_text(log_probs: torch.Tensor, text: str, vocab: Vocab, frame_s: float,
                offset_s: float = 0.0) -> list[dict]:
     """Forced-align a known text to one utterance's network output; returns its timed words.
 

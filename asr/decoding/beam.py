@@ -44,7 +44,7 @@ from torchaudio.models.decoder import CTCDecoderLM, CTCDecoderLMState, ctc_decod
 
 from asr.decoding.align import path_words
 from asr.decoding.lm import SIL, is_subword, read_lexicon, spell
-from asr.text.normalize import CharVocab
+from asr.text.vocab import Vocab
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ class BeamOptions:
     nbest: int = 1
 
 
-def decoder_tokens(vocab: CharVocab) -> list[str]:
+def decoder_tokens(vocab: Vocab) -> list[str]:
     """The model's tokens with the word separator " " renamed to the decoder's "|" (subword
     pieces have no " " and stay as they are)."""
     return [SIL if t == " " else t for t in vocab.tokens]
@@ -194,7 +194,7 @@ class BeamSearch:
     Call it on (B, T, V) log-probabilities and lengths; see __call__.
     """
 
-    def __init__(self, vocab: CharVocab, lm: str | Path | None = None,
+    def __init__(self, vocab: Vocab, lm: str | Path | None = None,
                  lexicon: str | Path | None = None, options: BeamOptions | None = None,
                  hotwords: list[str] | None = None, hotword_weight: float = 0.0):
         self.subword = is_subword(vocab)

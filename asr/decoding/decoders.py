@@ -26,7 +26,8 @@ import torch
 
 from asr.decoding.align import greedy_path, path_words
 from asr.config import DecodeConfig
-from asr.text.normalize import CharVocab
+from asr.text.vocab import Vocab
+from asr.utils import atomic_open
 
 log = logging.getLogger(__name__)
 
@@ -38,13 +39,13 @@ def greedy_ids(log_probs: torch.Tensor, length: int, blank: int = 0) -> list[int
     return [int(i) for i in best if i != blank]
 
 
-def greedy_decode(log_probs: torch.Tensor, lengths: torch.Tensor, vocab: CharVocab) -> list[str]:
+def greedy_decode(log_probs: torch.Tensor, lengths: torch.Tensor, vocab: Vocab) -> list[str]:
     """Batch (B, T, V) log-probabilities -> texts."""
     return [" ".join(vocab.decode(greedy_ids(lp, int(n), vocab.blank)).split())
             for lp, n in zip(log_probs, lengths)]
 
 
-def greedy_hyps(log_probs: torch.Tensor, lengths: torch.Tensor, vocab: CharVocab,
+def greedy_hyps(log_probs: torch.Tensor, lengths: torch.Tensor, vocab: Vocab,
                 cfg: DecodeConfig | None = None, frame_s: float = 0.04) -> list[dict]:
     """Greedy hypotheses with word times/confidences; cfg is unused (uniform signature)."""
     lp = log_probs.detach().float().cpu()
@@ -96,7 +97,7 @@ def _beam_files(cfg: DecodeConfig) -> tuple[str | None, str | None]:
 _CACHE: OrderedDict = OrderedDict()
 
 
-def beam_search_for(vocab: CharVocab, cfg: DecodeConfig):
+def beam_search_for(vocab: Vocab, cfg: DecodeConfig):
     """The BeamSearch for (vocab, cfg), built once and cached (loading an LM and building the
     lexicon trie take ~1 s)."""
     from asr.decoding.beam import BeamOptions, BeamSearch, read_hotwords
@@ -190,7 +191,7 @@ def forward_batch(model, feats: list[torch.Tensor], device: torch.device):
 
 
 @torch.no_grad()
-def decode_store(model, vocab: CharVocab, store, device: torch.device, batch_frames: int = 20000,
+def decode_store(model, vocab: Vocab, store, device: torch.device, batch_frames: int = 20000,
                  decoder: str = "greedy", cfg: DecodeConfig | None = None, **options) -> list[dict]:
     """Decode every utterance of a feature store; [{"id", "text", "words", ...}] in store order.
 
@@ -214,11 +215,7 @@ def decode_store(model, vocab: CharVocab, store, device: torch.device, batch_fra
 
 
 def write_hyps(path: str | Path, hyps: list[dict]) -> None:
-    """Write hypotheses as JSON Lines atomically (temp file + rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
+    """Write hypotheses as JSON Lines atomically."""
+    with atomic_open(path) as f:
         for h in hyps:
             f.write(json.dumps(h, ensure_ascii=False) + "\n")
-    tmp.replace(path)

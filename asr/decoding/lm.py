@@ -27,7 +27,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from asr.text.normalize import CharVocab, normalize_text
+from asr.text.normalize import normalize_text
+
+from asr.text.vocab import CharVocab, Vocab
+from asr.utils import atomic_open
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +68,7 @@ def _run(cmd: list[str], log_path: Path) -> None:
         raise LmError(f"{Path(cmd[0]).name} failed (exit {proc.returncode}); see {log_path}:\n{tail}")
 
 
-def prepare_text(src: str | Path, dst: str | Path, vocab: CharVocab | None = None) -> dict:
+def prepare_text(src: str | Path, dst: str | Path, vocab: Vocab | None = None) -> dict:
     """Normalise a text file for LM training (asr.text.normalize.normalize_text, one sentence a line).
 
     src: input text, one sentence (or paragraph) a line, any case/punctuation.
@@ -143,14 +146,12 @@ def finite_backoffs(arpa: str | Path, floor: str = "-99") -> int:
         if not any(line.rstrip("\n").endswith("\t-inf") for line in f):
             return 0
     n = 0
-    tmp = arpa.with_name(arpa.name + ".tmp")
-    with open(arpa, encoding="utf-8") as fin, open(tmp, "w", encoding="utf-8") as fout:
+    with open(arpa, encoding="utf-8") as fin, atomic_open(arpa, fsync=False) as fout:
         for line in fin:
             if line.endswith("\t-inf\n"):
                 line = line[: -len("-inf\n")] + floor + "\n"
                 n += 1
             fout.write(line)
-    tmp.replace(arpa)
     return n
 
 
@@ -189,7 +190,7 @@ def spell(word: str, vocab=None) -> list[str]:
     return list(word) + [SIL]
 
 
-def write_lexicon(words, path: str | Path, vocab: CharVocab | None = None) -> int:
+def write_lexicon(words, path: str | Path, vocab: Vocab | None = None) -> int:
     """Write ``word<TAB>c h a r s |`` lines (subword vocab: ``word<TAB>pie ces``) for the words
     spellable in vocab; returns the count."""
     vocab = vocab or CharVocab()
@@ -217,7 +218,7 @@ def read_lexicon_words(path: str | Path) -> list[str]:
 
 def build_lm(text: str | Path, out_dir: str | Path, order: int = 4, char_order: int = 0,
              memory: str = "1G", discount_fallback: bool = True, prune: str = "",
-             vocab: CharVocab | None = None) -> dict:
+             vocab: Vocab | None = None) -> dict:
     """Build the word LM (ARPA + binary), its lexicon and optionally a character LM.
 
     text: training sentences (normalised here). out_dir: the LM folder (created).

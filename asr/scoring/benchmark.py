@@ -155,7 +155,7 @@ def run_benchmark(cfg, spec: dict, device: str | None = None, reports: bool = Tr
     from asr.data.store import open_store
     from asr.decoding.decoders import write_hyps
     from asr.scoring.score import results_table, score, summary
-    from asr.text.scoring_norm import Normalizer
+    from asr.text.normalize import Normalizer
 
     entries = spec["benchmark"]
     decoders = [get_decoder(e["decoder"]) for e in entries]  # fail before any decoding

@@ -206,7 +206,7 @@ def score(refs: dict[str, str], hyps: dict[str, str], normalizer=None,
           by_speaker: bool = False, n_boot: int = 1000, seed: int = 0, top: int = 50) -> dict:
     """WER, CER and SER over the utterances in refs (a missing hypothesis counts as empty).
 
-    normalizer: a callable applied to both sides (`asr.text.scoring_norm.Normalizer`); white space is
+    normalizer: a callable applied to both sides (`asr.text.normalize.Normalizer`); white space is
     always collapsed. speakers / subsets: id -> label, for breakdowns; with by_speaker the
     bootstrap resamples speakers rather than utterances. Rates are in percent. Returns counts
     and rates, "wer_lo"/"wer_hi"/"wer_ci" (95% CI bounds and half-width), per-utterance counts

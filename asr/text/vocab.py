@@ -1,4 +1,4 @@
-"""Output units of a CTC model: characters (asr.text.normalize.CharVocab), phones (PhoneVocab) or
+"""Output units of a CTC model behind one interface (Vocab): characters (CharVocab), phones (PhoneVocab) or
 sentencepiece subwords (SentencePieceVocab, data.units=bpe or unigram).
 
 A phone transcript is a string of space-separated phone tokens ("sil sh iy hh ae d sil"); its
@@ -11,10 +11,7 @@ corpus from the training transcripts into <data.root>/lang/<units>_<size>.model
 itself (its serialized proto) travels inside every checkpoint as a uint8 tensor
 (``units_model``), so a checkpoint alone decodes.
 
-TIMIT phone sets (Lee & Hon 1989, "Speaker-independent phone recognition using hidden Markov
-models"; the same table as Kaldi's egs/timit/s5/conf/phones.60-48-39.map): the 61 phones of
-the transcriptions are trained as 61, 48 or 39 classes and always scored folded to 39; the
-glottal stop "q" is deleted.
+Phones are TIMIT's (asr.text.phones: the 61/48/39 sets and their folding).
 
     vocab = make_vocab("phone", phone_set=39)      # or make_vocab("char")
     vocab.encode("sil sh iy sil") -> [ids]; vocab.decode(ids) -> "sil sh iy sil"
@@ -29,86 +26,27 @@ import logging
 import os
 from pathlib import Path
 
-from asr.text.normalize import CharVocab
+from asr.text.phones import PHONE_SETS, TIMIT_39
+from asr.utils import atomic_open
 
 log = logging.getLogger(__name__)
 
 BLANK = "<blank>"
 
-# (TIMIT phone, 48-phone class, 39-phone class); None: deleted.
-TIMIT_PHONE_MAP: tuple[tuple[str, str | None, str | None], ...] = (
-    ("aa", "aa", "aa"), ("ae", "ae", "ae"), ("ah", "ah", "ah"), ("ao", "ao", "aa"),
-    ("aw", "aw", "aw"), ("ax", "ax", "ah"), ("ax-h", "ax", "ah"), ("axr", "er", "er"),
-    ("ay", "ay", "ay"), ("b", "b", "b"), ("bcl", "vcl", "sil"), ("ch", "ch", "ch"),
-    ("d", "d", "d"), ("dcl", "vcl", "sil"), ("dh", "dh", "dh"), ("dx", "dx", "dx"),
-    ("eh", "eh", "eh"), ("el", "el", "l"), ("em", "m", "m"), ("en", "en", "n"),
-    ("eng", "ng", "ng"), ("epi", "epi", "sil"), ("er", "er", "er"), ("ey", "ey", "ey"),
-    ("f", "f", "f"), ("g", "g", "g"), ("gcl", "vcl", "sil"), ("h#", "sil", "sil"),
-    ("hh", "hh", "hh"), ("hv", "hh", "hh"), ("ih", "ih", "ih"), ("ix", "ix", "ih"),
-    ("iy", "iy", "iy"), ("jh", "jh", "jh"), ("k", "k", "k"), ("kcl", "cl", "sil"),
-    ("l", "l", "l"), ("m", "m", "m"), ("n", "n", "n"), ("ng", "ng", "ng"), ("nx", "n", "n"),
-    ("ow", "ow", "ow"), ("oy", "oy", "oy"), ("p", "p", "p"), ("pau", "sil", "sil"),
-    ("pcl", "cl", "sil"), ("q", None, None), ("r", "r", "r"), ("s", "s", "s"),
-    ("sh", "sh", "sh"), ("t", "t", "t"), ("tcl", "cl", "sil"), ("th", "th", "th"),
-    ("uh", "uh", "uh"), ("uw", "uw", "uw"), ("ux", "uw", "uw"), ("v", "v", "v"),
-    ("w", "w", "w"), ("y", "y", "y"), ("z", "z", "z"), ("zh", "zh", "sh"),
-)
 
-TIMIT_61 = tuple(p for p, _, _ in TIMIT_PHONE_MAP)
-TIMIT_48 = tuple(sorted({p48 for _, p48, _ in TIMIT_PHONE_MAP if p48}))
-TIMIT_39 = tuple(sorted({p39 for _, _, p39 in TIMIT_PHONE_MAP if p39}))
-PHONE_SETS = {61: TIMIT_61, 48: TIMIT_48, 39: TIMIT_39}
-
-_TO_48 = {p: p48 for p, p48, _ in TIMIT_PHONE_MAP}
-# Any 61- or 48-set phone (and a 39 one) -> its 39 class; the 48-only names cl/vcl/sil -> sil.
-_TO_39 = {p: p39 for p, _, p39 in TIMIT_PHONE_MAP} | {"cl": "sil", "vcl": "sil", "sil": "sil"}
-
-
-def fold_phones(phones: list[str] | str, phone_set: int = 39) -> list[str]:
-    """Map TIMIT phones (61, 48 or 39 set) to the 48 or 39 set ("q" is deleted); 61 = as is
-    (apart from q). Raises ValueError naming an unknown phone."""
-    if isinstance(phones, str):
-        phones = phones.split()
-    if phone_set not in PHONE_SETS:
-        raise ValueError(f"phone_set must be 39, 48 or 61, not {phone_set}")
-    table = {61: {p: (None if p == "q" else p) for p in TIMIT_61}, 48: _TO_48, 39: _TO_39}[phone_set]
-    out = []
-    for p in phones:
-        p = p.lower()
-        if p not in table:
-            raise ValueError(f"unknown TIMIT phone {p!r}")
-        if table[p] is not None:
-            out.append(table[p])
-    return out
-
-
-def fold_to_39(text: str) -> str:
-    """A phone transcript (61, 48 or 39 set) folded to the 39 scoring classes."""
-    return " ".join(fold_phones(text.split(), 39))
-
-
-class PhoneVocab:
-    """Phone tokens (space-separated in transcripts); index 0 is the CTC blank.
-
-    The interface of asr.text.normalize.CharVocab: tokens, blank, __len__, encode, decode, covers.
-    """
+class Vocab:
+    """What every vocabulary offers: tokens (index 0 is the CTC blank), index (token -> id),
+    blank, len(), encode(text) -> ids (ValueError naming what is outside), covers(text),
+    unknown(text) (what is outside) and decode(ids) -> text (blanks dropped)."""
 
     BLANK = BLANK
+    separator = ""  # joins decoded tokens
 
-    def __init__(self, tokens: list[str] | None = None):
-        self.tokens = list(tokens) if tokens else [BLANK, *TIMIT_39]
-        if self.tokens[0] != BLANK:
+    def _set_tokens(self, tokens: list[str]) -> None:
+        if not tokens or tokens[0] != BLANK:
             raise ValueError("the first token of a CTC vocabulary must be the blank")
-        bad = [t for t in self.tokens[1:] if not t or any(c.isspace() for c in t) or t == BLANK]
-        if bad or len(set(self.tokens)) != len(self.tokens):
-            raise ValueError(f"phone tokens must be unique and without spaces: {bad or self.tokens}")
-        self.index = {t: i for i, t in enumerate(self.tokens)}
-
-    @classmethod
-    def timit(cls, phone_set: int = 39) -> "PhoneVocab":
-        if phone_set not in PHONE_SETS:
-            raise ValueError(f"phone_set must be 39, 48 or 61, not {phone_set}")
-        return cls([BLANK, *PHONE_SETS[phone_set]])
+        self.tokens = tokens
+        self.index = {t: i for i, t in enumerate(tokens)}
 
     def __len__(self) -> int:
         return len(self.tokens)
@@ -117,21 +55,61 @@ class PhoneVocab:
     def blank(self) -> int:
         return 0
 
-    def unknown(self, text: str) -> list[str]:
-        return sorted({t for t in text.split() if t not in self.index or t == BLANK})
+    def units(self, text: str) -> list[str]:
+        """The tokens text is written in (characters; phones split at spaces)."""
+        return list(text)
 
-    def encode(self, text: str) -> list[int]:
-        """Token ids of a space-separated phone string; raises ValueError naming unknown phones."""
-        unknown = self.unknown(text)
-        if unknown:
-            raise ValueError(f"phones outside the vocabulary: {unknown!r}")
-        return [self.index[t] for t in text.split()]
+    def unknown(self, text: str) -> list[str]:
+        return sorted({t for t in self.units(text) if t not in self.index or t == BLANK})
 
     def covers(self, text: str) -> bool:
         return not self.unknown(text)
 
+    def encode(self, text: str) -> list[int]:
+        """Token ids of text; raises ValueError naming tokens outside the vocabulary."""
+        unknown = self.unknown(text)
+        if unknown:
+            raise ValueError(f"{self.what} outside the vocabulary: {unknown!r}")
+        return [self.index[t] for t in self.units(text)]
+
     def decode(self, ids) -> str:
-        return " ".join(self.tokens[i] for i in ids if i != self.blank)
+        return self.separator.join(self.tokens[i] for i in ids if i != self.blank)
+
+
+class CharVocab(Vocab):
+    """Characters of normalised text."""
+
+    what = "characters"
+
+    def __init__(self, tokens: list[str] | None = None):
+        self._set_tokens(list(tokens) if tokens else
+                         [BLANK, " ", "'"] + [chr(c) for c in range(ord("a"), ord("z") + 1)])
+
+    def covers(self, text: str) -> bool:  # the hot path of corpus checks: no set built
+        return all(c in self.index for c in text)
+
+
+class PhoneVocab(Vocab):
+    """Phone tokens (space-separated in transcripts)."""
+
+    what = "phones"
+    separator = " "
+
+    def __init__(self, tokens: list[str] | None = None):
+        tokens = list(tokens) if tokens else [BLANK, *TIMIT_39]
+        bad = [t for t in tokens[1:] if not t or any(c.isspace() for c in t) or t == BLANK]
+        if bad or len(set(tokens)) != len(tokens):
+            raise ValueError(f"phone tokens must be unique and without spaces: {bad or tokens}")
+        self._set_tokens(tokens)
+
+    @classmethod
+    def timit(cls, phone_set: int = 39) -> "PhoneVocab":
+        if phone_set not in PHONE_SETS:
+            raise ValueError(f"phone_set must be 39, 48 or 61, not {phone_set}")
+        return cls([BLANK, *PHONE_SETS[phone_set]])
+
+    def units(self, text: str) -> list[str]:
+        return text.split()
 
 
 SUBWORD_UNITS = ("bpe", "unigram")
@@ -139,17 +117,16 @@ UNITS = ("char", "phone", *SUBWORD_UNITS)
 WORD_START = "\u2581"  # sentencepiece's word-start mark, "▁"
 
 
-class SentencePieceVocab:
+class SentencePieceVocab(Vocab):
     """Sentencepiece subword tokens; index 0 is the CTC blank, index i + 1 is piece i.
 
     model_proto: the serialized sentencepiece model (bytes, the content of a .model file).
-    The interface of asr.text.normalize.CharVocab (tokens, blank, __len__, encode, decode, covers), plus
+    The Vocab interface, plus
     ``pieces(text)`` (the piece strings) and ``word_prefix`` ("▁": a piece that begins with it
     starts a word). Text is normalised text (asr.text.normalize.normalize_text); encode raises ValueError
     when a piece would be "<unk>" (characters the model has never seen), and covers() is False.
     """
 
-    BLANK = BLANK
     word_prefix = WORD_START
 
     def __init__(self, model_proto: bytes, kind: str = ""):
@@ -163,8 +140,7 @@ class SentencePieceVocab:
             raise ValueError(f"a sentencepiece model for CTC must not have a {BLANK!r} piece")
         # shifted by one: sentencepiece's ids (unk 0; bos/eos, if a model has them) never meet
         # the blank
-        self.tokens = [BLANK, *pieces]
-        self.index = {t: i for i, t in enumerate(self.tokens)}
+        self._set_tokens([BLANK, *pieces])
 
     @classmethod
     def from_file(cls, path: str | Path, kind: str = "") -> "SentencePieceVocab":
@@ -182,13 +158,6 @@ class SentencePieceVocab:
 
     def __hash__(self) -> int:
         return hash(tuple(self.tokens))
-
-    def __len__(self) -> int:
-        return len(self.tokens)
-
-    @property
-    def blank(self) -> int:
-        return 0
 
     def pieces(self, text: str) -> list[str]:
         """The piece strings of text: "hello world" -> ["▁he", "llo", "▁world"]."""
@@ -249,15 +218,9 @@ def train_sentencepiece(text_path: str | Path, model_path: str | Path, kind: str
             input_sentence_size=max_sentences, shuffle_input_sentence=True, minloglevel=2)
     except RuntimeError as e:
         raise ValueError(f"cannot train a {kind} model of {size} pieces from {text_path}: {e}") from None
-    model_path = Path(model_path)
-    model_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = model_path.with_name(f".{model_path.name}.tmp{os.getpid()}")
-    try:
-        tmp.write_bytes(out.getvalue())
-        os.replace(tmp, model_path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return model_path
+    with atomic_open(model_path, "wb") as f:
+        f.write(out.getvalue())
+    return Path(model_path)
 
 
 def subword_model_path(data_cfg) -> Path:
@@ -365,8 +328,3 @@ def vocab_from_checkpoint(ckpt: dict):
 def ctc_min_frames(ids: list[int]) -> int:
     """Frames CTC needs to emit ids: one per label plus a blank between each repeated pair."""
     return len(ids) + sum(1 for a, b in zip(ids, ids[1:]) if a == b)
-
-
-def units_name(units: str) -> str:
-    """What WER over these units is called: WER for characters' words, PER for phones."""
-    return "PER" if units == "phone" else "WER"

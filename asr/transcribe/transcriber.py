@@ -36,6 +36,7 @@ from asr.config import DecodeConfig
 from asr.decoding.decoders import get_decoder
 from asr.data.features import FeatureExtractor
 from asr.transcribe.subtitles import group_words, to_srt, to_vtt
+from asr.utils import atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -254,10 +255,7 @@ def write_outputs(result: dict, name: str, formats: list[str], out_dir: Path) ->
     paths = []
     for fmt in formats:
         path = out_dir / f"{name}.{fmt}"
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(render(result, fmt), encoding="utf-8")
-        tmp.replace(path)
-        paths.append(path)
+        paths.append(atomic_write_text(path, render(result, fmt)))
     return paths
 
 

@@ -1,0 +1,150 @@
+"""The one copy of three things every stage needs: the device, atomic file writes, worker pools."""
+
+from __future__ import annotations
+
+import itertools
+import multiprocessing as mp
+import os
+import sys
+from collections import deque
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+
+# ---------------------------------------------------------------- device
+
+def pick_device(name: str = "auto", local_rank: int = 0, setting: str = "device"):
+    """torch.device for a "auto" / "cpu" / "cuda" (/ "cuda:N", "mps") setting.
+
+    auto: CUDA (this process's local rank under torchrun) when present, else the CPU.
+    cuda without CUDA raises RuntimeError naming the setting: a run that asked for the GPU
+    never silently runs on the CPU.
+    """
+    import torch
+    name = str(name or "auto").lower()
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise RuntimeError(f"{setting}={name} but CUDA is not available")
+        return torch.device(name) if ":" in name else torch.device("cuda", local_rank)
+    return torch.device(name)
+
+
+# ---------------------------------------------------------------- atomic writes
+
+@contextmanager
+def atomic_path(path: str | Path, suffix: str = "", fsync: bool = True) -> Iterator[Path]:
+    """A hidden temporary path beside `path` to write to; when the block succeeds the file is
+    flushed to disk (fsync) and renamed onto `path`, so a crash or a full disk mid-write leaves
+    the previous file intact. On error the temporary file is removed.
+
+    suffix: an extension the writing library insists on (np.save adds ".npy").
+    fsync: off for many small files whose loss is redone anyway (corpus audio, shards).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp{suffix}")
+    try:
+        yield tmp
+        if fsync:
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@contextmanager
+def atomic_open(path: str | Path, mode: str = "w", fsync: bool = True):
+    """open() for writing, atomically (see atomic_path); text modes are UTF-8."""
+    with atomic_path(path, fsync=fsync) as tmp:
+        with open(tmp, mode, encoding=None if "b" in mode else "utf-8") as f:
+            yield f
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    with atomic_open(path) as f:
+        f.write(text)
+    return Path(path)
+
+
+# ---------------------------------------------------------------- worker pools
+
+def _one_thread(initializer: Callable | None, initargs: tuple) -> None:
+    """Worker start: parallelism comes from the processes, so torch uses one thread in each."""
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(1)
+    if initializer is not None:
+        initializer(*initargs)
+
+
+class WorkerPool:
+    """nj worker processes (one torch thread each), or the calling process when nj <= 1.
+
+    start: "fork" (cheap; workers see the parent's modules) or "spawn" (a fresh interpreter,
+    for work that must not inherit the parent's threads).
+    """
+
+    def __init__(self, nj: int, initializer: Callable | None = None, initargs: tuple = (),
+                 start: str = "fork"):
+        self.nj = nj
+        self.pool = None
+        if nj > 1:
+            self.pool = mp.get_context(start).Pool(nj, _one_thread, (initializer, initargs))
+        else:
+            self._saved_threads = _torch_threads()
+            _one_thread(initializer, initargs)
+
+    def imap(self, func: Callable, items: Iterable, ordered: bool = True, chunksize: int = 1) -> Iterator:
+        """func over items; results in item order, or as they finish when ordered=False."""
+        if self.pool is None:
+            return map(func, items)
+        run = self.pool.imap if ordered else self.pool.imap_unordered
+        return run(func, items, chunksize)
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.terminate()
+            self.pool.join()
+        elif self._saved_threads:
+            sys.modules["torch"].set_num_threads(self._saved_threads)
+
+    def __enter__(self) -> "WorkerPool":
+        return self
+
+    def __exit__(self, *_) -> None:
+        self.close()
+
+
+def _torch_threads() -> int:
+    return sys.modules["torch"].get_num_threads() if "torch" in sys.modules else 0
+
+
+def _run_batch(job: tuple) -> list:
+    func, batch, arg = job
+    return [r for item in batch for r in func(item, arg)]
+
+
+def pool_map(func: Callable, items: Iterable, arg=None, nj: int = 1, chunk: int = 16) -> Iterator:
+    """func(item, arg) -> list of results, over nj processes, results flattened in item order.
+
+    Items are consumed lazily with a bounded number of batches in flight, so neither the items
+    nor the results of a whole corpus are ever in memory at once.
+    """
+    if nj <= 1:
+        for item in items:
+            yield from func(item, arg)
+        return
+    it = iter(items)
+    with WorkerPool(nj) as workers:
+        pending: deque = deque()
+        while True:
+            batch = list(itertools.islice(it, chunk))
+            if batch:
+                pending.append(workers.pool.apply_async(_run_batch, ((func, batch, arg),)))
+            if pending and (not batch or len(pending) >= 4 * nj):
+                yield from pending.popleft().get()
+            elif not batch:
+                return
