@@ -10,15 +10,53 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Any, ClassVar, Literal, get_args, get_origin, get_type_hints
 
 import yaml
 
 from asr.utils import atomic_write_text
 
+# The choices of string (and small integer) settings: one definition each. Every section checks
+# its fields against these when it is built, loaded or overridden (Section.__post_init__ and
+# apply), with an error naming the key and the allowed values.
+Units = Literal["char", "phone", "bpe", "unigram"]
+SUBWORD_UNITS = ("bpe", "unigram")
+Degradation = Literal["noise10", "noise0", "reverb", "telephone"]
+FeatureKind = Literal["fbank", "spectrogram"]
+RnnType = Literal["lstm", "gru"]
+NormType = Literal["layer", "batch", "none"]
+Amp = Literal["none", "bf16", "fp16"]
+DecoderName = Literal["greedy", "beam", "beam_lm"]
+LexiconMode = Literal["auto", "on", "off"]
+NoiseType = Literal["white", "pink", "babble"]
+
+
+def choices(literal) -> tuple:
+    """The allowed values of a Literal choice type, e.g. choices(RnnType) == ("lstm", "gru")."""
+    return get_args(literal)
+
+
+class Section:
+    """Base of the config sections: fields are coerced to their declared types and checked
+    against their choices whenever a section is built (and again after `apply`)."""
+
+    SECTION: ClassVar[str] = ""
+
+    def __post_init__(self) -> None:
+        self.check()
+
+    def check(self) -> None:
+        for name, typ in get_type_hints(type(self)).items():
+            if name != "SECTION":
+                setattr(self, name, _coerce(getattr(self, name), typ, f"{self.SECTION}.{name}"))
+        self.check_values()
+
+    def check_values(self) -> None:
+        """Rules between fields or on ranges (sections override it)."""
+
 
 @dataclass
-class DataConfig:
+class DataConfig(Section):
     """Where a recipe's data lives and how the built-in corpus is made.
 
     root: folder of the corpus (manifests/ and features/ beneath it).
@@ -53,6 +91,8 @@ class DataConfig:
         mu-law); see data_prep/degrade.py. Add the splits to test_splits to score them.
     """
 
+    SECTION: ClassVar[str] = "data"
+
     root: str = "data/builtin"
     corpus: str = "builtin"
     source: str = ""
@@ -62,24 +102,24 @@ class DataConfig:
     seed: int = 0
     train_split: str = "train"
     dev_split: str = "dev"
-    test_splits: list = field(default_factory=lambda: ["test", "test_unseen_voice"])
+    test_splits: list[str] = field(default_factory=lambda: ["test", "test_unseen_voice"])
     nj: int = 2
-    subsets: list = field(default_factory=list)
+    subsets: list[str] = field(default_factory=list)
     download: bool = False
     mirror: str = ""
     lm_text: bool = False
-    units: str = "char"
-    phone_set: int = 39
+    units: Units = "char"
+    phone_set: Literal[39, 48, 61] = 39
     units_size: int = 256
     dev_fraction: float = 0.05
     test_fraction: float = 0.05
     check_audio: bool = True
-    degraded: list = field(default_factory=list)
+    degraded: list[Degradation] = field(default_factory=list)
     degrade_from: str = "test"
 
 
 @dataclass
-class FeatureConfig:
+class FeatureConfig(Section):
     """Log-mel filterbank (or linear spectrogram) features computed with torchaudio.
 
     kind: "fbank" (log-mel) or "spectrogram" (log linear-frequency power).
@@ -90,7 +130,9 @@ class FeatureConfig:
         computed on the training device (the GPU when there is one) in the training process.
     """
 
-    kind: str = "fbank"
+    SECTION: ClassVar[str] = "features"
+
+    kind: FeatureKind = "fbank"
     sample_rate: int = 16000
     n_mels: int = 80
     win_ms: float = 25.0
@@ -100,15 +142,17 @@ class FeatureConfig:
 
 
 @dataclass
-class ModelConfig:
+class ModelConfig(Section):
     """Conv front-end (subsampling) -> stack of bidirectional RNN layers -> Linear to vocabulary.
 
     subsample: time subsampling of the conv front-end, 2 or 4.
     conv_channels: channels of each of the two 3x3 conv layers.
     rnn_type: "lstm" or "gru"; rnn_layers, rnn_hidden: per direction.
-    layer_norm: normalisation after every RNN layer (on valid frames only; speeds up training).
-    norm_type: "layer" (LayerNorm per frame) or "batch" (DeepSpeech2's sequence-wise BatchNorm:
-        statistics over all valid frames of the batch).
+    norm_type: normalisation after every RNN layer, on valid frames only (speeds up training):
+        "layer" (LayerNorm per frame), "batch" (DeepSpeech2's sequence-wise BatchNorm: statistics
+        over all valid frames of the batch) or "none".
+    layer_norm: false is norm_type=none (the older switch, kept so recipes and checkpoints
+        that use it mean the same); true leaves norm_type as it is.
     bidirectional: false gives a unidirectional (streamable) model; pair it with lookahead.
     lookahead: frames of future context added by a lookahead (row) convolution after the RNNs,
         as in DeepSpeech2 (0 = none).
@@ -116,21 +160,29 @@ class ModelConfig:
     dropout: between RNN layers and before the output layer.
     """
 
-    subsample: int = 4
+    SECTION: ClassVar[str] = "model"
+
+    subsample: Literal[2, 4] = 4
     conv_channels: int = 32
-    rnn_type: str = "lstm"
+    rnn_type: RnnType = "lstm"
     rnn_layers: int = 3
     rnn_hidden: int = 256
     layer_norm: bool = True
-    norm_type: str = "layer"
+    norm_type: NormType = "layer"
     bidirectional: bool = True
     lookahead: int = 0
     projection: int = 0
     dropout: float = 0.1
 
+    def check_values(self) -> None:
+        if not self.layer_norm:
+            self.norm_type = "none"
+        if self.projection and self.rnn_type != "lstm":
+            raise ValueError("model.projection needs model.rnn_type=lstm")
+
 
 @dataclass
-class TrainConfig:
+class TrainConfig(Section):
     """The CTC training loop.
 
     exp_dir: run folder (config.yaml, checkpoints/, tensorboard/, train.log).
@@ -153,6 +205,8 @@ class TrainConfig:
     log_every: steps between log lines; seed: everything random in training.
     """
 
+    SECTION: ClassVar[str] = "train"
+
     exp_dir: str = "exp/builtin/run"
     epochs: int = 10
     max_steps: int = 0
@@ -169,7 +223,7 @@ class TrainConfig:
     grad_clip: float = 5.0
     device: str = "auto"
     threads: int = 0
-    amp: str = "none"
+    amp: Amp = "none"
     num_workers: int = 0
     accum_steps: int = 1
     checkpoint_every: int = 200
@@ -180,7 +234,7 @@ class TrainConfig:
 
 
 @dataclass
-class DecodeConfig:
+class DecodeConfig(Section):
     """Decoding (asr decode / transcribe / tune-lm / bench-decode; see docs/decoding.md).
 
     decoder: "greedy" (best path), "beam" (beam search, no LM, lexicon-free unless
@@ -201,7 +255,9 @@ class DecodeConfig:
         character without a lexicon), in log-probability units.
     """
 
-    decoder: str = "greedy"
+    SECTION: ClassVar[str] = "decode"
+
+    decoder: DecoderName = "greedy"
     checkpoint: str = "best"
     batch_size: int = 16
     beam_size: int = 32
@@ -212,17 +268,17 @@ class DecodeConfig:
     unk_score: float = float("-inf")
     sil_score: float = 0.0
     log_add: bool = False
-    lexicon: str = "auto"
+    lexicon: LexiconMode = "auto"
     lm_path: str = ""
     lexicon_path: str = ""
     nbest: int = 1
-    hotwords: list = field(default_factory=list)
+    hotwords: list[str] = field(default_factory=list)
     hotwords_file: str = ""
     hotword_weight: float = 3.0
 
 
 @dataclass
-class AugmentConfig:
+class AugmentConfig(Section):
     """Data augmentation applied to training utterances; every effect is off by default.
 
     specaugment: mask features (after feature extraction; works on stored features too).
@@ -246,19 +302,21 @@ class AugmentConfig:
     gain_min_db / gain_max_db: random level change in dB (both 0: off).
     """
 
+    SECTION: ClassVar[str] = "augment"
+
     specaugment: bool = False
     freq_masks: int = 2
     freq_width: int = 27
     time_masks: int = 2
     time_width_ratio: float = 0.05
-    speed_factors: list = field(default_factory=list)
+    speed_factors: list[float] = field(default_factory=list)
     pitch_prob: float = 0.0
     pitch_min: float = -2.0
     pitch_max: float = 2.0
     noise_prob: float = 0.0
     snr_min: float = 0.0
     snr_max: float = 20.0
-    noise_types: list = field(default_factory=lambda: ["white", "pink", "babble"])
+    noise_types: list[NoiseType] = field(default_factory=lambda: ["white", "pink", "babble"])
     babble_talkers_min: int = 3
     babble_talkers_max: int = 7
     reverb_prob: float = 0.0
@@ -271,6 +329,20 @@ class AugmentConfig:
     gain_min_db: float = 0.0
     gain_max_db: float = 0.0
 
+    def check_values(self) -> None:
+        if any(f <= 0 for f in self.speed_factors):
+            raise ValueError(f"augment.speed_factors must be positive: {self.speed_factors}")
+        for name in ("pitch_prob", "noise_prob", "reverb_prob", "telephone_prob"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"augment.{name} must be in [0, 1], not {getattr(self, name)}")
+        for lo, hi in (("pitch_min", "pitch_max"), ("snr_min", "snr_max"), ("rt60_min", "rt60_max"),
+                       ("drr_min", "drr_max"), ("gain_min_db", "gain_max_db"),
+                       ("babble_talkers_min", "babble_talkers_max")):
+            if getattr(self, lo) > getattr(self, hi):
+                raise ValueError(f"augment.{lo} must not exceed augment.{hi}")
+        if self.reverb_prob > 0 and self.rt60_min <= 0:
+            raise ValueError("augment.rt60_min must be positive")
+
     @property
     def wave_active(self) -> bool:
         """Whether any waveform effect is on (they need the audio, not stored features)."""
@@ -280,7 +352,7 @@ class AugmentConfig:
 
 
 @dataclass
-class LmConfig:
+class LmConfig(Section):
     """Word n-gram language model built by `asr lm build` with KenLM (lmplz + build_binary).
 
     dir: output folder ("" = <data.root>/lm): lm.arpa, lm.bin, lexicon.txt, lm.json.
@@ -291,6 +363,8 @@ class LmConfig:
     memory: lmplz -S memory cap ("1G", "30%"); discount_fallback: lmplz --discount_fallback
         (small corpora); prune: lmplz --prune thresholds, e.g. "0 0 1" ("" = none).
     """
+
+    SECTION: ClassVar[str] = "lm"
 
     dir: str = ""
     text: str = ""
@@ -314,6 +388,14 @@ class Config:
 
 def _coerce(value: Any, typ: Any, name: str) -> Any:
     """Convert a YAML/command-line value to a field's declared type, or raise naming the field."""
+    if get_origin(typ) is Literal:
+        allowed = get_args(typ)
+        if "on" in allowed and str(value).lower() in ("true", "yes", "1", "false", "no", "0"):
+            value = "on" if str(value).lower() in ("true", "yes", "1") else "off"  # YAML: on = true
+        for option in allowed:
+            if not isinstance(value, bool) and str(value) == str(option):
+                return option
+        raise ValueError(f"{name} must be one of {', '.join(map(str, allowed))}, not {value!r}")
     if typ is bool:
         if isinstance(value, bool):
             return value
@@ -323,24 +405,27 @@ def _coerce(value: Any, typ: Any, name: str) -> Any:
             return False
         raise ValueError(f"{name}: expected true/false, got {value!r}")
     if typ in (int, float):
+        if isinstance(value, bool):
+            raise ValueError(f"{name}: expected {typ.__name__}, got {value!r}")
         try:
             return typ(value) if typ is float or not isinstance(value, float) else int(value)
         except (TypeError, ValueError):
             raise ValueError(f"{name}: expected {typ.__name__}, got {value!r}") from None
-    if typ is list or getattr(typ, "__origin__", None) is list:
-        if isinstance(value, str):
-            return [v for v in value.split(",") if v]
-        return list(value)
+    if typ is list or get_origin(typ) is list:
+        items = [v for v in value.split(",") if v] if isinstance(value, str) else list(value)
+        (item,) = get_args(typ) or (Any,)
+        return items if item is Any else [_coerce(v, item, name) for v in items]
     return value if typ is not str else str(value)
 
 
 def _update(section: Any, values: dict, where: str) -> None:
     hints = get_type_hints(type(section))
     for key, value in values.items():
-        if key not in hints:
+        if key not in hints or key == "SECTION":
             known = ", ".join(f.name for f in dataclasses.fields(section))
             raise ValueError(f"{where}: unknown key {key!r} (known: {known})")
         setattr(section, key, _coerce(value, hints[key], f"{where}.{key}"))
+    section.check()
 
 
 def apply(cfg: Config, values: dict, where: str = "config") -> Config:

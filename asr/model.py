@@ -33,8 +33,6 @@ class ConvSubsampler(nn.Module):
 
     def __init__(self, n_feats: int, channels: int, subsample: int):
         super().__init__()
-        if subsample not in (2, 4):
-            raise ValueError(f"model.subsample must be 2 or 4, not {subsample}")
         self.subsample = subsample
         second = 2 if subsample == 4 else 1
         self.convs = nn.ModuleList([
@@ -56,20 +54,18 @@ class ConvSubsampler(nn.Module):
         return x.permute(0, 2, 1, 3).reshape(b, t, c * f), lengths
 
 
-class BiRNNStack(nn.Module):
-    """LSTM/GRU layers (bidirectional by default) on one packed sequence: padding costs nothing,
+RNN_CLASSES = {"lstm": nn.LSTM, "gru": nn.GRU}
+NORM_CLASSES = {"layer": nn.LayerNorm, "batch": nn.BatchNorm1d}  # "none": nn.Identity
+
+
+class RNNStack(nn.Module):
+    """LSTM/GRU layers (bidirectional, or unidirectional for streaming) on one packed sequence: padding costs nothing,
     and the normalisation (LayerNorm, or sequence-wise BatchNorm) + dropout between layers see
     only valid frames. out_dim is the per-frame output size."""
 
     def __init__(self, input_dim: int, cfg: ModelConfig):
         super().__init__()
-        rnn_cls = {"lstm": nn.LSTM, "gru": nn.GRU}.get(cfg.rnn_type)
-        if rnn_cls is None:
-            raise ValueError(f"model.rnn_type must be 'lstm' or 'gru', not {cfg.rnn_type!r}")
-        if cfg.projection and cfg.rnn_type != "lstm":
-            raise ValueError("model.projection needs model.rnn_type=lstm")
-        if cfg.norm_type not in ("layer", "batch"):
-            raise ValueError(f"model.norm_type must be 'layer' or 'batch', not {cfg.norm_type!r}")
+        rnn_cls = RNN_CLASSES[cfg.rnn_type]  # the choices were checked by ModelConfig
         directions = 2 if cfg.bidirectional else 1
         self.out_dim = directions * (cfg.projection or cfg.rnn_hidden)
         extra = {"proj_size": cfg.projection} if cfg.projection else {}
@@ -77,8 +73,8 @@ class BiRNNStack(nn.Module):
         self.rnns = nn.ModuleList(rnn_cls(dims[i], cfg.rnn_hidden, batch_first=True,
                                           bidirectional=cfg.bidirectional, **extra)
                                   for i in range(cfg.rnn_layers))
-        norm_cls = nn.LayerNorm if cfg.norm_type == "layer" else nn.BatchNorm1d
-        self.norms = nn.ModuleList(norm_cls(self.out_dim) if cfg.layer_norm else nn.Identity()
+        norm_cls = NORM_CLASSES.get(cfg.norm_type)
+        self.norms = nn.ModuleList(norm_cls(self.out_dim) if norm_cls else nn.Identity()
                                    for _ in range(cfg.rnn_layers))
         self.dropout = nn.Dropout(cfg.dropout)
 
@@ -120,7 +116,7 @@ class CTCModel(nn.Module):
         self.register_buffer("cmvn_mean", torch.zeros(n_feats))
         self.register_buffer("cmvn_std", torch.ones(n_feats))
         self.frontend = ConvSubsampler(n_feats, cfg.conv_channels, cfg.subsample)
-        self.rnn = BiRNNStack(self.frontend.out_dim, cfg)
+        self.rnn = RNNStack(self.frontend.out_dim, cfg)
         self.lookahead = Lookahead(self.rnn.out_dim, cfg.lookahead) if cfg.lookahead else None
         self.output = nn.Linear(self.rnn.out_dim, vocab_size)
 

@@ -82,12 +82,10 @@ def lr_factor(step: int, warmup: int, total: int, final_ratio: float, time_fract
 
 
 def autocast_for(device: torch.device, amp: str):
+    """Autocast for train.amp ("none", "bf16" or "fp16"; checked by TrainConfig)."""
     if amp == "none":
         return nullcontext()
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp)
-    if dtype is None:
-        raise ValueError(f"train.amp must be none, bf16 or fp16, not {amp!r}")
-    return torch.autocast(device.type, dtype=dtype)
+    return torch.autocast(device.type, dtype={"bf16": torch.bfloat16, "fp16": torch.float16}[amp])
 
 
 def rng_state() -> dict:
@@ -246,7 +244,7 @@ class Trainer:
     def spec_augment_batch(self, feats: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """SpecAugment of features computed on the device (features.on_device), each
         utterance's valid frames masked with draws seeded by (seed, epoch, step, position)."""
-        from asr.data.augment import item_generator
+        from asr.data.effects import item_generator
         out = feats.clone()
         for b, n in enumerate(lengths.tolist()):
             g = item_generator(self.cfg.train.seed, self.epoch, self.step * 4096 + b)
@@ -410,14 +408,14 @@ class Trainer:
 
 
 def make_augmenter(cfg: Config, train_store):
-    """The WaveAugment of cfg.augment, or None when every effect is off. Babble noise draws
+    """The Augmenter of cfg.augment, or None when every effect is off. Babble noise draws
     its talkers from the training utterances."""
     a = cfg.augment
     if not (a.specaugment or a.wave_active):
         return None
-    from asr.data.augment import StoreBabble, WaveAugment
+    from asr.data.augment import Augmenter, StoreBabble
     babble = StoreBabble(train_store) if hasattr(train_store, "audio") else None
-    aug = WaveAugment(a, cfg.features.sample_rate, babble)
+    aug = Augmenter(a, cfg.features.sample_rate, babble)
     on = [name for name, active in (
         ("SpecAugment", a.specaugment), (f"speed {a.speed_factors}", bool(a.speed_factors)),
         (f"pitch p={a.pitch_prob}", a.pitch_prob > 0),

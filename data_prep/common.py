@@ -33,7 +33,7 @@ import soundfile as sf
 
 from asr.data.manifest import write_manifest
 from asr.text.normalize import normalize_text
-from asr.text.vocab import SUBWORD_UNITS
+from asr.config import SUBWORD_UNITS
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".sph", ".nist", ".aiff", ".aif",
                     ".au")

@@ -32,13 +32,14 @@ import soundfile as sf
 import torch
 from tqdm import tqdm
 
-from asr.data import augment as A
+from asr.config import Degradation, choices
+from asr.data import effects as A
 from asr.data.audio import AudioError, load_audio, write_wav
 from asr.data.manifest import read_manifest, write_manifest
 
 log = logging.getLogger(__name__)
 
-CONDITIONS = ("noise10", "noise0", "reverb", "telephone")
+CONDITIONS = choices(Degradation)  # one definition: the data.degraded choices
 SAMPLE_RATE = 16000
 
 _sources: list[str] = []  # the source split's audio paths (babble talkers), per worker

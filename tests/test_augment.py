@@ -7,8 +7,9 @@ import math
 import pytest
 import torch
 
-from asr.data import augment as A
-from asr.data.augment import AugmentConfig, WaveAugment
+from asr.data import augment, effects as A
+from asr.config import AugmentConfig
+from asr.data.augment import Augmenter
 
 SR = 16000
 
@@ -66,11 +67,11 @@ def test_spec_augment_masks_requested_bands_and_leaves_rest():
     kw = dict(freq_masks=2, freq_width=27, time_masks=3, time_width_ratio=0.05)
     masked_any = 0
     for seed in range(5):
-        freq, time = A.spec_augment_masks(200, 80, gen(seed), **kw)
+        freq, time = augment.spec_augment_masks(200, 80, gen(seed), **kw)
         assert len(freq) == 2 and len(time) == 3
         assert all(0 <= w <= 27 and 0 <= s and s + w <= 80 for s, w in freq)
         assert all(0 <= w <= 10 and 0 <= s and s + w <= 200 for s, w in time)
-        out = A.spec_augment(feats, gen(seed), mask_value=-1000.0, **kw)
+        out = augment.spec_augment(feats, gen(seed), mask_value=-1000.0, **kw)
         expect = torch.zeros(200, 80, dtype=torch.bool)
         for s, w in freq:
             expect[:, s:s + w] = True
@@ -84,8 +85,8 @@ def test_spec_augment_masks_requested_bands_and_leaves_rest():
 
 def test_spec_augment_default_fill_is_band_mean():
     feats = torch.randn(100, 40, generator=gen(2)) + torch.arange(40.0)
-    freq, time = A.spec_augment_masks(100, 40, gen(3), 1, 10, 1, 0.2)
-    out = A.spec_augment(feats, gen(3), 1, 10, 1, 0.2)
+    freq, time = augment.spec_augment_masks(100, 40, gen(3), 1, 10, 1, 0.2)
+    out = augment.spec_augment(feats, gen(3), 1, 10, 1, 0.2)
     s, w = time[0]
     assert w > 0
     assert torch.allclose(out[s], feats.mean(0))
@@ -94,8 +95,8 @@ def test_spec_augment_default_fill_is_band_mean():
 
 def test_wave_augment_spec_augment_config():
     feats = torch.randn(120, 80, generator=gen(4))
-    assert WaveAugment(AugmentConfig()).spec_augment(feats, gen(0)) is feats
-    aug = WaveAugment(AugmentConfig(specaugment=True, time_masks=2, freq_masks=2))
+    assert Augmenter(AugmentConfig()).spec_augment(feats, gen(0)) is feats
+    aug = Augmenter(AugmentConfig(specaugment=True, time_masks=2, freq_masks=2))
     a, b = aug.spec_augment(feats, gen(5)), aug.spec_augment(feats, gen(5))
     assert torch.equal(a, b) and not torch.equal(a, feats)
 
@@ -163,11 +164,11 @@ def test_babble_from_callable_and_wave_augment_snr():
     assert len(calls) == 4 and abs(rms_db(noise)) < 0.01
     cfg = AugmentConfig(noise_prob=1.0, snr_min=5.0, snr_max=15.0, noise_types=["babble"])
     x = sine(300.0, amp=0.2)
-    y = WaveAugment(cfg, babble_source=sources)(x, gen(10))
+    y = Augmenter(cfg, babble_source=sources)(x, gen(10))
     assert 5.0 - 0.5 < snr_db(x, y) < 15.0 + 0.5
     # no babble source: babble dropped; nothing else left -> error
     with pytest.raises(ValueError):
-        WaveAugment(cfg)
+        Augmenter(cfg)
 
 
 # --- reverberation ----------------------------------------------------------------------------
@@ -225,7 +226,7 @@ def test_gain_changes_rms_by_drawn_db():
     x = sine(700.0, amp=0.1)
     assert abs(rms_db(A.gain(x, -6.0)) - rms_db(x) + 6.0) < 1e-3
     cfg = AugmentConfig(gain_min_db=-10.0, gain_max_db=10.0)
-    y = WaveAugment(cfg)(x, gen(13))
+    y = Augmenter(cfg)(x, gen(13))
     drawn = A.uniform(gen(13), -10.0, 10.0)  # the only draw made with this config
     assert abs((rms_db(y) - rms_db(x)) - drawn) < 1e-3
 
@@ -240,7 +241,7 @@ def full_config() -> AugmentConfig:
 
 def test_all_off_returns_input_unchanged():
     x = sine(440.0)
-    aug = WaveAugment(AugmentConfig())
+    aug = Augmenter(AugmentConfig())
     g = gen(0)
     state = g.get_state()
     assert aug(x, g) is x
@@ -250,7 +251,7 @@ def test_all_off_returns_input_unchanged():
 
 def test_same_seed_same_output_different_seed_different():
     x = sine(440.0) + 0.1 * sine(1500.0)
-    aug = WaveAugment(full_config(), babble_source=babble_sources())
+    aug = Augmenter(full_config(), babble_source=babble_sources())
     a, b = aug(x, gen(21)), aug(x, gen(21))
     assert torch.equal(a, b)
     outs = [aug(x, gen(s)) for s in range(22, 25)]
@@ -259,7 +260,7 @@ def test_same_seed_same_output_different_seed_different():
 
 
 def test_short_and_empty_inputs():
-    aug = WaveAugment(full_config(), babble_source=babble_sources())
+    aug = Augmenter(full_config(), babble_source=babble_sources())
     for n in (0, 1, 100, 300):
         y = aug(torch.randn(n, generator=gen(n)), gen(40 + n))
         assert torch.isfinite(y).all() and (n == 0) == (y.numel() == 0)
@@ -274,14 +275,14 @@ def test_item_generator_depends_on_seed_epoch_index_only():
 
 def test_config_validation_and_string_factors():
     # command-line overrides give lists of strings: factors are converted
-    aug = WaveAugment(AugmentConfig(speed_factors=["0.9", "1.1"]))
+    aug = Augmenter(AugmentConfig(speed_factors=["0.9", "1.1"]))
     assert aug.speed_factors == [0.9, 1.1]
     with pytest.raises(ValueError):
-        WaveAugment(AugmentConfig(noise_prob=1.5))
+        Augmenter(AugmentConfig(noise_prob=1.5))
     with pytest.raises(ValueError):
-        WaveAugment(AugmentConfig(noise_types=["brown"]))
+        Augmenter(AugmentConfig(noise_types=["brown"]))
     with pytest.raises(ValueError):
-        WaveAugment(AugmentConfig(snr_min=10.0, snr_max=0.0))
+        Augmenter(AugmentConfig(snr_min=10.0, snr_max=0.0))
 
 
 def test_pitch_shift_is_fast_enough():

@@ -8,8 +8,8 @@ import pytest
 import soundfile as sf
 import torch
 
-from asr.data import augment as A
-from asr.data.augment import WaveAugment
+from asr.data import effects as A
+from asr.data.augment import Augmenter
 from asr.config import AugmentConfig
 from asr.data.store import FeatureStore, open_store
 from asr.data.dataset import AsrDataset
@@ -107,20 +107,20 @@ def test_dataset_augmentation_is_seeded_per_epoch_and_utterance(tone_corpus, ton
                         specaugment=True)
     store = open_store(tone_corpus, "train", small_config(tone_corpus, "x").features,
                        need_audio=True)
-    ds = _dataset(store, WaveAugment(cfg))
+    ds = _dataset(store, Augmenter(cfg))
     plain = torch.from_numpy(store.features(ds.keep[0]))
     first = ds[0][0]
     assert first.shape == plain.shape and not torch.allclose(first, plain)
-    assert torch.equal(_dataset(store, WaveAugment(cfg))[0][0], first)  # same seed/epoch
+    assert torch.equal(_dataset(store, Augmenter(cfg))[0][0], first)  # same seed/epoch
     ds.epoch = 1
     assert not torch.equal(ds[0][0], first)  # new draws each epoch
     # SpecAugment alone runs on stored features; waveform effects refuse them
     fstore = FeatureStore(tone_store / "features" / "train")
-    spec_only = _dataset(fstore, WaveAugment(AugmentConfig(specaugment=True, freq_width=20)))
+    spec_only = _dataset(fstore, Augmenter(AugmentConfig(specaugment=True, freq_width=20)))
     masked = spec_only[0][0]
     assert masked.shape == torch.from_numpy(fstore.features(spec_only.keep[0])).shape
     with pytest.raises(ValueError, match="needs the audio"):
-        _dataset(fstore, WaveAugment(cfg))
+        _dataset(fstore, Augmenter(cfg))
 
 
 def test_training_with_augmentation_in_workers(tone_corpus, tone_store, tmp_path, caplog):

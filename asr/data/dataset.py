@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from asr.data.audio import AudioError
-from asr.data.augment import item_generator
+from asr.data.effects import item_generator
 from asr.data.store import FeatureStore
 from asr.model import output_frames
 from asr.text.vocab import Vocab, ctc_min_frames

@@ -61,14 +61,9 @@ def greedy_hyps(log_probs: torch.Tensor, lengths: torch.Tensor, vocab: Vocab,
 
 def use_lexicon(cfg: DecodeConfig) -> bool:
     """Whether the search is lexicon-constrained: cfg.lexicon on/off, or auto (= beam_lm)."""
-    value = str(cfg.lexicon).lower()
-    if value in ("auto", ""):
+    if cfg.lexicon == "auto":
         return cfg.decoder == "beam_lm"
-    if value in ("on", "true", "yes", "1"):
-        return True
-    if value in ("off", "false", "no", "0"):
-        return False
-    raise ValueError(f"decode.lexicon must be auto, on or off, not {cfg.lexicon!r}")
+    return cfg.lexicon == "on"
 
 
 def resolve_lm_paths(cfg: DecodeConfig, lm_dir: str | Path | None) -> DecodeConfig:

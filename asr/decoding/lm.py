@@ -261,5 +261,6 @@ def lm_vocab(cfg):
     """The vocabulary `asr lm build` spells the lexicon in: the recipe's sentencepiece model for
     data.units=bpe/unigram (the same <data.root>/lang/ file training uses, trained now if
     missing: asr.text.vocab.build_vocab), else None (characters)."""
-    from asr.text.vocab import SUBWORD_UNITS, build_vocab
+    from asr.config import SUBWORD_UNITS
+    from asr.text.vocab import build_vocab
     return build_vocab(cfg.data) if cfg.data.units in SUBWORD_UNITS else None

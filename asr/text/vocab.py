@@ -26,6 +26,7 @@ import logging
 import os
 from pathlib import Path
 
+from asr.config import SUBWORD_UNITS, Units, choices
 from asr.text.phones import PHONE_SETS, TIMIT_39
 from asr.utils import atomic_open
 
@@ -112,8 +113,7 @@ class PhoneVocab(Vocab):
         return text.split()
 
 
-SUBWORD_UNITS = ("bpe", "unigram")
-UNITS = ("char", "phone", *SUBWORD_UNITS)
+UNITS = choices(Units)
 WORD_START = "\u2581"  # sentencepiece's word-start mark, "▁"
 
 
