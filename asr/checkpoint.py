@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from asr.config import Config, FeatureConfig, ModelConfig
+from asr.config import FeatureConfig, ModelConfig
 from asr.model import CTCModel
 from asr.utils import atomic_open
 from asr.text.vocab import vocab_from_checkpoint
@@ -69,11 +69,6 @@ def model_from_checkpoint(ckpt: dict) -> tuple[CTCModel, object, FeatureConfig]:
     return model, vocab, feat_cfg
 
 
-def config_of(ckpt: dict) -> Config:
-    from asr.config import apply
-    return apply(Config(), ckpt["config"], "checkpoint")
-
-
 def epoch_checkpoints(ckpt_dir: str | Path) -> list[Path]:
     """checkpoints/epoch-<n>.pt files, oldest first."""
     paths = Path(ckpt_dir).glob("epoch-*.pt")
@@ -99,3 +94,10 @@ def average_checkpoints(paths: list[Path]) -> dict:
     for key in ("optimizer", "scheduler", "scaler", "rng"):
         averaged.pop(key, None)
     return averaged
+
+
+def load_run_model(run_dir: str | Path, which: str = "best"):
+    """(model in eval mode, vocabulary, checkpoint path) of a run folder's <which> checkpoint."""
+    path = find_checkpoint(run_dir, which)
+    model, vocab, _ = model_from_checkpoint(load_checkpoint(path))
+    return model, vocab, path

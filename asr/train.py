@@ -27,13 +27,14 @@ from tqdm import tqdm
 from asr import config as config_mod
 from asr.checkpoint import epoch_checkpoints, load_checkpoint, save_checkpoint
 from asr.config import Config
-from asr.data.store import open_store
-from asr.data.dataset import AsrDataset, BucketingBatchSampler, collate
-from asr.decoding.decoders import greedy_decode
+from asr.data.dataset import AsrDataset, Batch, BucketingBatchSampler, collate
 from asr.data.features import FeatureExtractor
+from asr.data.store import open_store
+from asr.decoding.decoders import greedy_decode
 from asr.model import CTCModel, count_parameters
 from asr.scoring.score import score
 from asr.text.vocab import build_vocab, units_state
+from asr.utils import pick_device
 
 log = logging.getLogger("asr.train")
 
@@ -56,16 +57,6 @@ def setup_logging(run_dir: Path | None, rank: int = 0) -> None:
         h.setFormatter(fmt)
         root.addHandler(h)
     root.setLevel(logging.INFO if rank == 0 else logging.WARNING)
-
-
-def pick_device(name: str, local_rank: int = 0) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda":
-        if not torch.cuda.is_available():
-            raise RuntimeError("train.device=cuda but CUDA is not available")
-        return torch.device("cuda", local_rank)
-    return torch.device(name)
 
 
 def lr_factor(step: int, warmup: int, total: int, final_ratio: float, time_fraction: float = 0.0) -> float:
@@ -113,7 +104,7 @@ class Trainer:
         local_rank = int(os.environ.get("LOCAL_RANK", 0))
         self.run_dir = Path(tc.exp_dir)
         setup_logging(self.run_dir, self.rank)
-        self.device = pick_device(tc.device, local_rank)
+        self.device = pick_device(tc.device, local_rank, "train.device")
         if self.world > 1 and not dist.is_initialized():
             dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
         if tc.threads:
@@ -208,22 +199,21 @@ class Trainer:
         log.info("resumed from %s at epoch %d, step %d", path, self.epoch, self.step)
 
     # -- training ------------------------------------------------------------------------------
-    def backward(self, batch, sync: bool) -> float:
+    def backward(self, batch: Batch, sync: bool) -> float:
         """Forward + backward of one batch; gradients accumulate. Returns the loss per utterance.
 
         The CTC loss runs in fp32 on (T, B, V), summed over the batch and divided by its size
         and by accum_steps, so accumulated or data-parallel updates average over batches.
         """
-        feats, feat_lens, targets, target_lens, _ = batch
-        feats, feat_lens = self.to_features(feats, feat_lens)
+        feats, feat_lens = self.to_features(batch.feats, batch.feat_lens)
         if self.featurizer is not None and self.augment is not None:  # features made here
             feats = self.spec_augment_batch(feats, feat_lens)
         no_sync = self.ddp.no_sync if (self.world > 1 and not sync) else nullcontext
         with no_sync():
             with autocast_for(self.device, self.cfg.train.amp):
                 log_probs, out_lens = self.ddp(feats, feat_lens.to(self.device))
-            loss = self.ctc(log_probs.float().transpose(0, 1), targets.to(self.device), out_lens,
-                            target_lens.to(self.device)) / len(feats)
+            loss = self.ctc(log_probs.float().transpose(0, 1), batch.targets.to(self.device), out_lens,
+                            batch.target_lens.to(self.device)) / len(feats)
             self.scaler.scale(loss / self.cfg.train.accum_steps).backward()
         return loss.item()
 
@@ -291,7 +281,7 @@ class Trainer:
                 at_update = self.batch_in_epoch % tc.accum_steps == 0
                 loss = self.backward(batch, sync=at_update)
                 update_losses.append(loss)
-                audio_s += self.batch_seconds(batch[1]) * self.world
+                audio_s += self.batch_seconds(batch.feat_lens) * self.world
                 speed = audio_s / max(time.time() - t0, 1e-6)
                 bar.update(1)
                 if math.isfinite(loss):
@@ -317,6 +307,7 @@ class Trainer:
                 self.batch_in_epoch = 0
             metrics = self.validate()
             self.log_epoch(metrics, losses, time.time() - start)
+            self.save_epoch_checkpoints(metrics["cer"])
         if self.writer:
             self.writer.close()
         if self.metrics:
@@ -359,6 +350,7 @@ class Trainer:
         return over
 
     def log_epoch(self, metrics: dict, losses: list[float], elapsed: float) -> None:
+        """The epoch's (or the stopped run's) train loss and dev metrics: log and TensorBoard."""
         if self.rank != 0:
             return
         train_loss = sum(losses) / max(len(losses), 1)
@@ -369,8 +361,14 @@ class Trainer:
                  metrics["loss"], metrics["wer"], metrics["cer"])
         for k, v in metrics.items():
             self.writer.add_scalar(f"dev/{k}", v, self.step)
-        if metrics["cer"] < self.best_cer:
-            self.best_cer = metrics["cer"]
+
+    def save_epoch_checkpoints(self, dev_cer: float) -> None:
+        """best.pt when dev CER improved, last.pt always; with train.keep_epochs also
+        epoch-<n>.pt, pruned to the newest keep_epochs."""
+        if self.rank != 0:
+            return
+        if dev_cer < self.best_cer:
+            self.best_cer = dev_cer
             self.save("best")
         self.save("last")
         if self.cfg.train.keep_epochs and self.batch_in_epoch == 0:
@@ -393,15 +391,15 @@ class Trainer:
         for batch in loader:
             if batch is None:
                 continue
-            feats, feat_lens, targets, target_lens, ids = batch
-            feats, feat_lens = self.to_features(feats, feat_lens)
+            feats, feat_lens = self.to_features(batch.feats, batch.feat_lens)
             log_probs, out_lens = self.model(feats, feat_lens.to(self.device))
-            total += self.ctc(log_probs.transpose(0, 1), targets.to(self.device), out_lens,
-                              target_lens.to(self.device)).item()
-            count += len(ids)
-            for i, uid, text in zip(range(len(ids)), ids, greedy_decode(log_probs.cpu(), out_lens.cpu(), self.vocab)):
+            total += self.ctc(log_probs.transpose(0, 1), batch.targets.to(self.device), out_lens,
+                              batch.target_lens.to(self.device)).item()
+            count += len(batch.ids)
+            texts = greedy_decode(log_probs.cpu(), out_lens.cpu(), self.vocab)
+            for i, (uid, text) in enumerate(zip(batch.ids, texts)):
                 hyps[uid] = text
-                refs[uid] = self.vocab.decode(targets[i, :target_lens[i]].tolist())
+                refs[uid] = self.vocab.decode(batch.targets[i, :batch.target_lens[i]].tolist())
         self.model.train()
         s = score(refs, hyps)
         return {"loss": total / count, "wer": s["wer"], "cer": s["cer"]}

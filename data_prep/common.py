@@ -1,365 +1,24 @@
-"""What every corpus importer shares: checking one utterance, a streaming worker pool, manifest
-writing, and the summary that data preparation and ``asr validate`` both end with.
+"""What every corpus importer shares: streaming checked items into manifests, held-out splits
+for corpora without official ones, and finding (or safely extracting) the corpus source.
 
-An importer enumerates *items* (plain dicts, in a fixed order, lazily):
-
-    {"id": "19-198-0001", "audio": "/path/19-198-0001.flac", "text": "RAW TEXT",
-     "speaker": "19", "subset": "train-clean-100"}
-
-(or "text_file" instead of "text": a transcript file read in the worker). ``probe`` checks one
-item in a worker process (the audio is decoded, or only its header read, see Checks) and
-returns ``[("ok", entry)]`` or ``[("bad", file, kind, detail)]``; ``write_split`` streams the
-results into a manifest (memory stays flat in corpus size) and counts everything in a Summary.
-
-Every rejected item is reported once, with its file and reason; stereo and any sample rate are
-fine (mixed to mono and resampled when features are computed).
+An importer enumerates *items* (see asr.data.checks: plain dicts, in a fixed order, lazily);
+``prepare_splits`` probes them over worker processes and ``write_split`` streams the results
+into a manifest (memory stays flat in corpus size), counting everything in a Summary.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import itertools
-import multiprocessing as mp
 import os
-import re
-import sys
-import unicodedata
-from collections import Counter, deque
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable
 
-import numpy as np
-import soundfile as sf
-
+from asr.data.checks import Checks, Summary, probe
 from asr.data.manifest import write_manifest
-from asr.text.normalize import normalize_text
-from asr.config import SUBWORD_UNITS
+from asr.utils import atomic_open, atomic_write_text, pool_map
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".sph", ".nist", ".aiff", ".aif",
                     ".au")
 ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".zip")
-CONSOLE_LIMIT = 200  # rejected items printed on the console; all of them go to rejected.tsv
-
-# Reasons an item is rejected (the "kind" of a rejection; details follow in the report).
-MISSING = "missing file"
-NOT_A_FILE = "not a file"
-UNDECODABLE = "cannot decode audio"
-NO_SAMPLES = "audio has no samples"
-NON_FINITE = "NaN or infinite samples"
-SILENT = "silent audio"
-TRUNCATED = "truncated audio"
-DURATION = "duration mismatch"
-BAD_UTF8 = "transcript is not valid UTF-8"
-NO_TRANSCRIPT = "no transcript"
-EMPTY_TEXT = "empty transcript"
-OOV = "characters outside the vocabulary"
-TOO_LONG = "label longer than the subsampled frames"
-BAD_LINE = "bad manifest line"
-DUPLICATE = "duplicate id"
-
-
-@dataclasses.dataclass
-class Checks:
-    """How items are checked.
-
-    check_audio: decode every file (corrupt/truncated/NaN/silent audio found; exact duration)
-        or read the header only (fast; trusts the file).
-    normalize: run asr.text.normalize.normalize_text on character transcripts (importers) or take the
-        text as it is (validating a manifest).
-    units / phone_set: the vocabulary the text must be covered by (asr.text.vocab.make_vocab).
-    subsample, hop_ms, sample_rate: to check that the label fits the frames CTC will see.
-    """
-
-    check_audio: bool = True
-    normalize: bool = True
-    units: str = "char"
-    phone_set: int = 39
-    subsample: int = 4
-    hop_ms: float = 10.0
-    sample_rate: int = 16000
-
-    @classmethod
-    def from_config(cls, cfg, **kw) -> "Checks":
-        return cls(check_audio=cfg.data.check_audio, units=cfg.data.units,
-                   phone_set=cfg.data.phone_set, subsample=cfg.model.subsample,
-                   hop_ms=cfg.features.hop_ms, sample_rate=cfg.features.sample_rate, **kw)
-
-    def vocab(self):
-        from asr.text.vocab import make_vocab
-        if self.units in SUBWORD_UNITS:
-            # The sentencepiece model is trained later, from the prepared training text, with
-            # character_coverage=1.0: every character of normalised text gets a piece. So the
-            # character vocabulary is the coverage check. The label-length check counts
-            # characters, a close bound (a word of n characters is at most n + 1 pieces, most
-            # far fewer); training checks the real pieces again (asr.data.store.AsrDataset).
-            return make_vocab("char")
-        return make_vocab(self.units, phone_set=self.phone_set)
-
-
-# --- one utterance -----------------------------------------------------------------------------
-
-_WAV_DATA = re.compile(r"^data : (\d+) \(should be (\d+)\)", re.M)
-
-
-def probe_audio(path: str | Path, decode: bool = True) -> tuple[float | None, str | None, str]:
-    """(duration in seconds, None, "") for usable audio, else (None, kind, detail).
-
-    decode=True reads every sample (in blocks: memory stays small for long files) and rejects
-    undecodable, truncated, empty, non-finite and all-zero audio; decode=False reads the header.
-    """
-    path = Path(path)
-    if not path.exists():
-        return None, MISSING, ""
-    if not path.is_file():
-        return None, NOT_A_FILE, "a directory" if path.is_dir() else "not a regular file"
-    if path.stat().st_size == 0:
-        return None, NO_SAMPLES, "empty file (0 bytes)"
-    try:
-        with sf.SoundFile(str(path)) as f:
-            rate, declared, extra, fmt = f.samplerate, f.frames, f.extra_info, f.format
-            if not decode:
-                if declared <= 0:
-                    return None, NO_SAMPLES, "the header declares no samples"
-                return declared / rate, None, ""
-            count, peak, finite = 0, 0.0, True
-            for block in f.blocks(blocksize=1 << 16, dtype="float32", always_2d=True):
-                count += len(block)
-                if finite and not np.isfinite(block).all():
-                    finite = False
-                elif finite and len(block):
-                    peak = max(peak, float(np.abs(block).max()))
-    except Exception as e:  # libsndfile raises several types for corrupt input
-        msg = getattr(e, "error_string", None) or str(e) or type(e).__name__
-        return None, UNDECODABLE, msg.replace(str(path), path.name).strip()
-    if count == 0:
-        return None, NO_SAMPLES, ""
-    if not finite:
-        return None, NON_FINITE, ""
-    if peak == 0.0:
-        return None, SILENT, "every sample is zero"
-    m = _WAV_DATA.search(extra or "")
-    if m and 0 < int(m.group(2)) < int(m.group(1)) < 0x7FFF0000:  # streamed wavs declare ~2^32
-        return None, TRUNCATED, f"the header declares {m.group(1)} bytes of audio, the file holds {m.group(2)}"
-    # mp3 headers often only estimate the length (no Xing/Info frame): a wider margin there
-    share, gap = (0.9, 0.5) if fmt == "MP3" else (0.98, 0.05)
-    if declared > 0 and count < share * declared and (declared - count) / rate > gap:
-        return None, TRUNCATED, (f"the header declares {declared / rate:.2f} s, "
-                                 f"only {count / rate:.2f} s decode")
-    return count / rate, None, ""
-
-
-def oov_letters(raw: str) -> list[str]:
-    """Letters of raw text that normalisation cannot map to a-z (it would silently drop them)."""
-    text = unicodedata.normalize("NFKD", raw)
-    return sorted({c for c in text.lower()
-                   if c.isalpha() and not unicodedata.combining(c) and not ("a" <= c <= "z")})
-
-
-def check_text(text: str, checks: Checks, vocab) -> tuple[str, str | None, str]:
-    """(text to store, None, "") or (text, kind, detail)."""
-    if (checks.units == "char" or checks.units in SUBWORD_UNITS) and checks.normalize:
-        bad = oov_letters(text)
-        if bad:
-            return text, OOV, f"{''.join(bad)!r} in {text.strip()[:80]!r}"
-        text = normalize_text(text)
-    elif checks.units == "phone":
-        text = " ".join(text.split())
-    if not text.strip():
-        return text, EMPTY_TEXT, ""
-    if not vocab.covers(text):
-        unknown = sorted({t for t in (text.split() if checks.units == "phone" else text)
-                          if not vocab.covers(t)})
-        return text, OOV, f"{unknown!r} in {text[:80]!r}"
-    return text, None, ""
-
-
-def label_fits(text: str, duration: float, checks: Checks, vocab) -> tuple[bool, str]:
-    """Can CTC emit the label in the frames left after subsampling? (False, detail) if not."""
-    from asr.model import output_frames
-    from asr.text.vocab import ctc_min_frames
-    hop = int(round(checks.sample_rate * checks.hop_ms / 1000))
-    frames = 1 + int(round(duration * checks.sample_rate)) // hop
-    available = output_frames(frames, checks.subsample)
-    needed = ctc_min_frames(vocab.encode(text))
-    if needed > available:
-        return False, (f"{needed} label frames needed (repeats count twice), {available} after "
-                       f"subsampling {duration:.2f} s by {checks.subsample}")
-    return True, ""
-
-
-def read_transcript_file(path: str | Path) -> tuple[str | None, str | None, str]:
-    """(text, None, "") or (None, kind, detail) for a transcript file next to an audio file."""
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return None, NO_TRANSCRIPT, f"{path.name} is missing"
-    except IsADirectoryError:
-        return None, NO_TRANSCRIPT, f"{path.name} is a directory"
-    except OSError as e:
-        return None, NO_TRANSCRIPT, f"{path.name}: {e.strerror}"
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        return None, BAD_UTF8, f"{path.name}: byte {data[e.start]:#04x} at offset {e.start}"
-    return " ".join(text.split()), None, ""
-
-
-_vocab_cache: dict = {}
-
-
-def vocab_for(checks: Checks):
-    key = (checks.units, checks.phone_set)
-    if key not in _vocab_cache:
-        _vocab_cache[key] = checks.vocab()
-    return _vocab_cache[key]
-
-
-def probe(item: dict, checks: Checks) -> list[tuple]:
-    """Check one item; [("ok", manifest entry)] or [("bad", file, kind, detail)]."""
-    audio = item["audio"]
-    if "reject" in item:  # found bad while enumerating (e.g. a transcript line without audio)
-        return [("bad", item.get("report", audio), *item["reject"])]
-    if "text" in item:
-        text = item["text"]
-    else:
-        text, kind, detail = read_transcript_file(item["text_file"])
-        if kind:
-            return [("bad", item.get("report", audio), kind, detail)]
-    duration, kind, detail = probe_audio(audio, checks.check_audio)
-    if kind:
-        return [("bad", item.get("report", audio), kind, detail)]
-    vocab = vocab_for(checks)
-    text, kind, detail = check_text(text, checks, vocab)
-    if not kind:
-        ok, detail = label_fits(text, duration, checks, vocab)
-        kind = None if ok else TOO_LONG
-    if kind:
-        return [("bad", item.get("report", audio), kind, detail)]
-    entry = {"id": item["id"], "audio_filepath": str(audio), "duration": round(duration, 3),
-             "text": text, "speaker": item.get("speaker", "")}
-    if item.get("subset"):
-        entry["subset"] = item["subset"]
-    return [("ok", entry)]
-
-
-# --- a pool that streams -----------------------------------------------------------------------
-
-def _init_worker() -> None:
-    if "torch" in sys.modules:  # inherited from the parent: parallelism comes from the workers
-        sys.modules["torch"].set_num_threads(1)
-
-
-def _run_batch(func: Callable, batch: list, arg) -> list:
-    return [r for item in batch for r in func(item, arg)]
-
-
-def pool_map(func: Callable, items: Iterable, arg=None, nj: int = 1, chunk: int = 16) -> Iterator:
-    """func(item, arg) -> list of results, over nj processes, results flattened in item order.
-
-    Items are consumed lazily with a bounded number of batches in flight, so neither the items
-    nor the results of a whole corpus are ever in memory at once.
-    """
-    if nj <= 1:
-        for item in items:
-            yield from func(item, arg)
-        return
-    it = iter(items)
-    with mp.get_context("fork").Pool(nj, _init_worker) as pool:
-        pending: deque = deque()
-        while True:
-            batch = list(itertools.islice(it, chunk))
-            if batch:
-                pending.append(pool.apply_async(_run_batch, (func, batch, arg)))
-            if pending and (not batch or len(pending) >= 4 * nj):
-                yield from pending.popleft().get()
-            elif not batch:
-                return
-
-
-# --- summary -----------------------------------------------------------------------------------
-
-@dataclasses.dataclass
-class Reject:
-    split: str
-    file: str
-    kind: str
-    detail: str
-    where: str = ""  # manifest:line when validating a manifest
-
-    def line(self) -> str:
-        where = f"{self.where}: " if self.where and self.where != self.file else ""
-        return f"{where}{self.file}: {self.kind} ({self.detail})" if self.detail else \
-            f"{where}{self.file}: {self.kind}"
-
-
-class Summary:
-    """Usable utterances and hours per split, and every rejected item with its reason."""
-
-    def __init__(self, title: str):
-        self.title = title
-        self.splits: dict[str, list] = {}  # split -> [utterances, seconds, rejected]
-        self.rejects: list[Reject] = []
-        self.notes: list[str] = []
-
-    def _split(self, split: str) -> list:
-        return self.splits.setdefault(split, [0, 0.0, 0])
-
-    def ok(self, split: str, duration: float) -> None:
-        s = self._split(split)
-        s[0] += 1
-        s[1] += duration
-
-    def bad(self, split: str, file: str, kind: str, detail: str = "", where: str = "") -> None:
-        self._split(split)[2] += 1
-        self.rejects.append(Reject(split, str(file), kind, detail, where))
-
-    def note(self, text: str) -> None:
-        self.notes.append(text)
-
-    @property
-    def usable(self) -> int:
-        return sum(s[0] for s in self.splits.values())
-
-    def lines(self, limit: int = CONSOLE_LIMIT, rejects_file: str | Path | None = None) -> list[str]:
-        out = [f"== {self.title} ==",
-               f"{'split':<24}{'usable':>9}{'hours':>10}{'rejected':>10}"]
-        for name, (n, sec, bad) in self.splits.items():
-            out.append(f"{name:<24}{n:>9}{sec / 3600:>10.3f}{bad:>10}")
-        total_sec = sum(s[1] for s in self.splits.values())
-        out.append(f"{'total':<24}{self.usable:>9}{total_sec / 3600:>10.3f}{len(self.rejects):>10}")
-        if self.rejects:
-            kinds = Counter(r.kind for r in self.rejects)
-            out.append("rejected: " + ", ".join(f"{n} {k}" for k, n in kinds.most_common()))
-            for r in self.rejects[:limit]:
-                out.append(f"  [{r.split}] {r.line()}")
-            if len(self.rejects) > limit:
-                more = f": all in {rejects_file}" if rejects_file else ""
-                out.append(f"  ... and {len(self.rejects) - limit} more{more}")
-        out += self.notes
-        if not self.usable:
-            out.append("error: no usable utterance")
-        return out
-
-    def print(self, file=None, limit: int = CONSOLE_LIMIT, rejects_file=None) -> None:
-        print("\n".join(self.lines(limit, rejects_file)), file=file or sys.stdout, flush=True)
-
-    def write_rejects(self, path: str | Path) -> Path:
-        """All rejected items as TSV: split, file, reason, detail (where)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write("split\tfile\treason\tdetail\twhere\n")
-            for r in self.rejects:
-                f.write("\t".join(x.replace("\t", " ").replace("\n", " ") for x in
-                                  (r.split, r.file, r.kind, r.detail, r.where)) + "\n")
-        os.replace(tmp, path)
-        return path
-
-    def exit_code(self) -> int:
-        """0 when something usable remains, 1 when nothing does."""
-        return 0 if self.usable else 1
 
 
 # --- writing -----------------------------------------------------------------------------------
@@ -405,33 +64,6 @@ def write_split(root: str | Path, split: str, results: Iterable[tuple], summary:
     return path
 
 
-class TextWriter:
-    """A text file written atomically (temp + rename on close), e.g. manifests/train_text.txt."""
-
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = self.path.with_name(self.path.name + f".tmp{os.getpid()}")
-        self.f = open(self.tmp, "w", encoding="utf-8")
-
-    def write(self, s: str) -> None:
-        self.f.write(s)
-
-    def close(self) -> None:
-        self.f.close()
-        os.replace(self.tmp, self.path)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, *_):
-        if exc_type is None:
-            self.close()
-        else:
-            self.f.close()
-            self.tmp.unlink(missing_ok=True)
-
-
 def prepare_splits(root: str | Path, splits: dict[str, Callable[[], Iterable[dict]]],
                    checks: Checks, summary: Summary, nj: int = 1, progress: bool = False,
                    train_split: str = "train") -> dict[str, Path]:
@@ -443,7 +75,7 @@ def prepare_splits(root: str | Path, splits: dict[str, Callable[[], Iterable[dic
     for split, items in splits.items():
         results = pool_map(probe, items(), checks, nj)
         if split == train_split:
-            with TextWriter(root / "manifests" / "train_text.txt") as text_out:
+            with atomic_open(root / "manifests" / "train_text.txt") as text_out:
                 paths[split] = write_split(root, split, results, summary, text_out, progress)
         else:
             paths[split] = write_split(root, split, results, summary, None, progress)
@@ -495,7 +127,7 @@ def source_dir(cfg, corpus: str) -> Path:
         stamp = target / ".extracted"
         if not stamp.exists():
             safe_extract(source, target)
-            stamp.write_text(str(source))
+            atomic_write_text(stamp, str(source))
         return target
     return source
 

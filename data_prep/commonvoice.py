@@ -20,7 +20,9 @@ import csv
 import sys
 from pathlib import Path
 
-from .common import BAD_LINE, Checks, Summary, prepare_splits, source_dir
+from asr.data.checks import BAD_LINE, Checks, Summary
+
+from .common import prepare_splits, source_dir
 
 DEFAULT_SUBSETS = ["train", "dev", "test"]
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import multiprocessing as mp
 import os
 import zlib
 from pathlib import Path
@@ -36,6 +35,7 @@ from asr.config import Degradation, choices
 from asr.data import effects as A
 from asr.data.audio import AudioError, load_audio, write_wav
 from asr.data.manifest import read_manifest, write_manifest
+from asr.utils import WorkerPool
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,6 @@ def degrade(wav: torch.Tensor, condition: str, generator: torch.Generator,
 
 def _init_worker(sources: list[str]) -> None:
     global _sources
-    torch.set_num_threads(1)  # parallelism comes from the worker processes
     _sources = sources
 
 
@@ -123,8 +122,9 @@ def make_degraded(root: str | Path, split: str, condition: str, seed: int = 0, n
     results: dict[int, float] = {}
     errors: list[str] = []
     sources = [e["audio_filepath"] for e in entries]
-    with mp.get_context("spawn").Pool(max(1, nj), _init_worker, (sources,)) as pool:
-        for index, duration, err in tqdm(pool.imap_unordered(_one, jobs, chunksize=8),
+    # spawn: fresh workers, not forks of a parent whose torch threads are running
+    with WorkerPool(nj, _init_worker, (sources,), start="spawn") as workers:
+        for index, duration, err in tqdm(workers.imap(_one, jobs, ordered=False, chunksize=8),
                                          total=len(jobs), desc=name, disable=not progress):
             if err is None:
                 results[index] = duration

@@ -29,8 +29,9 @@ import csv
 import sys
 from pathlib import Path
 
-from .common import (AUDIO_EXTENSIONS, BAD_LINE, BAD_UTF8, MISSING, NO_TRANSCRIPT, Checks,
-                     Summary, list_dir, prepare_splits, source_dir, stride_split)
+from asr.data.checks import BAD_LINE, BAD_UTF8, Checks, MISSING, NO_TRANSCRIPT, Summary
+
+from .common import AUDIO_EXTENSIONS, list_dir, prepare_splits, source_dir, stride_split
 
 TRANSCRIPT_EXTENSIONS = (".txt", ".lab")
 SPLIT_DIRS = ("train", "dev", "test")

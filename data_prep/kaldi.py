@@ -26,7 +26,6 @@ speaker as prefix when they lack it, as Kaldi's sorting rules need.
 from __future__ import annotations
 
 import io
-import os
 import shlex
 import subprocess
 from collections import defaultdict
@@ -36,9 +35,10 @@ import numpy as np
 import soundfile as sf
 
 from asr.data.manifest import read_manifest
+from asr.data.checks import Checks, MISSING, Summary, UNDECODABLE, probe
+from asr.utils import atomic_open, atomic_path, pool_map
 
-from .common import (MISSING, UNDECODABLE, Checks, Summary, TextWriter, pool_map, probe,
-                     source_dir, stride_split, write_split)
+from .common import source_dir, stride_split, write_split
 
 PIPE_TIMEOUT = 3600
 
@@ -61,10 +61,8 @@ def read_table(path: Path) -> dict[str, str]:
 
 
 def _atomic_wav(path: Path, data: np.ndarray, rate: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    sf.write(str(tmp), data, rate, subtype="PCM_16", format="WAV")
-    os.replace(tmp, path)
+    with atomic_path(path, fsync=False) as tmp:
+        sf.write(str(tmp), data, rate, subtype="PCM_16", format="WAV")
 
 
 def _bad(utts: list, kind: str, detail: str, report: str) -> list:
@@ -183,7 +181,7 @@ def prepare(cfg, progress: bool = True, summary: Summary | None = None) -> Summa
                  if it["split"] == split)
         results = pool_map(_probe_any, items, checks, cfg.data.nj)
         if split == cfg.data.train_split:
-            with TextWriter(root / "manifests" / "train_text.txt") as text_out:
+            with atomic_open(root / "manifests" / "train_text.txt") as text_out:
                 write_split(root, split, results, summary, text_out, progress)
         else:
             write_split(root, split, results, summary, None, progress)
@@ -222,6 +220,6 @@ def export(manifest: str | Path, out_dir: str | Path) -> int:
         spk2utt[s].append(u)
     tables["spk2utt"] = [f"{s} {' '.join(us)}" for s, us in sorted(spk2utt.items(), key=lambda x: x[0].encode())]
     for name, lines in tables.items():
-        with TextWriter(out / name) as w:
+        with atomic_open(out / name) as w:
             w.write("".join(line + "\n" for line in lines))
     return len(rows)

@@ -30,9 +30,10 @@ from pathlib import Path
 from asr.data.archive import download as download_file
 from asr.data.archive import safe_extract, verify_checksum
 from asr.text.normalize import normalize_text
+from asr.data.checks import BAD_UTF8, Checks, NO_TRANSCRIPT, Summary
+from asr.utils import atomic_open, atomic_write_text
 
-from .common import (BAD_UTF8, NO_TRANSCRIPT, Checks, Summary, TextWriter, list_dir,
-                     prepare_splits)
+from .common import list_dir, prepare_splits
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +101,7 @@ def ensure_subset(source: Path, subset: str, download: bool = False, mirror: str
     if found is None:
         raise FileNotFoundError(f"librispeech: {archive} holds no {subset}/ folder")
     stamp.parent.mkdir(parents=True, exist_ok=True)
-    stamp.write_text(MD5.get(subset, "") + "\n")
+    atomic_write_text(stamp, MD5.get(subset, "") + "\n")
     return found
 
 
@@ -154,7 +155,7 @@ def write_lm_text(src: Path, out: Path) -> int:
         return -1
     n = 0
     opener = gzip.open if src.name.endswith(".gz") else open
-    with opener(src, "rt", encoding="utf-8", errors="replace") as f, TextWriter(out) as w:
+    with opener(src, "rt", encoding="utf-8", errors="replace") as f, atomic_open(out) as w:
         for line in f:
             line = line.strip()
             text = line.lower() if _CLEAN.match(line) else normalize_text(line)

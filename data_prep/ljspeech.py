@@ -14,7 +14,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .common import BAD_LINE, BAD_UTF8, Checks, Summary, find_dir, prepare_splits, source_dir, stride_split
+from asr.data.checks import BAD_LINE, BAD_UTF8, Checks, Summary
+
+from .common import find_dir, prepare_splits, source_dir, stride_split
 
 
 def find_corpus(source: Path) -> Path:

@@ -21,8 +21,9 @@ import re
 from pathlib import Path
 
 from asr.text.phones import fold_phones
+from asr.data.checks import BAD_UTF8, Checks, NO_TRANSCRIPT, Summary
 
-from .common import BAD_UTF8, NO_TRANSCRIPT, Checks, Summary, find_dir, prepare_splits, source_dir
+from .common import find_dir, prepare_splits, source_dir
 
 # The core test set: 2 male + 1 female speakers of each dialect region.
 CORE_TEST_SPEAKERS = {

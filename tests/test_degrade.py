@@ -90,7 +90,7 @@ def test_unreadable_source_is_skipped_and_counted(tone_corpus, capsys):
 
 
 def test_prepare_makes_the_configured_degraded_splits(tone_corpus, tmp_path):
-    from data_prep.cli import make_degraded_splits
+    from data_prep.prepare import make_degraded_splits
     cfg = small_config(tone_corpus, tmp_path / "exp")
     cfg.data.degraded, cfg.data.nj = ["noise10", "telephone"], 1
     make_degraded_splits(cfg)

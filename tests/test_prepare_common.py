@@ -48,7 +48,7 @@ def pipeline(cfg, expect: dict[str, int] | None = None):
 
     from asr.data.store import FeatureStore
     from asr.decoding.decoders import decode_store
-    from data_prep.cli import run_prepare
+    from data_prep.prepare import run_prepare
     from asr.train import Trainer
     from asr.data.store import extract_features
     summary = run_prepare(cfg, progress=False)
@@ -76,7 +76,7 @@ def _square(item, arg):
 
 
 def test_pool_map_streams_in_order_with_several_results_per_item():
-    from data_prep.common import pool_map
+    from asr.utils import pool_map
     want = [r for i in range(200) for r in _square(i, 1)]
     consumed = []
 
@@ -103,7 +103,7 @@ def test_stride_split_fractions_are_spread_and_exact():
 
 
 def test_probe_audio_reasons(tmp_path):
-    from data_prep import common
+    from asr.data import checks as common
     sr = 16000
     good = tmp_path / "good.wav"
     sf.write(good, tone("ab", sr), sr, subtype="PCM_16")
@@ -154,7 +154,7 @@ def test_source_archive_is_extracted_safely_and_escapes_refused(tmp_path):
                                     "ljspeech", "timit"])
 def test_recipe_configs_load(recipe):
     from asr.config import load_config
-    from data_prep.cli import CORPORA
+    from data_prep.prepare import CORPORA
     cfg = load_config(Path(__file__).resolve().parents[1] / "recipes" / recipe / "config.yaml")
     assert cfg.data.corpus in CORPORA and cfg.data.units in ("char", "phone")
     assert (Path(__file__).resolve().parents[1] / "recipes" / recipe / "README.md").exists()

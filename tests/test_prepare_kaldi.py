@@ -58,7 +58,7 @@ def make_kaldi(base: Path) -> Path:
 def test_kaldi_import_train_decode_export_roundtrip(tmp_path):
     if shutil.which("sox") is None:
         pytest.fail("sox is not installed: run `make setup`")
-    from data_prep.cli import run_prepare
+    from data_prep.prepare import run_prepare
     from data_prep.kaldi import export
     source = make_kaldi(tmp_path / "kaldi")
     cfg = corpus_config(tmp_path, "kaldi", source)
@@ -85,7 +85,7 @@ def test_kaldi_import_train_decode_export_roundtrip(tmp_path):
 
 
 def test_kaldi_failing_pipe_is_reported_not_fatal(tmp_path):
-    from data_prep.cli import run_prepare
+    from data_prep.prepare import run_prepare
     d = tmp_path / "data" / "train"
     d.mkdir(parents=True)
     sf.write(tmp_path / "ok.wav", tone("ab cd"), 16000, subtype="PCM_16")

@@ -84,7 +84,7 @@ def _archives(tmp_path: Path) -> dict[str, str]:
 
 
 def test_librispeech_download_checks_md5_and_extracts(tmp_path, monkeypatch):
-    from data_prep.cli import run_prepare
+    from data_prep.prepare import run_prepare
     from data_prep import librispeech
     md5 = _archives(tmp_path)
     assert librispeech.MD5["train-clean-100"] == "2a93770f6d5c6c964bc36631d331a522"  # published
@@ -106,7 +106,7 @@ def test_librispeech_download_checks_md5_and_extracts(tmp_path, monkeypatch):
 
 
 def test_librispeech_missing_subset_says_what_to_do(tmp_path):
-    from data_prep.cli import run_prepare
+    from data_prep.prepare import run_prepare
     source = make_librispeech(tmp_path / "src", {"dev-clean": (1, 2)}, lm=False)
     cfg = corpus_config(tmp_path, "librispeech", source, subsets=["train-clean-100"])
     with pytest.raises(FileNotFoundError, match="data.download=true"):
@@ -140,7 +140,7 @@ def test_librispeech_archive_with_escaping_member_is_refused(tmp_path, monkeypat
     import io
 
     from asr.data.archive import UnsafeArchiveError
-    from data_prep.cli import run_prepare
+    from data_prep.prepare import run_prepare
     from data_prep import librispeech
     source = tmp_path / "dl"
     source.mkdir()

@@ -79,7 +79,7 @@ def test_timit_phone_prepare_train_decode(tmp_path):
 
 
 def test_timit_61_phones_and_word_transcripts(tmp_path):
-    from data_prep.cli import run_prepare
+    from data_prep.prepare import run_prepare
     source = make_timit(tmp_path / "timit")
     cfg = corpus_config(tmp_path, "timit", source, units="phone", phone_set=61)
     run_prepare(cfg, progress=False)

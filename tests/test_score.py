@@ -4,8 +4,10 @@ import jiwer
 import numpy as np
 import pytest
 
-from asr.scoring.score import (format_alignment, length_bin, mapsswe_segments, read_transcripts,
-                       results_table, score, score_files, write_report)
+from asr.scoring.compare import mapsswe_segments
+from asr.scoring.readers import read_transcripts
+from asr.scoring.score import format_alignment, length_bin, score, score_files
+from asr.scoring.tables import results_table, write_report
 
 
 def test_score_hand_computed():

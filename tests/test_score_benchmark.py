@@ -7,7 +7,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from asr.scoring.benchmark import get_decoder, load_benchmark, register_decoder  # noqa: E402
+from asr.decoding.decoders import DECODERS, get_decoder, register_decoder  # noqa: E402
+from asr.scoring.benchmark import load_benchmark  # noqa: E402
 from asr.checkpoint import save_checkpoint  # noqa: E402
 from asr.cli import main  # noqa: E402
 from asr.config import Config, load_config, to_dict  # noqa: E402
@@ -95,8 +96,6 @@ def test_benchmark_defaults_and_errors(tiny_run, capsys, tmp_path):
 
 
 def test_decoder_registry():
-    from asr.scoring import benchmark
-
     @register_decoder("test-echo")
     def echo(model, vocab, store, device):
         return [{"id": e["id"], "text": e["text"]} for e in store.entries]
@@ -105,4 +104,4 @@ def test_decoder_registry():
         with pytest.raises(ValueError, match="test-echo"):
             get_decoder("nope")
     finally:
-        benchmark._DECODERS.pop("test-echo")
+        DECODERS.pop("test-echo")

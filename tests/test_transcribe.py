@@ -208,5 +208,5 @@ def test_decode_lm_and_tune_lm_commands(tone_run, capsys):
     assert tuned["lm_weight"] in (0.5, 2.0) and tuned["word_score"] == 0
     assert "best on dev" in capsys.readouterr().out
     from asr.decoding.decoders import DECODERS
-    from asr.scoring.benchmark import get_decoder
+    from asr.decoding.decoders import get_decoder
     assert get_decoder("beam_lm") is DECODERS["beam_lm"]  # asr benchmark finds the decoders

@@ -208,7 +208,7 @@ def test_build_vocab_trains_once_and_prep_checks_characters(tmp_path, corpus_tex
     assert build_vocab(cfg) == v and model.stat().st_mtime_ns == mtime  # reused
     assert type(build_vocab(DataConfig(units="char"))) is CharVocab
     # data preparation checks subword transcripts as normalised characters
-    from data_prep.common import Checks, check_text
+    from asr.data.checks import Checks, check_text
     checks = Checks(units="bpe")
     assert type(checks.vocab()) is CharVocab
     assert check_text("The Cat, sat!", checks, checks.vocab()) == ("the cat sat", None, "")

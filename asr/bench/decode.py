@@ -32,6 +32,10 @@ from pathlib import Path
 
 import torch
 
+from asr.model import frame_seconds
+from asr.scoring.score import wer
+from asr.utils import atomic_write_text
+
 PEER = "pyctcdecode"
 PEER_VENV = Path(".venv/bench")
 PEER_REQUIREMENTS = Path("requirements/bench-pyctcdecode.txt")
@@ -60,13 +64,6 @@ def front_end(model, features, manifest: Path, sample_rate: int) -> dict:
         out["audio_s"] += len(wav) / sample_rate
     out["front_s"] = time.perf_counter() - t0
     return out
-
-
-def wer(refs: list[str], hyps: list[str]) -> float:
-    """Corpus WER (%) over the utterances with a non-empty reference."""
-    import jiwer
-    pairs = [(r, h) for r, h in zip(refs, hyps) if r.strip()]
-    return 100 * jiwer.wer([r for r, _ in pairs], [h for _, h in pairs])
 
 
 # ---------------------------------------------------------------- our decoders
@@ -160,7 +157,7 @@ def ensure_lm(cfg, settings) -> None:
 def bench(cfg, peer: bool = True, threads: int = 0) -> list[dict]:
     """Run the benchmark for a run config; returns the rows (also printed and written)."""
     from asr.checkpoint import find_checkpoint, load_checkpoint, model_from_checkpoint
-    from asr.cli.decoding import decode_settings
+    from asr.decoding.tuning import decode_settings
     from asr.data.features import FeatureExtractor
     if threads or cfg.train.threads:
         torch.set_num_threads(threads or cfg.train.threads)
@@ -170,7 +167,7 @@ def bench(cfg, peer: bool = True, threads: int = 0) -> list[dict]:
     cfg.decode = dataclasses.replace(cfg.decode, decoder="beam_lm")  # LM paths as beam_lm uses them
     settings = decode_settings(cfg)
     ensure_lm(cfg, settings)
-    frame_s = feat_cfg.hop_ms / 1000 * model.cfg.subsample
+    frame_s = frame_seconds(feat_cfg.hop_ms, model.cfg.subsample)
     splits = {s: front_end(model, features, Path(cfg.data.root) / "manifests" / f"{s}.jsonl", feat_cfg.sample_rate)
               for s in cfg.data.test_splits}
     rows = []
@@ -192,8 +189,8 @@ def write(cfg, rows: list[dict], splits: list[str], checkpoint: Path, settings) 
     print(md)
     print(note)
     out = Path(cfg.train.exp_dir)
-    (out / "bench_decode.md").write_text(f"# Decoders\n\n{md}\n\n{note}\n", encoding="utf-8")
-    (out / "bench_decode.json").write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")
+    atomic_write_text(out / "bench_decode.md", f"# Decoders\n\n{md}\n\n{note}\n")
+    atomic_write_text(out / "bench_decode.json", json.dumps(rows, indent=1) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -203,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=0, help="CPU threads (default train.threads)")
     p.add_argument("overrides", nargs="*", help="section.key=value overrides")
     args = p.parse_args(argv)
-    from asr.cli.decoding import run_config
+    from asr.decoding.tuning import run_config
     bench(run_config(args.config, args.overrides), peer=not args.no_peer, threads=args.threads)
     return 0
 

@@ -30,6 +30,9 @@ import numpy as np
 import soundfile as sf
 import torch
 
+from asr.model import frame_seconds
+from asr.utils import atomic_write_text
+
 
 def build_long_file(entries: list[dict], path: Path, minutes: float, sample_rate: int,
                     seed: int = 0) -> list[dict]:
@@ -77,7 +80,7 @@ def reference_words(run: str, placed: list[dict], entries: dict) -> list[dict]:
     from asr.data.features import FeatureExtractor
     model, vocab, feat_cfg = model_from_checkpoint(load_checkpoint(run))
     features = FeatureExtractor(feat_cfg)
-    frame_s = feat_cfg.hop_ms / 1000 * model.cfg.subsample
+    frame_s = frame_seconds(feat_cfg.hop_ms, model.cfg.subsample)
     cache: dict[str, list[dict]] = {}
     words = []
     for p in placed:
@@ -137,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("overrides", nargs="*")
     args = p.parse_args(argv)
     from asr.checkpoint import find_checkpoint
-    from asr.cli.decoding import run_config
+    from asr.decoding.tuning import run_config
     from asr.decoding.lm import lm_paths
     from asr.data.manifest import read_manifest
     cfg = run_config(args.config, args.overrides)
@@ -156,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     ref = reference_words(run, placed, {e["id"]: e for e in entries})
     report["word_times"] = compare(hyp, ref, placed)
     report["srt"] = check_srt((work / f"out_{args.minutes:g}min" / f"long_{args.minutes:g}min.srt").read_text(), hyp)
-    (work / "report.json").write_text(json.dumps(report, indent=1) + "\n")
+    atomic_write_text(work / "report.json", json.dumps(report, indent=1) + "\n")
     print(json.dumps(report, indent=1))
     return 0
 

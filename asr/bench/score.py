@@ -11,9 +11,12 @@ import argparse
 import json
 import tempfile
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
+
+from asr.utils import atomic_open
 
 
 def make_pair(out_dir: Path, n: int, seed: int = 0, vocab: int = 5000) -> tuple[Path, Path]:
@@ -22,7 +25,7 @@ def make_pair(out_dir: Path, n: int, seed: int = 0, vocab: int = 5000) -> tuple[
     words = np.array(["".join(letters[rng.integers(0, 26, size=rng.integers(2, 9))]) for _ in range(vocab)])
     lengths = rng.integers(1, 25, size=n)
     ref_path, hyp_path = out_dir / "ref.jsonl", out_dir / "hyp.jsonl"
-    with open(ref_path, "w") as fr, open(hyp_path, "w") as fh:
+    with atomic_open(ref_path) as fr, atomic_open(hyp_path) as fh:
         for i, k in enumerate(lengths):
             ref = list(words[rng.integers(0, vocab, size=k)])
             hyp = [w if rng.random() > 0.08 else words[rng.integers(0, vocab)] for w in ref]
@@ -70,8 +73,8 @@ def make_example(out_dir: str | Path, n: int = 400, seed: int = 1) -> dict[str, 
 
     paths = {k: out / f for k, f in (("ref", "ref.jsonl"), ("trn", "ref.trn"), ("a", "sys_a.jsonl"),
                                      ("b", "sys_b.jsonl"), ("c", "sys_c.jsonl"))}
-    with open(paths["ref"], "w") as fr, open(paths["trn"], "w") as ft, \
-            open(paths["a"], "w") as fa, open(paths["b"], "w") as fb, open(paths["c"], "w") as fc:
+    with ExitStack() as stack:
+        fr, ft, fa, fb, fc = (stack.enter_context(atomic_open(p)) for p in paths.values())
         for i in range(n):
             spk = f"spk{i % 8}"
             words = list(rng.choice(_SENT_WORDS, size=int(rng.integers(2, 30))))
@@ -103,7 +106,8 @@ def main(argv=None) -> int:
         for name, path in make_example(args.make_example).items():
             print(f"{name}: {path}")
         return 0
-    from asr.scoring.score import read_transcripts, score
+    from asr.scoring.readers import read_transcripts
+    from asr.scoring.score import score
     from asr.text.normalize import Normalizer
     with tempfile.TemporaryDirectory() as tmp:
         ref_path, hyp_path = make_pair(Path(tmp), args.utts)

@@ -5,79 +5,31 @@
     asr tune-lm   --config C [--method grid|random] [--trials N]
     asr transcribe MODEL PATH... [--decoder beam_lm] [--format txt,json,srt,vtt] [--out DIR]
 
-The run's tuned decode settings (``<exp_dir>/decode.yaml``, written by ``asr tune-lm``) are
-applied after the recipe and before command-line overrides, by decode, tune-lm, transcribe
-(when MODEL is a run folder) and bench-decode.
+Argument parsing and printing only: the settings layering (recipe, the run's tuned
+decode.yaml, overrides) and the tune-lm search are in asr.decoding.tuning.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
-import logging
-import random
 import sys
 import time
 from pathlib import Path
 
-import yaml
-
-from asr.config import apply, load_config, parse_overrides
-
-log = logging.getLogger(__name__)
-
-TUNED = "decode.yaml"
-
-
-# ---------------------------------------------------------------- configuration
-
-def load_tuned(cfg, exp_dir: str | Path | None = None):
-    """Apply <exp_dir>/decode.yaml (the tuned decode section) onto cfg when it exists."""
-    path = Path(exp_dir or cfg.train.exp_dir) / TUNED
-    if path.is_file():
-        values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        apply(cfg, {"decode": values.get("decode", {})}, str(path))
-        log.info("decode settings tuned by asr tune-lm: %s", path)
-    return cfg
-
-
-def run_config(config: str | None, overrides: list[str] | None):
-    """Recipe defaults, then the run's tuned decode.yaml, then the command-line overrides
-    (which also say which run: train.exp_dir)."""
-    cfg = load_config(config, overrides)
-    load_tuned(cfg)
-    if overrides:
-        apply(cfg, parse_overrides(overrides), "command line")
-    return cfg
-
-
-def decode_settings(cfg):
-    """cfg.decode with its empty LM/lexicon paths filled from the lm section."""
-    from asr.decoding.decoders import resolve_lm_paths
-    from asr.decoding.lm import lm_paths
-    return resolve_lm_paths(cfg.decode, lm_paths(cfg)["dir"])
-
-
-def _device(name: str):
-    import torch
-    return torch.device("cuda" if name in ("auto", "cuda") and torch.cuda.is_available() else "cpu")
-
-
-def _load_model(cfg):
-    from asr.checkpoint import find_checkpoint, load_checkpoint, model_from_checkpoint
-    path = find_checkpoint(cfg.train.exp_dir, cfg.decode.checkpoint)
-    model, vocab, _ = model_from_checkpoint(load_checkpoint(path))
-    return model, vocab, path
+from asr.config import load_config
 
 
 # ---------------------------------------------------------------- asr decode
 
 def cmd_decode(args) -> int:
+    from asr.checkpoint import load_run_model
     from asr.data.store import open_store
     from asr.decoding.decoders import decode_store, write_hyps
+    from asr.decoding.tuning import decode_settings, run_config
+    from asr.utils import pick_device
     cfg = run_config(args.config, args.overrides)
-    model, vocab, path = _load_model(cfg)
-    device = _device(cfg.train.device)
+    model, vocab, path = load_run_model(cfg.train.exp_dir, cfg.decode.checkpoint)
+    device = pick_device(cfg.train.device, setting="train.device")
     model.to(device)
     settings = decode_settings(cfg)
     for split in cfg.data.test_splits:
@@ -116,111 +68,46 @@ def cmd_lm_build(args) -> int:
 
 # ---------------------------------------------------------------- asr tune-lm
 
-def dev_outputs(cfg, split: str):
-    """Network outputs of a split, computed once: (list of (T, V) log-probs, refs, vocab, frame_s)."""
-    import torch
-
-    from asr.data.store import open_store
-    from asr.decoding.decoders import _batches, forward_batch, store_hop_ms
-    model, vocab, _ = _load_model(cfg)
-    device = _device(cfg.train.device)
-    model.to(device).eval()
-    store = open_store(cfg.data.root, split, cfg.features)
-    outs: dict[int, torch.Tensor] = {}
-    for batch in _batches(store, 20000):
-        lp, lens = forward_batch(model, [torch.from_numpy(store.features(i)) for i in batch], device)
-        for k, i in enumerate(batch):
-            outs[i] = lp[k, :lens[k]].clone()
-    refs = [store.entries[i].get("text", "") for i in range(len(store))]
-    return [outs[i] for i in range(len(store))], refs, vocab, store_hop_ms(store) / 1000 * model.cfg.subsample
-
-
-def search_space(method: str, trials: int, weights: list[float], scores: list[float], seed: int):
-    """(lm_weight, word_score) pairs: the full grid, or `trials` random draws from its ranges."""
-    if method == "grid":
-        return [(w, s) for w in weights for s in scores]
-    rng = random.Random(seed)
-    return [(round(rng.uniform(min(weights), max(weights)), 3), round(rng.uniform(min(scores), max(scores)), 3))
-            for _ in range(trials)]
-
-
-def evaluate(outputs, refs, vocab, settings) -> float:
-    """WER (%) of beam_lm with these settings on precomputed network outputs."""
-    import jiwer
-    import torch
-
-    from asr.decoding.decoders import DECODERS
-    hyps = [DECODERS[settings.decoder](lp[None], torch.tensor([len(lp)]), vocab, settings)[0]["text"]
-            for lp in outputs]
-    pairs = [(r, h) for r, h in zip(refs, hyps) if r.strip()]
-    return 100 * jiwer.wer([r for r, _ in pairs], [h for _, h in pairs])
-
-
 def _floats(text: str) -> list[float]:
     return [float(x) for x in text.split(",") if x.strip()]
 
 
+def _print_trial(t: dict, seconds: float) -> None:
+    print(f"lm_weight {t['lm_weight']:6.3f}  word_score {t['word_score']:6.3f}  WER {t['wer']:6.2f}%  "
+          f"({seconds:.1f} s)", flush=True)
+
+
 def cmd_tune_lm(args) -> int:
-    cfg = run_config(args.config, args.overrides)
+    from asr.checkpoint import load_run_model
+    from asr.data.store import open_store
+    from asr.decoding import tuning
+    from asr.utils import pick_device
+    cfg = tuning.run_config(args.config, args.overrides)
     split = args.split or cfg.data.dev_split
     cfg.decode.decoder = "beam_lm"  # before the LM paths are resolved (lm.bin + lexicon)
-    base = decode_settings(cfg)
-    outputs, refs, vocab, _ = dev_outputs(cfg, split)
-    trials = []
-    for w, s in search_space(args.method, args.trials, _floats(args.lm_weights), _floats(args.word_scores), args.seed):
-        t0 = time.perf_counter()
-        wer = evaluate(outputs, refs, vocab, dataclasses.replace(base, lm_weight=w, word_score=s))
-        trials.append({"lm_weight": w, "word_score": s, "wer": round(wer, 3)})
-        print(f"lm_weight {w:6.3f}  word_score {s:6.3f}  WER {wer:6.2f}%  ({time.perf_counter() - t0:.1f} s)",
-              flush=True)
-    best = min(trials, key=lambda t: t["wer"])
-    exp = Path(cfg.train.exp_dir)
-    exp.mkdir(parents=True, exist_ok=True)
-    header = (f"# written by `asr tune-lm` ({args.method}, {len(trials)} trials on {split}): "
-              f"beam_lm WER {best['wer']}%\n")
-    decode = {"lm_weight": best["lm_weight"], "word_score": best["word_score"]}
-    (exp / TUNED).write_text(header + yaml.safe_dump({"decode": decode}, sort_keys=False), encoding="utf-8")
-    (exp / "tune_lm.json").write_text(json.dumps({"split": split, "trials": trials}, indent=1) + "\n",
-                                      encoding="utf-8")
+    base = tuning.decode_settings(cfg)
+    model, vocab, _ = load_run_model(cfg.train.exp_dir, cfg.decode.checkpoint)
+    store = open_store(cfg.data.root, split, cfg.features)
+    outputs = tuning.split_outputs(model, store, pick_device(cfg.train.device, setting="train.device"))
+    refs = [e.get("text", "") for e in store.entries]
+    space = tuning.search_space(args.method, args.trials, _floats(args.lm_weights),
+                                _floats(args.word_scores), args.seed)
+    trials = tuning.tune(outputs, refs, vocab, base, space, on_trial=_print_trial)
+    best = tuning.write_tuned(cfg.train.exp_dir, split, args.method, trials)
     print(f"best on {split}: lm_weight {best['lm_weight']}, word_score {best['word_score']} "
-          f"(WER {best['wer']}%) -> {exp / TUNED}")
+          f"(WER {best['wer']}%) -> {Path(cfg.train.exp_dir) / tuning.TUNED}")
     return 0
 
 
 # ---------------------------------------------------------------- asr transcribe
-
-def run_folder(model: str | Path) -> Path | None:
-    """The run folder of a model argument: the folder itself, or <run>/checkpoints/x.pt's run."""
-    model = Path(model)
-    if model.is_dir():
-        return model
-    return model.parent.parent if model.parent.name == "checkpoints" else None
-
-
-def run_decode_config(run: Path | None):
-    """Defaults + the run's saved data.root, lm and decode sections + its tuned decode.yaml
-    (only those sections: a run saved by an older version may have other keys)."""
-    from asr.config import Config
-    cfg = Config()
-    saved = run / "config.yaml" if run else None
-    if saved and saved.is_file():
-        values = yaml.safe_load(saved.read_text(encoding="utf-8")) or {}
-        sections = {k: values[k] for k in ("decode", "lm") if isinstance(values.get(k), dict)}
-        if isinstance(values.get("data"), dict) and "root" in values["data"]:
-            sections["data"] = {"root": values["data"]["root"]}
-        apply(cfg, sections, str(saved))
-    if run:
-        load_tuned(cfg, run)
-    return cfg
-
 
 def transcribe_settings(args):
     """(decoder name, DecodeConfig) for `asr transcribe`: the run's config and tuned values when
     MODEL is a run folder, then the flags."""
     from asr.decoding.decoders import resolve_lm_paths
     from asr.decoding.lm import lm_paths
-    run = run_folder(args.model)
-    cfg = run_decode_config(run)
+    from asr.decoding.tuning import run_folder, saved_run_config
+    cfg = saved_run_config(run_folder(args.model))
     d = cfg.decode
     decoder = args.decoder or d.decoder
     flags = {"lm_weight": args.lm_weight, "word_score": args.word_score, "beam_size": args.beam_size,

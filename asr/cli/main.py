@@ -7,7 +7,8 @@
     asr score     --config ...            (or: asr score --ref REF.jsonl --hyp HYP.jsonl)
     asr transcribe MODEL FILE [FILE ...]
 
-Heavy imports happen inside each command so that `asr --help` is instant.
+Argument parsing and printing only; heavy imports happen inside each command so that
+`asr --help` is instant.
 """
 
 from __future__ import annotations
@@ -62,6 +63,46 @@ def cmd_average(args) -> int:
     return 0
 
 
+def cmd_validate(args) -> int:
+    from asr.config import load_config
+    from asr.data.checks import Checks
+    from asr.data.validate import validate
+    overrides = [a for a in args.items if "=" in a and "." in a.split("=", 1)[0]]
+    manifests = [a for a in args.items if a not in overrides]
+    if not manifests:
+        print("error: give at least one manifest", file=sys.stderr)
+        return 2
+    cfg = load_config(args.config, overrides)
+    checks = Checks.from_config(cfg, normalize=False)
+    checks.check_audio = not args.header_only
+    nj = args.nj or cfg.data.nj
+    summary = validate(manifests, checks, nj=nj, tolerance=args.tolerance)
+    report = None
+    if args.report:
+        report = summary.write_rejects(args.report)
+    summary.print(rejects_file=report, limit=args.limit)
+    if not summary.usable:
+        return 1
+    return 1 if args.strict and summary.rejects else 0
+
+
+def _validate_parser(sub) -> None:
+    p = sub.add_parser("validate", help="check every entry of manifests (audio, duration, text, "
+                                        "vocabulary, label length) and summarise")
+    p.add_argument("items", nargs="+", metavar="MANIFEST",
+                   help="manifests (JSONL); section.key=value overrides may follow")
+    p.add_argument("--config", help="recipe YAML: vocabulary (data.units), model.subsample, hop")
+    p.add_argument("--nj", type=int, default=0, help="worker processes (default data.nj)")
+    p.add_argument("--tolerance", type=float, default=0.1,
+                   help="allowed duration difference in seconds (default 0.1, or 1%%)")
+    p.add_argument("--header-only", action="store_true",
+                   help="read audio headers only (fast; no decode, NaN or silence checks)")
+    p.add_argument("--report", help="also write every rejected entry to this TSV file")
+    p.add_argument("--limit", type=int, default=200, help="offending lines printed (default 200)")
+    p.add_argument("--strict", action="store_true", help="exit 1 if any entry is rejected")
+    p.set_defaults(func=cmd_validate)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="asr", description="Bidirectional-RNN CTC speech recognition.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -73,8 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         return p
 
-    from data_prep.cli import add_commands as add_prepare_commands
-    add_prepare_commands(sub, stage)
+    for add_commands in plugin_commands():  # asr prepare, asr export-kaldi (data_prep)
+        add_commands(sub, stage)
+    _validate_parser(sub)
     stage("features", cmd_features, "extract features into the sharded store")
     stage("train", cmd_train, "train a CTC model").add_argument(
         "--resume", action="store_true", help="continue from the run's checkpoints/last.pt")
@@ -82,11 +124,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", help="run folder (exp/<recipe>/<run>)")
     p.add_argument("--last", type=int, default=5, help="how many of the latest epoch-<n>.pt")
     p.set_defaults(func=cmd_average)
-    from asr.cli.decoding import add_commands as add_decoding_commands
-    add_decoding_commands(sub, stage)
-    from asr.cli.scoring import add_commands
-    add_commands(sub, stage)
+    from asr.cli import decoding, scoring
+    decoding.add_commands(sub, stage)
+    scoring.add_commands(sub, stage)
     return parser
+
+
+def plugin_commands() -> list:
+    """The add_commands(sub, stage) functions other packages register under the "asr.commands"
+    entry point (data_prep registers prepare and export-kaldi): asr never imports them by name."""
+    from importlib.metadata import entry_points
+    return [ep.load() for ep in sorted(entry_points(group="asr.commands"), key=lambda ep: ep.name)]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,11 +9,11 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 from asr.config import load_config
+from asr.scoring.readers import FORMATS
 
 
 def _config(args):
@@ -22,10 +22,10 @@ def _config(args):
 
 def _add_scoring_options(p, compare: bool = False) -> None:
     g = p.add_argument_group("input")
-    g.add_argument("--format", choices=("jsonl", "kaldi", "trn"),
+    g.add_argument("--format", choices=FORMATS,
                    help="format of all inputs (default: from the extension, else sniffed)")
-    g.add_argument("--ref-format", choices=("jsonl", "kaldi", "trn"), help="format of REF only")
-    g.add_argument("--hyp-format", choices=("jsonl", "kaldi", "trn"), help="format of the hypotheses")
+    g.add_argument("--ref-format", choices=FORMATS, help="format of REF only")
+    g.add_argument("--hyp-format", choices=FORMATS, help="format of the hypotheses")
     g.add_argument("--utt2spk", help="Kaldi utt2spk file: speakers of the reference utterances")
     g.add_argument("--subset-key", default="subset", help="manifest key naming an utterance's subset")
     g = p.add_argument_group("normalisation (applied to reference and hypothesis alike)")
@@ -45,39 +45,11 @@ def _add_scoring_options(p, compare: bool = False) -> None:
     p.add_argument("--out", help="folder for the report (markdown, HTML, plots, alignments, JSON)")
 
 
-def _normalizer(args):
+def _score_options(args) -> dict:
+    """score()'s normalisation and bootstrap keyword arguments from the options."""
     from asr.text.normalize import Normalizer
-    return Normalizer.parse(args.normalize, args.mapping)
-
-
-def _score_pair(args, ref_path, hyp_path, ref=None):
-    from asr.scoring.score import read_transcripts, score
-    if ref is None:
-        ref = read_transcripts(ref_path, args.ref_format or args.format, args.subset_key, args.utt2spk)
-    hyp = read_transcripts(hyp_path, args.hyp_format or args.format, args.subset_key)
-    s = score(ref.texts, hyp.texts, normalizer=_normalizer(args), speakers=ref.speakers or None,
-              subsets=ref.subsets or None, by_speaker=args.by_speaker, n_boot=args.n_boot,
-              seed=args.seed)
-    return ref, hyp, s
-
-
-def _print_summary(s: dict, file=None) -> None:
-    from asr.scoring.score import fmt_wer
-    file = file or sys.stdout
-    ci = s["ci"]
-    print(f"WER {fmt_wer(s)} % (95% CI [{s['wer_lo']:.2f}, {s['wer_hi']:.2f}], {ci['n_boot']} "
-          f"bootstrap resamples of {ci['units']} {ci['unit']}s)", file=file)
-    print(f"    {s['sub']} sub, {s['del']} del, {s['ins']} ins of {s['words']} reference words; "
-          f"CER {s['cer']:.2f} %; SER {s['ser']:.1f} % ({s['sent_errors']} of {s['utterances']} "
-          f"utterances)", file=file)
-    print(f"    normalisation: {s['normalization']}; missing hypotheses (scored as empty): "
-          f"{s['missing']}; hypotheses without a reference (ignored): {s['extra']}", file=file)
-    c = s["confusions"]
-    for name, items in (("substitutions", [f"{a}→{b} ({k})" for a, b, k in c["sub"][:5]]),
-                        ("deletions", [f"{a} ({k})" for a, k in c["del"][:5]]),
-                        ("insertions", [f"{a} ({k})" for a, k in c["ins"][:5]])):
-        if items:
-            print(f"    top {name}: {', '.join(items)}", file=file)
+    return {"normalizer": Normalizer.parse(args.normalize, args.mapping),
+            "by_speaker": args.by_speaker, "n_boot": args.n_boot, "seed": args.seed}
 
 
 def _split_positionals(args, n_files: int, names: str):
@@ -93,7 +65,6 @@ def _split_positionals(args, n_files: int, names: str):
 
 
 def cmd_score(args) -> int:
-    from asr.scoring.score import results_table, score_files, write_report
     if args.ref or args.hyp:
         if not (args.ref and args.hyp):
             print("error: --ref and --hyp go together", file=sys.stderr)
@@ -108,137 +79,50 @@ def cmd_score(args) -> int:
     else:
         files = None
     if files:
-        ref, hyp, s = _score_pair(args, files[0], files[1])
-        _print_summary(s)
-        if args.out:
-            from asr.scoring.report import write_all
-            paths = write_all(args.out, s, title="Scoring report",
-                              sources={"reference": files[0], "hypothesis": files[1]},
-                              plots=not args.no_plots)
-            print(f"report: {paths['markdown']}, {paths['html']} (alignments: {paths['alignments']})")
-        return 0
+        return _score_ref_hyp(args, *files)
+    return _score_recipe(args)
+
+
+def _score_ref_hyp(args, ref: str, hyp: str) -> int:
+    from asr.scoring.score import score_files
+    from asr.scoring.tables import summary_text
+    s = score_files(ref, hyp, fmt=args.format, ref_fmt=args.ref_format, hyp_fmt=args.hyp_format,
+                    utt2spk=args.utt2spk, subset_key=args.subset_key, **_score_options(args))
+    print(summary_text(s))
+    if args.out:
+        from asr.scoring.report import write_all
+        paths = write_all(args.out, s, title="Scoring report",
+                          sources={"reference": ref, "hypothesis": hyp}, plots=not args.no_plots)
+        print(f"report: {paths['markdown']}, {paths['html']} (alignments: {paths['alignments']})")
+    return 0
+
+
+def _score_recipe(args) -> int:
+    from asr.scoring.decodes import score_decodes
+    from asr.scoring.tables import results_table
     cfg = _config(args)
-    from asr.text.normalize import Normalizer
-    norm = Normalizer.parse(args.normalize, args.mapping)
-    rows = []
-    for split in cfg.data.test_splits:
-        for decoder in _decoders_of(cfg, split):
-            hyp = Path(cfg.train.exp_dir) / f"decode_{split}_{decoder}" / "hyp.jsonl"
-            ref = Path(cfg.data.root) / "manifests" / f"{split}.jsonl"
-            s = score_files(ref, hyp, fmt=args.format, utt2spk=args.utt2spk,
-                            subset_key=args.subset_key, normalizer=norm, by_speaker=args.by_speaker,
-                            n_boot=args.n_boot, seed=args.seed)
-            rows.append({"split": split, "decoder": decoder, **s})
-            from asr.scoring.report import write_all
-            write_all(hyp.parent, s, title=f"{split} ({decoder})",
-                      sources={"reference": ref, "hypothesis": hyp}, plots=not args.no_plots)
-    report = Path(args.out or cfg.train.exp_dir) / "report.md"
-    write_report(report, rows)
+    rows, report = score_decodes(cfg, args.out, fmt=args.format, utt2spk=args.utt2spk,
+                                 subset_key=args.subset_key, plots=not args.no_plots,
+                                 **_score_options(args))
     print(results_table(rows))
     print(f"report: {report} (per split and decoder: <exp_dir>/decode_<split>_<decoder>/report.html)")
     return 0
 
 
-def _decoders_of(cfg, split: str) -> list[str]:
-    """The configured decoder, then every other decoder already decoded for this split, so the
-    results table has one row per decoder."""
-    order = ["greedy", "beam", "beam_lm"]
-    longer = [s for s in cfg.data.test_splits if s != split and s.startswith(split + "_")]
-    found = [p.name[len(f"decode_{split}_"):] for p in Path(cfg.train.exp_dir).glob(f"decode_{split}_*")
-             if (p / "hyp.jsonl").exists()
-             and not any(p.name.startswith(f"decode_{other}_") for other in longer)]
-    others = sorted(set(found) - {cfg.decode.decoder}, key=lambda d: (order.index(d) if d in order else 9, d))
-    return sorted([cfg.decode.decoder] + others,
-                  key=lambda d: (order.index(d) if d in order else 9, d))
-
-
-def _p(p: float, n_boot: int | None = None) -> str:
-    """'p = 0.0123', or 'p < 0.001' for a bootstrap p-value below its resolution 1/n_boot."""
-    if n_boot and p == 0.0:
-        return f"p < {1 / n_boot:.2g}"
-    return f"p = {p:.4f}" if p >= 1e-4 else f"p = {p:.1e}"
-
-
-def compare_results(sa: dict, sb: dict, speakers=None, by_speaker: bool = False,
-                    n_boot: int = 1000, seed: int = 0, segments: str = "sclite") -> dict:
-    """Difference B - A with its bootstrap CI, paired bootstrap and MAPSSWE tests, a verdict."""
-    import numpy as np
-
-    from asr.scoring.score import mapsswe_segments
-    from asr.scoring.stats import ALPHA, mapsswe, paired_bootstrap, verdict
-    ea, eb = sa["_arrays"]["errors"], sb["_arrays"]["errors"]
-    words = sa["_arrays"]["words"]
-    pb = paired_bootstrap(ea, eb, words, groups=speakers if by_speaker else None,
-                          n_boot=n_boot, seed=seed)
-    za, zb = mapsswe_segments(sa, sb, segments)
-    mp = {**mapsswe(za, zb), "segmentation": segments}
-    v_pb = verdict(pb["delta"], pb["p_value"])
-    v_mp = verdict(-mp["mean_diff"], mp["p_value"])
-    if v_pb == v_mp:
-        overall = v_pb
-    else:
-        overall = "not distinguishable"
-    return {"wer_a": sa["wer"], "wer_b": sb["wer"], "delta": pb["delta"],
-            "relative": (100.0 * pb["delta"] / sa["wer"]) if sa["wer"] else None,
-            "paired_bootstrap": {**pb, "verdict": v_pb}, "mapsswe": {**mp, "verdict": v_mp},
-            "verdict": overall, "tests_agree": v_pb == v_mp, "alpha": ALPHA,
-            "utterances_b_better": int(np.sum(eb < ea)), "utterances_b_worse": int(np.sum(eb > ea)),
-            "utterances_same": int(np.sum(eb == ea))}
-
-
-def comparison_text(c: dict, sa: dict, sb: dict, names=("A", "B"), files=("", "")) -> str:
-    from asr.scoring.score import fmt_wer
-    a, b = names
-    pb, mp = c["paired_bootstrap"], c["mapsswe"]
-    say = {"better": f"{b} is better than {a}", "worse": f"{b} is worse than {a}",
-           "not distinguishable": f"{a} and {b} are not distinguishable"}
-    rel = f", {c['relative']:+.1f} % relative" if c["relative"] is not None else ""
-    w = max(len(a), len(b))
-    lines = [f"{a.ljust(w)}  WER {fmt_wer(sa)} %  [{sa['wer_lo']:.2f}, {sa['wer_hi']:.2f}]  {files[0]}",
-             f"{b.ljust(w)}  WER {fmt_wer(sb)} %  [{sb['wer_lo']:.2f}, {sb['wer_hi']:.2f}]  {files[1]}",
-             f"{b} - {a}: {c['delta']:+.2f} WER points (95% CI [{pb['lo']:+.2f}, {pb['hi']:+.2f}]{rel}); "
-             f"{b} better on {c['utterances_b_better']} utterances, worse on {c['utterances_b_worse']}, "
-             f"same on {c['utterances_same']}",
-             f"paired bootstrap ({pb['n_boot']} resamples of {pb['units']} {pb['unit']}s): "
-             f"{_p(pb['p_value'], pb['n_boot'])} -> {say[pb['verdict']]} at p<{c['alpha']}",
-             f"MAPSSWE ({mp['segmentation']} segments: {mp['segments']}, W = {mp['w']:+.2f}): "
-             f"{_p(mp['p_value'])} -> {say[mp['verdict']]} at p<{c['alpha']}"]
-    if c["tests_agree"] and c["verdict"] != "not distinguishable":
-        lines.append(f"verdict: {say[c['verdict']]} (p<{c['alpha']}, both tests agree)")
-    elif c["tests_agree"]:
-        lines.append(f"verdict: {say[c['verdict']]} (neither test finds a difference at p<{c['alpha']})")
-    else:
-        lines.append(f"verdict: {say['not distinguishable']} (the two tests disagree; "
-                     "more data would settle it)")
-    return "\n".join(lines)
-
-
 def cmd_compare(args) -> int:
-    from asr.scoring.score import read_transcripts, summary
-    ref_path, hyp_a, hyp_b = args.ref, args.hyp_a, args.hyp_b
+    from asr.scoring.compare import compare_files
     names = [n.strip() for n in args.names.split(",")]
     if len(names) != 2 or not all(names):
         raise ValueError("--names takes two labels, e.g. --names baseline,new")
-    ref = read_transcripts(ref_path, args.ref_format or args.format, args.subset_key, args.utt2spk)
-    _, _, sa = _score_pair(args, ref_path, hyp_a, ref=ref)
-    _, _, sb = _score_pair(args, ref_path, hyp_b, ref=ref)
-    c = compare_results(sa, sb, speakers=sa["_speakers"], by_speaker=args.by_speaker,
-                        n_boot=args.n_boot, seed=args.seed, segments=args.mapsswe_segments)
-    text = comparison_text(c, sa, sb, names, (hyp_a, hyp_b))
-    head = (f"reference: {ref_path} ({sa['utterances']} utterances, {sa['words']} words); "
-            f"normalisation: {sa['normalization']}")
-    print(head)
-    print(text)
+    c = compare_files(args.ref, args.hyp_a, args.hyp_b, names, fmt=args.format,
+                      ref_fmt=args.ref_format, hyp_fmt=args.hyp_format, utt2spk=args.utt2spk,
+                      subset_key=args.subset_key, segments=args.mapsswe_segments,
+                      **_score_options(args))
+    print(c.header())
+    print(c.text())
     if args.out:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "compare.md").write_text(f"# Comparison: {names[1]} against {names[0]}\n\n{head}\n\n"
-                                        f"```\n{text}\n```\n", encoding="utf-8")
-        (out / "compare.json").write_text(json.dumps(
-            {"reference": str(ref_path), "a": {"name": names[0], "hyp": str(hyp_a), **summary(sa)},
-             "b": {"name": names[1], "hyp": str(hyp_b), **summary(sb)}, **c},
-            indent=1, ensure_ascii=False), encoding="utf-8")
-        print(f"written: {out / 'compare.md'}, {out / 'compare.json'}")
+        md, js = c.write(args.out)
+        print(f"written: {md}, {js}")
     return 0
 
 

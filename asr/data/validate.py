@@ -1,4 +1,4 @@
-"""`asr validate MANIFEST...`: check every entry of manifests before training on them.
+"""Validating manifests (`asr validate MANIFEST...`): every entry checked before training on it.
 
 Each entry is checked for: valid JSON with audio_filepath / text / duration; a unique id; the
 audio file exists, is a file and decodes (not truncated, not empty, no NaN/inf, not all zero);
@@ -15,15 +15,15 @@ Exit status: 0 when something usable remains (1 with --strict if anything was re
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
-# data_prep.common (numpy, soundfile) is imported when a command runs: `asr --help` stays instant.
+from asr.data.checks import (BAD_LINE, DURATION, DUPLICATE, TOO_LONG, Summary, check_text, label_fits,
+                             probe_audio, vocab_for)
+from asr.utils import pool_map
 
 
 def _entries(manifest: Path):
     """(where, entry or None, problem) per non-empty line; paths resolved like read_manifest."""
-    from data_prep.common import BAD_LINE, DUPLICATE
     seen: set[str] = set()
     with open(manifest, "rb") as f:
         for lineno, raw in enumerate(f, 1):
@@ -55,8 +55,6 @@ def _entries(manifest: Path):
 
 def check_entry(item: tuple, arg) -> list[tuple]:
     """[("ok", duration)] or [("bad", file, kind, detail, where)]."""
-    from data_prep.common import (BAD_LINE, DURATION, TOO_LONG, check_text, label_fits,
-                                  probe_audio, vocab_for)
     where, e, problem = item
     checks, tolerance = arg
     file = e["audio_filepath"] if e else where
@@ -83,9 +81,8 @@ def check_entry(item: tuple, arg) -> list[tuple]:
 
 def validate(manifests: list[str | Path], checks, nj: int = 1, tolerance: float = 0.1,
              title: str = "validate"):
-    """Check every entry of the manifests (checks: data_prep.common.Checks); returns the
-    data_prep.common.Summary, one split per manifest."""
-    from data_prep.common import Summary, pool_map
+    """Check every entry of the manifests (checks: asr.data.checks.Checks); returns the
+    Summary, one split per manifest."""
     summary = Summary(title)
     for manifest in map(Path, manifests):
         name = manifest.name
@@ -98,43 +95,3 @@ def validate(manifests: list[str | Path], checks, nj: int = 1, tolerance: float 
             else:
                 summary.bad(name, r[1], r[2], r[3], r[4])
     return summary
-
-
-def cmd_validate(args) -> int:
-    from data_prep.common import Checks
-
-    from asr.config import load_config
-    overrides = [a for a in args.items if "=" in a and "." in a.split("=", 1)[0]]
-    manifests = [a for a in args.items if a not in overrides]
-    if not manifests:
-        print("error: give at least one manifest", file=sys.stderr)
-        return 2
-    cfg = load_config(args.config, overrides)
-    checks = Checks.from_config(cfg, normalize=False)
-    checks.check_audio = not args.header_only
-    nj = args.nj or cfg.data.nj
-    summary = validate(manifests, checks, nj=nj, tolerance=args.tolerance)
-    report = None
-    if args.report:
-        report = summary.write_rejects(args.report)
-    summary.print(rejects_file=report, limit=args.limit)
-    if not summary.usable:
-        return 1
-    return 1 if args.strict and summary.rejects else 0
-
-
-def add_command(sub) -> None:
-    p = sub.add_parser("validate", help="check every entry of manifests (audio, duration, text, "
-                                        "vocabulary, label length) and summarise")
-    p.add_argument("items", nargs="+", metavar="MANIFEST",
-                   help="manifests (JSONL); section.key=value overrides may follow")
-    p.add_argument("--config", help="recipe YAML: vocabulary (data.units), model.subsample, hop")
-    p.add_argument("--nj", type=int, default=0, help="worker processes (default data.nj)")
-    p.add_argument("--tolerance", type=float, default=0.1,
-                   help="allowed duration difference in seconds (default 0.1, or 1%%)")
-    p.add_argument("--header-only", action="store_true",
-                   help="read audio headers only (fast; no decode, NaN or silence checks)")
-    p.add_argument("--report", help="also write every rejected entry to this TSV file")
-    p.add_argument("--limit", type=int, default=200, help="offending lines printed (default 200)")
-    p.add_argument("--strict", action="store_true", help="exit 1 if any entry is rejected")
-    p.set_defaults(func=cmd_validate)

@@ -1,7 +1,8 @@
 """Word timestamps and confidences from CTC frame paths, and CTC forced alignment of known text.
 
 A CTC model emits one label per output frame; an output frame lasts
-``frame_s = features.hop_ms / 1000 * model.subsample`` seconds (10 ms x 4 = 40 ms by default).
+``frame_s = asr.model.frame_seconds(features.hop_ms, model.subsample)`` seconds (10 ms x 4 =
+40 ms by default).
 A decoder's best path (greedy argmax, or the beam search's winning path) says, frame by frame,
 which token was emitted, so a word starts at the first frame of its first character and ends
 after the last frame of its last character. Its confidence is the mean posterior probability of
@@ -19,11 +20,6 @@ import torch
 import torchaudio.functional as AF
 
 from asr.text.vocab import Vocab
-
-
-def frame_seconds(hop_ms: float = 10.0, subsample: int = 4) -> float:
-    """Duration of one model output frame: feature hop (ms) times the model's time subsampling."""
-    return hop_ms / 1000.0 * subsample
 
 
 def path_units(path, vocab: Vocab) -> list[tuple[int, list[int]]]:

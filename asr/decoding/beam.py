@@ -33,15 +33,16 @@ another sentencepiece model) is respelled in the model's tokens, with a warning.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from flashlight.lib.text.dictionary import Dictionary, create_word_dict, load_words
 from torchaudio.models.decoder import CTCDecoderLM, CTCDecoderLMState, ctc_decoder
 
+from asr.config import DecodeConfig
 from asr.decoding.align import path_words
 from asr.decoding.lm import SIL, is_subword, read_lexicon, spell
 from asr.text.vocab import Vocab
@@ -56,28 +57,19 @@ except ImportError:  # older flashlight-text layouts
 UNK = "<unk>"
 
 
-@dataclass
-class BeamOptions:
-    """Search settings (the decode section of the config holds the same names).
+# The search settings of a DecodeConfig: the same names, types, defaults and meaning (see its
+# docstring), derived from it rather than restated, as a frozen (hashable, cacheable) record.
+SEARCH_FIELDS = ("beam_size", "beam_size_token", "beam_threshold", "lm_weight", "word_score",
+                 "unk_score", "sil_score", "log_add", "nbest")
+BeamOptions = dataclasses.make_dataclass(
+    "BeamOptions", [(f.name, f.type, dataclasses.field(default=f.default))
+                    for f in dataclasses.fields(DecodeConfig) if f.name in SEARCH_FIELDS],
+    frozen=True)
 
-    beam_size: hypotheses kept after each frame. beam_size_token: tokens tried per frame
-    (0 = all). beam_threshold: hypotheses scoring this far below the best are pruned.
-    lm_weight: weight of the LM log-probability (natural log units of KenLM's log10 scores).
-    word_score: added per word (insertion bonus; negative = fewer, longer words).
-    unk_score: score of an out-of-lexicon word (-inf: never). sil_score: per silence token.
-    log_add: merge hypotheses by log-sum-exp (true prefix beam search) instead of max.
-    nbest: hypotheses returned per utterance.
-    """
 
-    beam_size: int = 32
-    beam_size_token: int = 0
-    beam_threshold: float = 25.0
-    lm_weight: float = 1.0
-    word_score: float = 0.0
-    unk_score: float = float("-inf")
-    sil_score: float = 0.0
-    log_add: bool = False
-    nbest: int = 1
+def beam_options(cfg: DecodeConfig) -> BeamOptions:
+    """The search settings of a DecodeConfig."""
+    return BeamOptions(**{name: getattr(cfg, name) for name in SEARCH_FIELDS})
 
 
 def decoder_tokens(vocab: Vocab) -> list[str]:

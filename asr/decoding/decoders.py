@@ -1,31 +1,37 @@
 """Decoding: greedy (best path) and beam search with or without a KenLM model, by name.
 
-``DECODERS`` maps a decoder name to a :class:`Decoder`, callable in two ways:
+``DECODERS`` is the one registry of decoders, by name. The built-in ones are :class:`Decoder`
+objects (:class:`GreedyDecoder`, :class:`BeamDecoder`), callable in two ways:
 
 * ``DECODERS[name](log_probs, lengths, vocab, cfg=None, frame_s=0.04)`` decodes a batch of
   network outputs (B, T, V) with a DecodeConfig (None = defaults) and returns one hypothesis
   dict per utterance: ``{"text", "words": [{"word", "start", "end", "conf"}], "score"?,
   "nbest"?}`` (times in seconds from the start of the utterance);
 * ``DECODERS[name](model, vocab, store, device, **options)`` decodes a whole feature store
-  (``asr.scoring.benchmark``'s convention) and returns ``[{"id", "text", "words"}]`` in store order;
-  options are DecodeConfig field names (``beam_size=8``), ``cfg=`` and ``batch_frames=``.
+  and returns ``[{"id", "text", "words"}]`` in store order; options are DecodeConfig field
+  names (``beam_size=8``), ``cfg=`` and ``batch_frames=``.
 
 Names: ``greedy``, ``beam`` (lexicon-free unless ``lexicon=on``, no LM) and ``beam_lm``
-(lexicon + word KenLM model unless ``lexicon=off``, which uses the character LM).
+(lexicon + word KenLM model unless ``lexicon=off``, which uses the character LM). Other
+decoders join with ``@register_decoder(name)`` on a function of the store form (``asr
+benchmark`` runs any of them).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 import logging
 from collections import OrderedDict
 from pathlib import Path
+from typing import Callable
 
 import torch
 
+from asr.config import DecodeConfig, DecoderName, choices
 from asr.decoding.align import greedy_path, path_words
-from asr.config import DecodeConfig
+from asr.model import frame_seconds
 from asr.text.vocab import Vocab
 from asr.utils import atomic_open
 
@@ -95,10 +101,9 @@ _CACHE: OrderedDict = OrderedDict()
 def beam_search_for(vocab: Vocab, cfg: DecodeConfig):
     """The BeamSearch for (vocab, cfg), built once and cached (loading an LM and building the
     lexicon trie take ~1 s)."""
-    from asr.decoding.beam import BeamOptions, BeamSearch, read_hotwords
+    from asr.decoding.beam import BeamSearch, beam_options, read_hotwords
     lm, lexicon = _beam_files(cfg)
-    fields = {f.name for f in dataclasses.fields(BeamOptions)}
-    options = BeamOptions(**{k: v for k, v in dataclasses.asdict(cfg).items() if k in fields})
+    options = beam_options(cfg)
     hotwords = read_hotwords(cfg.hotwords, cfg.hotwords_file or None)
     key = (tuple(vocab.tokens), lm, lexicon, repr(options), tuple(hotwords), cfg.hotword_weight)
     if key not in _CACHE:
@@ -109,42 +114,79 @@ def beam_search_for(vocab: Vocab, cfg: DecodeConfig):
     return _CACHE[key]
 
 
-def _beam(name: str):
-    def decode(log_probs, lengths, vocab, cfg=None, frame_s: float = 0.04) -> list[dict]:
-        cfg = dataclasses.replace(cfg or DecodeConfig(), decoder=name)
-        return beam_search_for(vocab, cfg)(log_probs, lengths, frame_s)
-    decode.__name__ = f"{name}_hyps"
-    decode.__doc__ = f"Beam search '{name}' of a batch (log_probs, lengths, vocab, DecodeConfig)."
-    return decode
-
+# ---------------------------------------------------------------- the decoders, by name
 
 class Decoder:
-    """A named decoder, callable on a batch or on a whole feature store (see module docstring)."""
+    """A named decoder of CTC network outputs; subclasses implement decode() on a batch."""
 
-    def __init__(self, name: str, batch_fn):
-        self.name, self.batch_fn = name, batch_fn
+    name: str = ""
+
+    def decode(self, log_probs: torch.Tensor, lengths: torch.Tensor, vocab: Vocab,
+               cfg: DecodeConfig | None = None, frame_s: float = 0.04) -> list[dict]:
+        raise NotImplementedError
 
     def __call__(self, *args, **options):
         if args and isinstance(args[0], torch.Tensor):
-            return self.batch_fn(*args, **options)
+            return self.decode(*args, **options)
         return decode_store(*args, decoder=self.name, **options)
 
     def __repr__(self) -> str:
-        return f"Decoder({self.name!r})"
+        return f"{type(self).__name__}({self.name!r})"
 
 
-DECODERS: dict[str, Decoder] = {
-    "greedy": Decoder("greedy", greedy_hyps),
-    "beam": Decoder("beam", _beam("beam")),
-    "beam_lm": Decoder("beam_lm", _beam("beam_lm")),
-}
+class GreedyDecoder(Decoder):
+    """Best path (argmax per frame), with word times and confidences."""
+
+    name = "greedy"
+
+    def decode(self, log_probs, lengths, vocab, cfg=None, frame_s: float = 0.04) -> list[dict]:
+        return greedy_hyps(log_probs, lengths, vocab, cfg, frame_s)
 
 
-def get_decoder(name: str) -> Decoder:
-    """DECODERS[name], or ValueError naming the known decoders."""
+class BeamDecoder(Decoder):
+    """Flashlight beam search as configured by a DecodeConfig (decoder = this one's name)."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def decode(self, log_probs, lengths, vocab, cfg=None, frame_s: float = 0.04) -> list[dict]:
+        cfg = dataclasses.replace(cfg or DecodeConfig(), decoder=self.name)
+        return beam_search_for(vocab, cfg)(log_probs, lengths, frame_s)
+
+
+DECODERS: dict[str, Callable] = {"greedy": GreedyDecoder(), "beam": BeamDecoder("beam"),
+                                 "beam_lm": BeamDecoder("beam_lm")}
+assert tuple(DECODERS) == choices(DecoderName)  # decode.decoder's choices are these
+
+
+def register_decoder(name: str):
+    """Decorator: make `fn(model, vocab, store, device, **options)` available as decoder `name`."""
+    def wrap(fn):
+        DECODERS[name] = fn
+        return fn
+    return wrap
+
+
+def get_decoder(name: str) -> Callable:
+    """DECODERS[name], or ValueError naming the available decoders."""
     if name not in DECODERS:
-        raise ValueError(f"unknown decoder {name!r} (known: {', '.join(DECODERS)})")
+        raise ValueError(f"unknown decoder {name!r} (available: {', '.join(sorted(DECODERS))})")
     return DECODERS[name]
+
+
+def check_decoder_options(name: str, options: dict) -> None:
+    """ValueError unless decoder `name` takes these store-decoding options."""
+    fn = get_decoder(name)
+    if isinstance(fn, Decoder):
+        known = {"batch_frames", "cfg"} | {f.name for f in dataclasses.fields(DecodeConfig)}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise ValueError(f"decoder {name!r} does not take options {unknown}")
+        return
+    try:
+        inspect.signature(fn).bind(None, None, None, None, **options)
+    except TypeError as err:
+        raise ValueError(f"decoder {name!r} does not take options {sorted(options)}: {err}") from None
 
 
 # ---------------------------------------------------------------- whole feature stores
@@ -163,7 +205,7 @@ def default_lm_dir(store) -> Path:
     return Path(store.path).resolve().parent.parent / "lm"
 
 
-def _batches(store, batch_frames: int):
+def store_batches(store, batch_frames: int):
     """Store indices in shortest-first batches of at most batch_frames padded frames."""
     order = sorted(range(len(store)), key=lambda i: store.entries[i]["frames"])
     batch: list[int] = []
@@ -192,19 +234,20 @@ def decode_store(model, vocab: Vocab, store, device: torch.device, batch_frames:
 
     model: a CTCModel (eval mode is set). vocab: its vocabulary. store: FeatureStore or
     OnTheFlyStore. device: where the model runs. batch_frames: padded frames per forward batch.
-    decoder: a DECODERS name. cfg: DecodeConfig (None = defaults); options override its fields.
+    decoder: the name of a built-in decoder (a Decoder of DECODERS). cfg: DecodeConfig (None =
+    defaults); options override its fields.
     Empty LM paths default to <data root>/lm/ beside the store.
     """
     model.eval()
     cfg = dataclasses.replace(cfg or DecodeConfig(), decoder=decoder, **options)
     cfg = resolve_lm_paths(cfg, default_lm_dir(store))
-    fn = get_decoder(decoder).batch_fn
-    frame_s = store_hop_ms(store) / 1000.0 * model.cfg.subsample
+    decode = get_decoder(decoder).decode
+    frame_s = frame_seconds(store_hop_ms(store), model.cfg.subsample)
     hyps: dict[int, dict] = {}
-    for batch in _batches(store, batch_frames):
+    for batch in store_batches(store, batch_frames):
         feats = [torch.from_numpy(store.features(i)) for i in batch]
         log_probs, lengths = forward_batch(model, feats, device)
-        for i, h in zip(batch, fn(log_probs, lengths, vocab, cfg, frame_s=frame_s)):
+        for i, h in zip(batch, decode(log_probs, lengths, vocab, cfg, frame_s=frame_s)):
             hyps[i] = h
     return [{"id": store.entries[i]["id"], **hyps[i]} for i in range(len(store))]
 

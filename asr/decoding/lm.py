@@ -30,7 +30,7 @@ from pathlib import Path
 from asr.text.normalize import normalize_text
 
 from asr.text.vocab import CharVocab, Vocab
-from asr.utils import atomic_open
+from asr.utils import atomic_open, atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -243,7 +243,7 @@ def build_lm(text: str | Path, out_dir: str | Path, order: int = 4, char_order: 
         run_lmplz(out / "char.txt", out / "char.arpa", char_order, memory, discount_fallback, prune)
         run_build_binary(out / "char.arpa", out / "char.bin")
         summary.update(char_order=char_order, char_binary=str(out / "char.bin"))
-    (out / "lm.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
+    atomic_write_text(out / "lm.json", json.dumps(summary, indent=1) + "\n")
     return summary
 
 

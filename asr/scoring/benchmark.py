@@ -21,64 +21,27 @@ model loading and feature extraction are not included), the hypotheses are writt
 and one table (WER ± 95% CI, CER, SER, S/D/I, RTF) goes to ``exp_dir/benchmark.md``,
 ``exp_dir/benchmark.json`` and stdout.
 
-Decoders are looked up by name: first in this module's registry (`register_decoder`), then in
-``asr.decoding.decoders.DECODERS`` (a dict name -> function) if that module defines one, then as a function
-``asr.decoding.decoders.decode_store_<name>``. A decoder is called as
-``fn(model, vocab, store, device, **options)`` and returns ``[{"id", "text"}, ...]``.
+Decoders are looked up by name in the one registry, ``asr.decoding.decoders.DECODERS`` (more
+join with ``register_decoder``). A decoder is called as ``fn(model, vocab, store, device,
+**options)`` and returns ``[{"id", "text"}, ...]``.
 """
 
 from __future__ import annotations
 
-import inspect
 import json
 import logging
 import re
 import time
 from pathlib import Path
-from typing import Callable
 
 import yaml
 
+from asr.decoding.decoders import check_decoder_options, get_decoder
+from asr.utils import atomic_write_text, pick_device
+
 log = logging.getLogger(__name__)
 
-_DECODERS: dict[str, Callable] = {}
 SPEC_KEYS = {"benchmark", "normalize", "mapping", "n_boot", "by_speaker"}
-
-
-def register_decoder(name: str):
-    """Decorator: make `fn(model, vocab, store, device, **options)` available as decoder `name`."""
-    def wrap(fn):
-        _DECODERS[name] = fn
-        return fn
-    return wrap
-
-
-@register_decoder("greedy")
-def _greedy(model, vocab, store, device, batch_frames: int = 20000):
-    from asr.decoding.decoders import decode_store
-    return decode_store(model, vocab, store, device, batch_frames=batch_frames)
-
-
-def available_decoders() -> list[str]:
-    names = set(_DECODERS)
-    from asr.decoding import decoders as decode
-    names |= set(getattr(decode, "DECODERS", {}) or {})
-    names |= {n[len("decode_store_"):] for n in dir(decode) if n.startswith("decode_store_")}
-    return sorted(names)
-
-
-def get_decoder(name: str) -> Callable:
-    """The decoding function registered under `name`; ValueError naming the known ones."""
-    if name in _DECODERS:
-        return _DECODERS[name]
-    from asr.decoding import decoders as decode
-    table = getattr(decode, "DECODERS", None)
-    if isinstance(table, dict) and name in table:
-        return table[name]
-    fn = getattr(decode, f"decode_store_{name}", None)
-    if callable(fn):
-        return fn
-    raise ValueError(f"unknown decoder {name!r} (available: {', '.join(available_decoders())})")
 
 
 def load_benchmark(path: str | Path | None, cfg, required: bool = False) -> dict:
@@ -122,7 +85,7 @@ def _resolve_checkpoint(exp_dir: str | Path, which: str) -> tuple[Path, str]:
 
 def _references(cfg, split: str, store):
     """The split's manifest (with speakers/subsets) if present, else the texts in the store."""
-    from asr.scoring.score import Transcripts, read_transcripts
+    from asr.scoring.readers import Transcripts, read_transcripts
     manifest = Path(cfg.data.root) / "manifests" / f"{split}.jsonl"
     if manifest.is_file():
         return read_transcripts(manifest, "jsonl")
@@ -132,15 +95,6 @@ def _references(cfg, split: str, store):
         if e.get("speaker"):
             t.speakers[e["id"]] = e["speaker"]
     return t
-
-
-def _device(name: str):
-    import torch
-    if name in ("auto", "cuda") and torch.cuda.is_available():
-        return torch.device("cuda")
-    if name == "cuda":
-        raise RuntimeError("device cuda requested but CUDA is not available")
-    return torch.device("cpu")
 
 
 def _safe(label: str) -> str:
@@ -154,22 +108,19 @@ def run_benchmark(cfg, spec: dict, device: str | None = None, reports: bool = Tr
     from asr.checkpoint import load_checkpoint, model_from_checkpoint
     from asr.data.store import open_store
     from asr.decoding.decoders import write_hyps
-    from asr.scoring.score import results_table, score, summary
+    from asr.scoring.score import score, summary
+    from asr.scoring.tables import results_table
     from asr.text.normalize import Normalizer
 
     entries = spec["benchmark"]
     decoders = [get_decoder(e["decoder"]) for e in entries]  # fail before any decoding
-    for e, fn in zip(entries, decoders):
-        options = {k: v for k, v in e.items() if k not in ("decoder", "checkpoint")}
-        try:
-            inspect.signature(fn).bind(None, None, None, None, **options)
-        except TypeError as err:
-            raise ValueError(f"decoder {e['decoder']!r} does not take options {sorted(options)}: {err}") from None
+    for e in entries:
+        check_decoder_options(e["decoder"], {k: v for k, v in e.items() if k not in ("decoder", "checkpoint")})
     norm = Normalizer.parse(spec.get("normalize") or "none", spec.get("mapping"))
     n_boot = int(spec.get("n_boot") or 1000)
     by_speaker = bool(spec.get("by_speaker"))
     exp_dir = Path(cfg.train.exp_dir)
-    dev = _device(device or cfg.train.device)
+    dev = pick_device(device or cfg.train.device)
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     stores = {split: open_store(cfg.data.root, split, cfg.features) for split in cfg.data.test_splits}
@@ -213,9 +164,8 @@ def run_benchmark(cfg, spec: dict, device: str | None = None, reports: bool = Tr
           f"- WER ± is the half-width of the 95% bootstrap confidence interval ({ci})", "",
           table, "", "Per-system reports: `benchmark/<decoder>-<checkpoint>/<split>/report.html`.", ""]
     exp_dir.mkdir(parents=True, exist_ok=True)
-    (exp_dir / "benchmark.md").write_text("\n".join(md), encoding="utf-8")
-    (exp_dir / "benchmark.json").write_text(json.dumps(rows, indent=1, ensure_ascii=False, default=str),
-                                            encoding="utf-8")
+    atomic_write_text(exp_dir / "benchmark.md", "\n".join(md))
+    atomic_write_text(exp_dir / "benchmark.json", json.dumps(rows, indent=1, ensure_ascii=False, default=str))
     print(table)
     print(f"written: {exp_dir / 'benchmark.md'}, {exp_dir / 'benchmark.json'}")
     return rows

@@ -11,6 +11,7 @@ sclite-style alignments of every utterance, and the numbers as JSON.
     wer_by_length.png, top_confusions.png, wer_by_speaker.png (with 2+ speakers)
 
 matplotlib is imported here only, lazily, with the Agg backend (no display needed).
+Every file is written atomically (`asr.utils`): a crash never leaves a half-written report.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ import json
 import logging
 from pathlib import Path
 
-from asr.scoring.score import format_alignment, fmt_wer, summary
+from asr.scoring.score import aligned_rows, format_alignment, summary, write_alignments
+from asr.scoring.tables import fmt_wer
+from asr.utils import atomic_open, atomic_path, atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -156,9 +159,7 @@ def plot_wer_by_length(s: dict, path: Path) -> bool:
     ax.set_xlabel("reference length (words)")
     ax.set_title("WER by utterance length")
     ax.legend(loc="upper right", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(plt, fig, path)
     return True
 
 
@@ -182,9 +183,7 @@ def plot_top_confusions(s: dict, path: Path, top: int = 15) -> bool:
         ax.set_yticks(range(len(items)), labels, fontsize=8)
         ax.invert_yaxis()
         ax.set_xlabel("count")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(plt, fig, path)
     return True
 
 
@@ -197,10 +196,16 @@ def plot_wer_by_speaker(s: dict, path: Path, top: int = 40) -> bool:
     _bars_with_ci(ax, groups, horizontal=True)
     ax.axvline(s["wer"] if s["wer"] != float("inf") else 0, color="#c44e52", ls="--", lw=1)
     ax.set_title("WER by speaker" + (f" (worst {top})" if len(s["by_speaker"]) > top else ""))
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(plt, fig, path)
     return True
+
+
+def _save(plt, fig, path: Path) -> None:
+    """Lay out, write atomically (a temporary .png name, so savefig keeps the format), close."""
+    fig.tight_layout()
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=100)
+    plt.close(fig)
 
 
 def write_plots(out: Path, s: dict) -> list[str]:
@@ -230,7 +235,6 @@ def _html_table(head: list[str], rows: list[list]) -> str:
 
 
 def _html_alignment(s: dict, u: int, speaker: str) -> str:
-    from asr.scoring.score import aligned_rows
     al = s["_align"]
     a = s["_arrays"]
     ref_row, hyp_row, ev = aligned_rows(al, u)
@@ -275,30 +279,32 @@ def html_report(s: dict, title: str = "Scoring report", sources: dict | None = N
 
 
 # -- everything ----------------------------------------------------------------------------------
+def write_per_utt(path: Path, s: dict) -> None:
+    """per_utt.jsonl: per-utterance counts (and speaker, where known), in reference order."""
+    spk = s.get("_speakers") or []
+    with atomic_open(path) as f:
+        for u in sorted(s["per_utt"], key=lambda u: u["idx"]):
+            row = {k: v for k, v in u.items() if k != "idx"}
+            if spk and spk[u["idx"]]:
+                row["speaker"] = spk[u["idx"]]
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
 def write_all(out_dir: str | Path, s: dict, title: str = "Scoring report",
               sources: dict | None = None, plots: bool = True) -> dict[str, Path]:
     """Write the report files of a score() result into out_dir; returns {kind: path}."""
-    from asr.scoring.score import write_alignments
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     pngs = write_plots(out, s) if plots else []
     paths = {"markdown": out / "report.md", "html": out / "report.html",
              "alignments": out / "alignments.txt", "json": out / "scores.json",
              "per_utt": out / "per_utt.jsonl"}
-    paths["markdown"].write_text(markdown_report(s, title, sources, plots=pngs), encoding="utf-8")
-    paths["html"].write_text(html_report(s, title, sources, {p: (out / p).read_bytes() for p in pngs}),
-                             encoding="utf-8")
+    atomic_write_text(paths["markdown"], markdown_report(s, title, sources, plots=pngs))
+    atomic_write_text(paths["html"], html_report(s, title, sources, {p: (out / p).read_bytes() for p in pngs}))
     write_alignments(paths["alignments"], s)
     meta = {"title": title, "sources": {k: str(v) for k, v in (sources or {}).items()}}
-    paths["json"].write_text(json.dumps({**meta, **summary(s)}, indent=1, ensure_ascii=False),
-                             encoding="utf-8")
-    spk = s.get("_speakers") or []
-    with open(paths["per_utt"], "w", encoding="utf-8") as f:
-        for u in sorted(s["per_utt"], key=lambda u: u["idx"]):
-            row = {k: v for k, v in u.items() if k != "idx"}
-            if spk and spk[u["idx"]]:
-                row["speaker"] = spk[u["idx"]]
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    atomic_write_text(paths["json"], json.dumps({**meta, **summary(s)}, indent=1, ensure_ascii=False))
+    write_per_utt(paths["per_utt"], s)
     for p in pngs:
         paths[p] = out / p
     return paths

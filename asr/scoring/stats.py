@@ -8,7 +8,7 @@ All functions work on per-utterance counts: ``errors[i]`` (S+D+I of utterance i)
   utterances of one speaker are correlated).
 - `paired_bootstrap`: Koehn (2004) paired bootstrap resampling of the difference WER_B - WER_A.
 - `mapsswe`: the matched-pairs sentence-segment word error test of NIST sclite
-  (Gillick & Cox 1989), on segments given by the caller (see `asr.scoring.score.mapsswe_segments`).
+  (Gillick & Cox 1989), on segments given by the caller (see `asr.scoring.compare.mapsswe_segments`).
 """
 
 from __future__ import annotations

@@ -36,7 +36,8 @@ from asr.config import DecodeConfig
 from asr.decoding.decoders import get_decoder
 from asr.data.features import FeatureExtractor
 from asr.transcribe.subtitles import group_words, to_srt, to_vtt
-from asr.utils import atomic_write_text
+from asr.model import frame_seconds
+from asr.utils import atomic_write_text, pick_device
 
 log = logging.getLogger(__name__)
 
@@ -161,7 +162,7 @@ class Transcriber:
     """A loaded model + feature extractor + decoder: `transcribe(path)` returns a result dict.
 
     model_path: checkpoint file or run folder. device: "cpu", "cuda" or "auto".
-    decoder: a decode.DECODERS name. decode_cfg: DecodeConfig for the beam decoders (LM and
+    decoder: a built-in decoder name (asr.decoding.decoders.DECODERS). decode_cfg: DecodeConfig for the beam decoders (LM and
     lexicon paths resolved). chunking: how long files are cut.
     `__call__(path)` returns just the text.
     """
@@ -169,15 +170,13 @@ class Transcriber:
     def __init__(self, model_path: str | Path, device: str = "cpu", decoder: str = "greedy",
                  decode_cfg: DecodeConfig | None = None, chunking: Chunking | None = None):
         self.model, self.vocab, feat_cfg = model_from_checkpoint(load_checkpoint(model_path))
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.device = torch.device(device)
+        self.device = pick_device(device)
         self.model.to(self.device)
         self.features = FeatureExtractor(feat_cfg)
         self.sample_rate = feat_cfg.sample_rate
-        self.frame_s = feat_cfg.hop_ms / 1000.0 * self.model.cfg.subsample
+        self.frame_s = frame_seconds(feat_cfg.hop_ms, self.model.cfg.subsample)
         self.decode_cfg = dataclasses.replace(decode_cfg or DecodeConfig(), decoder=decoder)
-        self.decoder = get_decoder(decoder).batch_fn
+        self.decoder = get_decoder(decoder).decode  # a built-in Decoder: batches of outputs
         self.chunking = chunking or Chunking()
 
     @torch.no_grad()

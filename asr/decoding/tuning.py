@@ -1,0 +1,137 @@
+"""Decode settings per run: the LM weight / word score search of `asr tune-lm`, the
+``<exp_dir>/decode.yaml`` it writes, and the layering that applies it.
+
+Every decode entry point (decode, tune-lm, transcribe of a run folder, bench-decode) resolves
+its settings the same way: recipe defaults, then the run's tuned ``decode.yaml``, then the
+command-line overrides (:func:`run_config`). The tuned file is written and read only here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import random
+from pathlib import Path
+from typing import Callable
+
+import torch
+import yaml
+
+from asr.config import Config, DecodeConfig, apply, load_config, parse_overrides
+from asr.utils import atomic_write_text
+
+log = logging.getLogger(__name__)
+
+TUNED = "decode.yaml"  # in the run folder: the decode settings asr tune-lm found best
+
+
+# ---------------------------------------------------------------- layering
+
+def load_tuned(cfg: Config, exp_dir: str | Path | None = None) -> Config:
+    """Apply <exp_dir>/decode.yaml (the tuned decode section) onto cfg when it exists."""
+    path = Path(exp_dir or cfg.train.exp_dir) / TUNED
+    if path.is_file():
+        values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        apply(cfg, {"decode": values.get("decode", {})}, str(path))
+        log.info("decode settings tuned by asr tune-lm: %s", path)
+    return cfg
+
+
+def run_config(config: str | Path | None, overrides: list[str] | None) -> Config:
+    """Recipe defaults, then the run's tuned decode.yaml, then the command-line overrides
+    (which also say which run: train.exp_dir)."""
+    cfg = load_config(config, overrides)
+    load_tuned(cfg)
+    if overrides:
+        apply(cfg, parse_overrides(overrides), "command line")
+    return cfg
+
+
+def run_folder(model: str | Path) -> Path | None:
+    """The run folder of a model argument: the folder itself, or <run>/checkpoints/x.pt's run."""
+    model = Path(model)
+    if model.is_dir():
+        return model
+    return model.parent.parent if model.parent.name == "checkpoints" else None
+
+
+def saved_run_config(run: Path | None) -> Config:
+    """Defaults + the run's saved data.root, lm and decode sections + its tuned decode.yaml
+    (only those sections: a run saved by an older version may have other keys)."""
+    cfg = Config()
+    saved = run / "config.yaml" if run else None
+    if saved and saved.is_file():
+        values = yaml.safe_load(saved.read_text(encoding="utf-8")) or {}
+        sections = {k: values[k] for k in ("decode", "lm") if isinstance(values.get(k), dict)}
+        if isinstance(values.get("data"), dict) and "root" in values["data"]:
+            sections["data"] = {"root": values["data"]["root"]}
+        apply(cfg, sections, str(saved))
+    if run:
+        load_tuned(cfg, run)
+    return cfg
+
+
+def decode_settings(cfg: Config) -> DecodeConfig:
+    """cfg.decode with its empty LM/lexicon paths filled from the lm section."""
+    from asr.decoding.decoders import resolve_lm_paths
+    from asr.decoding.lm import lm_paths
+    return resolve_lm_paths(cfg.decode, lm_paths(cfg)["dir"])
+
+
+# ---------------------------------------------------------------- the search
+
+def split_outputs(model, store, device: torch.device) -> list[torch.Tensor]:
+    """Network outputs of every utterance of a store, in store order: (T, V) log-probs each."""
+    from asr.decoding.decoders import forward_batch, store_batches
+    model.to(device).eval()
+    outs: dict[int, torch.Tensor] = {}
+    for batch in store_batches(store, 20000):
+        lp, lens = forward_batch(model, [torch.from_numpy(store.features(i)) for i in batch], device)
+        for k, i in enumerate(batch):
+            outs[i] = lp[k, :lens[k]].clone()
+    return [outs[i] for i in range(len(store))]
+
+
+def search_space(method: str, trials: int, weights: list[float], scores: list[float], seed: int):
+    """(lm_weight, word_score) pairs: the full grid, or `trials` random draws from its ranges."""
+    if method == "grid":
+        return [(w, s) for w in weights for s in scores]
+    rng = random.Random(seed)
+    return [(round(rng.uniform(min(weights), max(weights)), 3), round(rng.uniform(min(scores), max(scores)), 3))
+            for _ in range(trials)]
+
+
+def evaluate(outputs: list[torch.Tensor], refs: list[str], vocab, settings: DecodeConfig) -> float:
+    """WER (%) of the settings' decoder on precomputed network outputs."""
+    from asr.decoding.decoders import get_decoder
+    from asr.scoring.score import wer
+    decode = get_decoder(settings.decoder)
+    hyps = [decode(lp[None], torch.tensor([len(lp)]), vocab, settings)[0]["text"] for lp in outputs]
+    return wer(refs, hyps)
+
+
+def tune(outputs, refs, vocab, base: DecodeConfig, space, on_trial: Callable | None = None) -> list[dict]:
+    """Decode with every (lm_weight, word_score) of space; the trials [{lm_weight, word_score,
+    wer}] in order. on_trial(trial, seconds) is called after each (progress)."""
+    import time
+    trials = []
+    for w, s in space:
+        t0 = time.perf_counter()
+        wer = evaluate(outputs, refs, vocab, dataclasses.replace(base, lm_weight=w, word_score=s))
+        trials.append({"lm_weight": w, "word_score": s, "wer": round(wer, 3)})
+        if on_trial:
+            on_trial(trials[-1], time.perf_counter() - t0)
+    return trials
+
+
+def write_tuned(exp_dir: str | Path, split: str, method: str, trials: list[dict]) -> dict:
+    """The best trial, written as <exp_dir>/decode.yaml (+ every trial in tune_lm.json)."""
+    best = min(trials, key=lambda t: t["wer"])
+    exp = Path(exp_dir)
+    header = (f"# written by `asr tune-lm` ({method}, {len(trials)} trials on {split}): "
+              f"beam_lm WER {best['wer']}%\n")
+    decode = {"lm_weight": best["lm_weight"], "word_score": best["word_score"]}
+    atomic_write_text(exp / TUNED, header + yaml.safe_dump({"decode": decode}, sort_keys=False))
+    atomic_write_text(exp / "tune_lm.json", json.dumps({"split": split, "trials": trials}, indent=1) + "\n")
+    return best

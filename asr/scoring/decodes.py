@@ -1,0 +1,47 @@
+"""Scoring what a recipe has decoded: every ``exp_dir/decode_<split>_<decoder>/hyp.jsonl``
+against ``data.root/manifests/<split>.jsonl``, for every test split and decoder found."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from asr.scoring.report import write_all
+from asr.scoring.score import score_files
+from asr.scoring.tables import write_report
+
+_DECODER_ORDER = ["greedy", "beam", "beam_lm"]
+
+
+def _decoder_rank(name: str) -> tuple:
+    return (_DECODER_ORDER.index(name) if name in _DECODER_ORDER else 9, name)
+
+
+def decoders_of(cfg, split: str) -> list[str]:
+    """The configured decoder and every other decoder already decoded for this split (greedy,
+    beam, beam_lm, then the rest by name), so the results table has one row per decoder."""
+    # decode_<split>_* also matches the folders of a longer split name such as <split>_other
+    longer = [s for s in cfg.data.test_splits if s != split and s.startswith(split + "_")]
+    found = [p.name[len(f"decode_{split}_"):] for p in Path(cfg.train.exp_dir).glob(f"decode_{split}_*")
+             if (p / "hyp.jsonl").exists()
+             and not any(p.name.startswith(f"decode_{other}_") for other in longer)]
+    return sorted(set(found) | {cfg.decode.decoder}, key=_decoder_rank)
+
+
+def score_decodes(cfg, report_dir: str | Path | None = None, fmt: str | None = None,
+                  utt2spk: str | Path | None = None, subset_key: str = "subset",
+                  plots: bool = True, **kwargs) -> tuple[list[dict], Path]:
+    """Score every decode of cfg's test splits, writing each one's report beside its hyp.jsonl
+    and report.md over all of them into report_dir (default exp_dir). kwargs go to score().
+    Returns the result rows ({"split", "decoder", **score()}) and report.md's path."""
+    rows = []
+    for split in cfg.data.test_splits:
+        ref = Path(cfg.data.root) / "manifests" / f"{split}.jsonl"
+        for decoder in decoders_of(cfg, split):
+            hyp = Path(cfg.train.exp_dir) / f"decode_{split}_{decoder}" / "hyp.jsonl"
+            s = score_files(ref, hyp, fmt=fmt, utt2spk=utt2spk, subset_key=subset_key, **kwargs)
+            rows.append({"split": split, "decoder": decoder, **s})
+            write_all(hyp.parent, s, title=f"{split} ({decoder})",
+                      sources={"reference": ref, "hypothesis": hyp}, plots=plots)
+    report = Path(report_dir or cfg.train.exp_dir) / "report.md"
+    write_report(report, rows)
+    return rows, report
