@@ -1,58 +1,12 @@
-"""Typed run configuration: YAML recipe files mapped onto dataclasses, with key=value overrides.
-
-A recipe YAML has one section per dataclass below (data, features, model, train, decode).
-Any field can be overridden on the command line, e.g. ``train.lr=2e-3 model.rnn_type=gru``.
-The resolved configuration is saved beside every run (config.yaml).
-"""
+"""The sections of a run configuration, one dataclass each, every field documented."""
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, ClassVar, Literal, get_args, get_origin, get_type_hints
+from typing import ClassVar, Literal
 
-import yaml
-
-from asr.utils import atomic_write_text
-
-# The choices of string (and small integer) settings: one definition each. Every section checks
-# its fields against these when it is built, loaded or overridden (Section.__post_init__ and
-# apply), with an error naming the key and the allowed values.
-Units = Literal["char", "phone", "bpe", "unigram"]
-SUBWORD_UNITS = ("bpe", "unigram")
-Degradation = Literal["noise10", "noise0", "reverb", "telephone"]
-FeatureKind = Literal["fbank", "spectrogram"]
-RnnType = Literal["lstm", "gru"]
-NormType = Literal["layer", "batch", "none"]
-Amp = Literal["none", "bf16", "fp16"]
-DecoderName = Literal["greedy", "beam", "beam_lm"]
-LexiconMode = Literal["auto", "on", "off"]
-NoiseType = Literal["white", "pink", "babble"]
-
-
-def choices(literal) -> tuple:
-    """The allowed values of a Literal choice type, e.g. choices(RnnType) == ("lstm", "gru")."""
-    return get_args(literal)
-
-
-class Section:
-    """Base of the config sections: fields are coerced to their declared types and checked
-    against their choices whenever a section is built (and again after `apply`)."""
-
-    SECTION: ClassVar[str] = ""
-
-    def __post_init__(self) -> None:
-        self.check()
-
-    def check(self) -> None:
-        for name, typ in get_type_hints(type(self)).items():
-            if name != "SECTION":
-                setattr(self, name, _coerce(getattr(self, name), typ, f"{self.SECTION}.{name}"))
-        self.check_values()
-
-    def check_values(self) -> None:
-        """Rules between fields or on ranges (sections override it)."""
+from asr.config.types import (Amp, DecoderName, Degradation, FeatureKind, LexiconMode, NoiseType,
+                              NormType, RnnType, Section, Units)
 
 
 @dataclass
@@ -384,106 +338,3 @@ class Config:
     decode: DecodeConfig = field(default_factory=DecodeConfig)
     lm: LmConfig = field(default_factory=LmConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
-
-
-def _coerce(value: Any, typ: Any, name: str) -> Any:
-    """Convert a YAML/command-line value to a field's declared type, or raise naming the field."""
-    if get_origin(typ) is Literal:
-        allowed = get_args(typ)
-        if "on" in allowed and str(value).lower() in ("true", "yes", "1", "false", "no", "0"):
-            value = "on" if str(value).lower() in ("true", "yes", "1") else "off"  # YAML: on = true
-        for option in allowed:
-            if not isinstance(value, bool) and str(value) == str(option):
-                return option
-        raise ValueError(f"{name} must be one of {', '.join(map(str, allowed))}, not {value!r}")
-    if typ is bool:
-        if isinstance(value, bool):
-            return value
-        if str(value).lower() in ("true", "1", "yes", "on"):
-            return True
-        if str(value).lower() in ("false", "0", "no", "off"):
-            return False
-        raise ValueError(f"{name}: expected true/false, got {value!r}")
-    if typ in (int, float):
-        if isinstance(value, bool):
-            raise ValueError(f"{name}: expected {typ.__name__}, got {value!r}")
-        try:
-            return typ(value) if typ is float or not isinstance(value, float) else int(value)
-        except (TypeError, ValueError):
-            raise ValueError(f"{name}: expected {typ.__name__}, got {value!r}") from None
-    if typ is list or get_origin(typ) is list:
-        items = [v for v in value.split(",") if v] if isinstance(value, str) else list(value)
-        (item,) = get_args(typ) or (Any,)
-        return items if item is Any else [_coerce(v, item, name) for v in items]
-    return value if typ is not str else str(value)
-
-
-def _update(section: Any, values: dict, where: str) -> None:
-    hints = get_type_hints(type(section))
-    for key, value in values.items():
-        if key not in hints or key == "SECTION":
-            known = ", ".join(f.name for f in dataclasses.fields(section))
-            raise ValueError(f"{where}: unknown key {key!r} (known: {known})")
-        setattr(section, key, _coerce(value, hints[key], f"{where}.{key}"))
-    section.check()
-
-
-def apply(cfg: Config, values: dict, where: str = "config") -> Config:
-    """Apply a nested dict {section: {key: value}} onto cfg."""
-    hints = get_type_hints(Config)
-    for section, sub in (values or {}).items():
-        if section not in hints:
-            raise ValueError(f"{where}: unknown section {section!r} (known: {', '.join(hints)})")
-        if not isinstance(sub, dict):
-            raise ValueError(f"{where}: section {section!r} must be a mapping")
-        _update(getattr(cfg, section), sub, f"{where}:{section}")
-    return cfg
-
-
-def parse_overrides(overrides: list[str]) -> dict:
-    """['train.lr=1e-3', 'model.rnn_type=gru'] -> {'train': {'lr': '1e-3'}, 'model': {...}}.
-
-    Values are parsed as YAML scalars (so 1e-3, true, [a, b] work).
-    """
-    nested: dict = {}
-    for item in overrides:
-        if "=" not in item or "." not in item.split("=", 1)[0]:
-            raise ValueError(f"override {item!r} is not of the form section.key=value")
-        key, value = item.split("=", 1)
-        section, name = key.split(".", 1)
-        nested.setdefault(section, {})[name] = yaml.safe_load(value) if value else ""
-    return nested
-
-
-def _apply_file(cfg: Config, path: Path, seen: tuple = ()) -> None:
-    """Apply a YAML file onto cfg; its optional top-level `base: other.yaml` (relative to the
-    file) is applied first, so a variant recipe states only what it changes."""
-    if path.resolve() in seen:
-        raise ValueError(f"{path}: `base` chain loops back to itself")
-    with open(path, encoding="utf-8") as f:
-        values = yaml.safe_load(f) or {}
-    if not isinstance(values, dict):
-        raise ValueError(f"{path}: expected a mapping of sections")
-    base = values.pop("base", None)
-    if base:
-        _apply_file(cfg, path.parent / str(base), (*seen, path.resolve()))
-    apply(cfg, values, str(path))
-
-
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
-    """Defaults, then the YAML file (safe loader; after its `base` file, if it names one),
-    then key=value overrides."""
-    cfg = Config()
-    if path:
-        _apply_file(cfg, Path(path))
-    if overrides:
-        apply(cfg, parse_overrides(overrides), "command line")
-    return cfg
-
-
-def to_dict(cfg: Config) -> dict:
-    return dataclasses.asdict(cfg)
-
-
-def save_config(cfg: Config, path: str | Path) -> None:
-    atomic_write_text(path, yaml.safe_dump(to_dict(cfg), sort_keys=False))

@@ -1,0 +1,85 @@
+"""Loading a run configuration: YAML recipe files (with `base:` variants) onto the sections,
+then key=value overrides; saving the resolved configuration beside a run."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, get_type_hints
+
+import yaml
+
+from asr.config.sections import Config
+from asr.config.types import _coerce
+from asr.utils import atomic_write_text
+
+
+def _update(section: Any, values: dict, where: str) -> None:
+    hints = get_type_hints(type(section))
+    for key, value in values.items():
+        if key not in hints or key == "SECTION":
+            known = ", ".join(f.name for f in dataclasses.fields(section))
+            raise ValueError(f"{where}: unknown key {key!r} (known: {known})")
+        setattr(section, key, _coerce(value, hints[key], f"{where}.{key}"))
+    section.check()
+
+
+def apply(cfg: Config, values: dict, where: str = "config") -> Config:
+    """Apply a nested dict {section: {key: value}} onto cfg."""
+    hints = get_type_hints(Config)
+    for section, sub in (values or {}).items():
+        if section not in hints:
+            raise ValueError(f"{where}: unknown section {section!r} (known: {', '.join(hints)})")
+        if not isinstance(sub, dict):
+            raise ValueError(f"{where}: section {section!r} must be a mapping")
+        _update(getattr(cfg, section), sub, f"{where}:{section}")
+    return cfg
+
+
+def parse_overrides(overrides: list[str]) -> dict:
+    """['train.lr=1e-3', 'model.rnn_type=gru'] -> {'train': {'lr': '1e-3'}, 'model': {...}}.
+
+    Values are parsed as YAML scalars (so 1e-3, true, [a, b] work).
+    """
+    nested: dict = {}
+    for item in overrides:
+        if "=" not in item or "." not in item.split("=", 1)[0]:
+            raise ValueError(f"override {item!r} is not of the form section.key=value")
+        key, value = item.split("=", 1)
+        section, name = key.split(".", 1)
+        nested.setdefault(section, {})[name] = yaml.safe_load(value) if value else ""
+    return nested
+
+
+def _apply_file(cfg: Config, path: Path, seen: tuple = ()) -> None:
+    """Apply a YAML file onto cfg; its optional top-level `base: other.yaml` (relative to the
+    file) is applied first, so a variant recipe states only what it changes."""
+    if path.resolve() in seen:
+        raise ValueError(f"{path}: `base` chain loops back to itself")
+    with open(path, encoding="utf-8") as f:
+        values = yaml.safe_load(f) or {}
+    if not isinstance(values, dict):
+        raise ValueError(f"{path}: expected a mapping of sections")
+    base = values.pop("base", None)
+    if base:
+        _apply_file(cfg, path.parent / str(base), (*seen, path.resolve()))
+    apply(cfg, values, str(path))
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """Defaults, then the YAML file (safe loader; after its `base` file, if it names one),
+    then key=value overrides."""
+    cfg = Config()
+    if path:
+        _apply_file(cfg, Path(path))
+    if overrides:
+        apply(cfg, parse_overrides(overrides), "command line")
+    return cfg
+
+
+def to_dict(cfg: Config) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def save_config(cfg: Config, path: str | Path) -> None:
+    atomic_write_text(path, yaml.safe_dump(to_dict(cfg), sort_keys=False))

@@ -1,0 +1,76 @@
+"""The choice types of the settings (one definition each) and the Section base class that
+coerces every field to its declared type and checks it against its choices."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal, get_args, get_origin, get_type_hints
+
+# The choices of string (and small integer) settings: one definition each. Every section checks
+# its fields against these when it is built, loaded or overridden (Section.__post_init__ and
+# apply), with an error naming the key and the allowed values.
+Units = Literal["char", "phone", "bpe", "unigram"]
+SUBWORD_UNITS = ("bpe", "unigram")
+Degradation = Literal["noise10", "noise0", "reverb", "telephone"]
+FeatureKind = Literal["fbank", "spectrogram"]
+RnnType = Literal["lstm", "gru"]
+NormType = Literal["layer", "batch", "none"]
+Amp = Literal["none", "bf16", "fp16"]
+DecoderName = Literal["greedy", "beam", "beam_lm"]
+LexiconMode = Literal["auto", "on", "off"]
+NoiseType = Literal["white", "pink", "babble"]
+
+
+def choices(literal) -> tuple:
+    """The allowed values of a Literal choice type, e.g. choices(RnnType) == ("lstm", "gru")."""
+    return get_args(literal)
+
+
+class Section:
+    """Base of the config sections: fields are coerced to their declared types and checked
+    against their choices whenever a section is built (and again after `apply`)."""
+
+    SECTION: ClassVar[str] = ""
+
+    def __post_init__(self) -> None:
+        self.check()
+
+    def check(self) -> None:
+        for name, typ in get_type_hints(type(self)).items():
+            if name != "SECTION":
+                setattr(self, name, _coerce(getattr(self, name), typ, f"{self.SECTION}.{name}"))
+        self.check_values()
+
+    def check_values(self) -> None:
+        """Rules between fields or on ranges (sections override it)."""
+
+
+def _coerce(value: Any, typ: Any, name: str) -> Any:
+    """Convert a YAML/command-line value to a field's declared type, or raise naming the field."""
+    if get_origin(typ) is Literal:
+        allowed = get_args(typ)
+        if "on" in allowed and str(value).lower() in ("true", "yes", "1", "false", "no", "0"):
+            value = "on" if str(value).lower() in ("true", "yes", "1") else "off"  # YAML: on = true
+        for option in allowed:
+            if not isinstance(value, bool) and str(value) == str(option):
+                return option
+        raise ValueError(f"{name} must be one of {', '.join(map(str, allowed))}, not {value!r}")
+    if typ is bool:
+        if isinstance(value, bool):
+            return value
+        if str(value).lower() in ("true", "1", "yes", "on"):
+            return True
+        if str(value).lower() in ("false", "0", "no", "off"):
+            return False
+        raise ValueError(f"{name}: expected true/false, got {value!r}")
+    if typ in (int, float):
+        if isinstance(value, bool):
+            raise ValueError(f"{name}: expected {typ.__name__}, got {value!r}")
+        try:
+            return typ(value) if typ is float or not isinstance(value, float) else int(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name}: expected {typ.__name__}, got {value!r}") from None
+    if typ is list or get_origin(typ) is list:
+        items = [v for v in value.split(",") if v] if isinstance(value, str) else list(value)
+        (item,) = get_args(typ) or (Any,)
+        return items if item is Any else [_coerce(v, item, name) for v in items]
+    return value if typ is not str else str(value)
