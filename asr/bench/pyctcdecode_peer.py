@@ -1,7 +1,7 @@
 """The pyctcdecode side of `make bench-decode`, run by asr.bench.decode in the separate venv
 .venv/bench (pyctcdecode needs numpy<2): it imports nothing from asr.
 
-    .venv/bench/bin/python asr/bench_pyctcdecode.py JOB.json OUT.json
+    .venv/bench/bin/python asr/bench/pyctcdecode_peer.py JOB.json OUT.json
 
 JOB.json: {"labels": [...], "lm": KenLM binary, "unigrams": lexicon file, "alpha", "beta",
 "beam_width", "splits": {split: npz file of arrays u0, u1, ... (T, V) log-probs}}.

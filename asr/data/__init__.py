@@ -1,0 +1,3 @@
+"""Data: audio I/O, manifests, features, the feature store (write and read), checks, datasets and
+batches, augmentation.
+"""

@@ -1,0 +1,3 @@
+"""Decoding: greedy and beam search (+ KenLM), the decoder registry, language models, word times,
+LM-weight tuning.
+"""

@@ -1,0 +1,3 @@
+"""Scoring: transcript readers, WER/CER with confidence intervals, comparisons, reports, asr
+benchmark.
+"""

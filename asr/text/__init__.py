@@ -1,0 +1,1 @@
+"""Text: normalisation (training and scoring) and the vocabularies behind one Vocab interface."""

@@ -1,0 +1,1 @@
+"""Transcription of audio files of any length: streamed windows, text/JSON/SRT/VTT output."""
