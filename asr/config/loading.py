@@ -10,14 +10,14 @@ from typing import Any, get_type_hints
 import yaml
 
 from asr.config.sections import Config
-from asr.config.types import _coerce
+from asr.config.types import _coerce, field_types
 from asr.utils import atomic_write_text
 
 
 def _update(section: Any, values: dict, where: str) -> None:
-    hints = get_type_hints(type(section))
+    hints = field_types(type(section))
     for key, value in values.items():
-        if key not in hints or key == "SECTION":
+        if key not in hints:
             known = ", ".join(f.name for f in dataclasses.fields(section))
             raise ValueError(f"{where}: unknown key {key!r} (known: {known})")
         setattr(section, key, _coerce(value, hints[key], f"{where}.{key}"))

@@ -3,6 +3,7 @@ coerces every field to its declared type and checks it against its choices."""
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any, ClassVar, Literal, get_args, get_origin, get_type_hints
 
 # The choices of string (and small integer) settings: one definition each. Every section checks
@@ -35,13 +36,18 @@ class Section:
         self.check()
 
     def check(self) -> None:
-        for name, typ in get_type_hints(type(self)).items():
-            if name != "SECTION":
-                setattr(self, name, _coerce(getattr(self, name), typ, f"{self.SECTION}.{name}"))
+        for name, typ in field_types(type(self)).items():
+            setattr(self, name, _coerce(getattr(self, name), typ, f"{self.SECTION}.{name}"))
         self.check_values()
 
     def check_values(self) -> None:
         """Rules between fields or on ranges (sections override it)."""
+
+
+@cache
+def field_types(cls) -> dict[str, Any]:
+    """A section's fields and their declared types (annotations resolved once per class)."""
+    return {k: v for k, v in get_type_hints(cls).items() if get_origin(v) is not ClassVar}
 
 
 def _coerce(value: Any, typ: Any, name: str) -> Any:

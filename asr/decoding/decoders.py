@@ -105,7 +105,7 @@ def beam_search_for(vocab: Vocab, cfg: DecodeConfig):
     lm, lexicon = _beam_files(cfg)
     options = beam_options(cfg)
     hotwords = read_hotwords(cfg.hotwords, cfg.hotwords_file or None)
-    key = (tuple(vocab.tokens), lm, lexicon, repr(options), tuple(hotwords), cfg.hotword_weight)
+    key = (tuple(vocab.tokens), lm, lexicon, options, tuple(hotwords), cfg.hotword_weight)
     if key not in _CACHE:
         _CACHE[key] = BeamSearch(vocab, lm=lm, lexicon=lexicon, options=options,
                                  hotwords=hotwords, hotword_weight=cfg.hotword_weight)
