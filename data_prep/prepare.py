@@ -9,7 +9,8 @@ from pathlib import Path
 
 # data.corpus -> module of data_prep with prepare(cfg, progress) -> common.Summary
 CORPORA = {"librispeech": "librispeech", "commonvoice": "commonvoice", "ljspeech": "ljspeech",
-           "timit": "timit", "kaldi": "kaldi", "folder": "folder"}
+           "timit": "timit", "kaldi": "kaldi", "folder": "folder",
+           "queen": "queen"}  # Flight of the Amazon Queen's recorded dialogue (Debian package)
 
 
 def prepare_builtin_corpus(cfg) -> dict[str, Path]:

@@ -15,7 +15,8 @@ class DataConfig(Section):
 
     root: folder of the corpus (manifests/ and features/ beneath it).
     corpus: name passed to ``asr prepare``: builtin, librispeech, commonvoice, ljspeech, timit,
-        kaldi or folder (your own recordings: audio + transcript files, or a CSV/TSV).
+        kaldi, folder (your own recordings: audio + transcript files, or a CSV/TSV) or queen
+        (Flight of the Amazon Queen's recorded dialogue, from its Debian package).
     source: where an external corpus is (an extracted copy or a download folder); `make DATA=`.
     hours / dev_hours / test_hours: size of the synthesised built-in corpus.
     seed: corpus generation seed (sentences, voices).

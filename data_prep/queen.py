@@ -1,0 +1,280 @@
+"""Flight of the Amazon Queen (CD version, Debian package ``flight-of-the-amazon-queen``): the
+game's recorded English dialogue -> manifests. Free to redistribute and modify (its licence);
+only read at build time.
+
+data.source is the extracted package root, any folder above ``queen.1c``, the file itself, or the
+``.deb`` (extracted with dpkg-deb into <data.root>/download/<name>/ once). As verified on the
+package (1.0.0-9, CEM10, 7,671 entries, 54,108,887 bytes):
+
+``queen.1c`` (all integers big-endian)::
+
+    0   4   b"QTBL"
+    4   6   version, NUL-terminated ("CEM10": CD, English, MP3-compressed)
+    10  2   unused
+    12  1   compression (1 = MP3)
+    13  2   entry count n
+    15  21n entries: name (12 bytes, NUL-padded, upper case), bundle (1 byte, always 1 here:
+            the data is in this file), offset (4, from the start of the file), size (4)
+
+``*.SB`` entries are the voice clips and sound effects: bare MPEG-2.5 layer III frames (11,025 Hz
+mono, 16 kbit/s) that libsndfile decodes, so they are copied out unchanged as .mp3.
+
+``*.DOG`` entries are the conversations: a 20-byte AMOS "AmBk" bank header, then (offsets from
+after it) level count (int16; negative = cannot quit), unique key, talk key, Joe's entry count,
+the person's entry count, 3 x (game state, test value, item), and the offsets of the person's
+entries, the cutaway record and the "talked to before" pair. Joe's entries start at
+32 + 96 * |levels| (after the dialogue tree), the person's at their offset; each entry is
+(2 unused bytes, node id, Pascal string padded to 4 bytes). The pair is two Pascal strings padded
+to 2 bytes (what the person, then Joe, say on meeting again).
+
+A sentence is split into segments at each ``*`` command: ``*NN`` (two digits, a gesture) or a
+two-letter one (FL, FR, FF, FB, AO, WT; GD/GM are grabs whose segment is not spoken; ``*XY``
+takes a further 11 characters of coordinates). Segment k (from 0) of a sentence plays the clip
+``<talk key:2><node:4 hex><P|J><k + 1:1 hex>.SB``, spaces written as zeros; Joe's first entry
+uses node ``SSSS``, the pair ``XXXX``. P is the person of the .DOG file (named after it, digits
+dropped: APE2.DOG -> APE), J is Joe.
+
+Not imported yet: cutaway scenes (``C*.SB``, text in the .CUT files) and Joe's object remarks
+(``JOE*.SB``, text in QUEEN.JAS); ``*SSSSS``-style names are sound effects. Each is counted in a
+Summary note.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import struct
+import subprocess
+from collections import Counter
+from pathlib import Path
+from typing import NamedTuple
+
+from asr.data.checks import EMPTY_TEXT, Checks, Summary
+from asr.utils import atomic_path, atomic_write_text
+
+from .common import find_dir, prepare_splits
+
+MAGIC = b"QTBL"
+HEADER = 15  # magic, version, unused, compression, count
+ENTRY = struct.Struct(">12sBII")
+DOG_HEADER = 20  # the AMOS bank header before a .DOG file's data
+NOT_SPOKEN = ("GD", "GM")  # grab commands: the segment before them has no clip
+CLIP = re.compile(r"\d{2}(?:[0-9A-F]{4}|SSSS|XXXX)[PJ][0-9A-F]\.SB")
+SOUND_EFFECT = re.compile(r"\d{1,4}[A-C]?S+\.SB")
+VOCALISATION = re.compile(r"<[^>]*>|\([^)]*\)")
+NON_SPEECH = "non-speech sound"
+
+
+class Entry(NamedTuple):
+    name: str
+    bundle: int
+    offset: int
+    size: int
+
+
+# --- the resource file -------------------------------------------------------------------------
+
+def read_index(path: str | Path) -> dict[str, Entry]:
+    """The QTBL table of queen.1c: name -> Entry; ValueError naming the file if malformed."""
+    path = Path(path)
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(HEADER)
+        if len(head) < HEADER or head[:4] != MAGIC:
+            raise ValueError(f"{path}: not a QTBL resource file (expected {MAGIC!r} at offset 0)")
+        (count,) = struct.unpack(">H", head[13:15])
+        table = f.read(count * ENTRY.size)
+    if len(table) < count * ENTRY.size:
+        raise ValueError(f"{path}: truncated table ({count} entries declared, "
+                         f"{len(table) // ENTRY.size} present)")
+    index = {}
+    for name, bundle, offset, length in ENTRY.iter_unpack(table):
+        entry = Entry(name.split(b"\0")[0].decode("ascii", "replace"), bundle, offset, length)
+        if bundle != 1 or offset + length > size:  # other bundles would be queen.2, ...
+            raise ValueError(f"{path}: entry {entry.name!r} (bundle {bundle}, bytes "
+                             f"{offset}..{offset + length}) lies outside the file ({size} bytes)")
+        index[entry.name] = entry
+    return index
+
+
+def read_resource(path: str | Path, index: dict[str, Entry], name: str) -> bytes:
+    entry = index[name.upper()]  # the engine looks names up in upper case
+    with open(path, "rb") as f:
+        f.seek(entry.offset)
+        return f.read(entry.size)
+
+
+# --- dialogue files ----------------------------------------------------------------------------
+
+def _i16(data: bytes, at: int) -> int:
+    return struct.unpack_from(">h", data, at)[0]
+
+
+def _pascal(data: bytes, at: int, align: int) -> tuple[str, int]:
+    """A length-prefixed string at `at` and the offset after it (padded to `align`)."""
+    n = data[at]
+    text = data[at + 1:at + 1 + n].decode("latin-1")
+    return text, (at + 1 + n + align - 1) & ~(align - 1) if n else at + 1
+
+
+def _entries(data: bytes, at: int, count: int) -> list[tuple[int, str]]:
+    """(node id, sentence) for `count` entries starting at `at`."""
+    out = []
+    for _ in range(count):
+        node = _i16(data, at + 2)
+        text, at = _pascal(data, at + 4, 4)
+        out.append((node, text))
+    return out
+
+
+def dialogue_sentences(data: bytes) -> list[tuple[str, str, str]]:
+    """A .DOG file (header included) -> [(voice prefix, sentence, "P" or "J")]."""
+    d = data[DOG_HEADER:]
+    if len(d) < 32:
+        raise ValueError("dialogue file shorter than its header")
+    levels, key, joe_n, person_n = abs(_i16(d, 0)), _i16(d, 4), _i16(d, 6), _i16(d, 8)
+    person_at, _, again_at = struct.unpack_from(">HHH", d, 22)
+    joe = _entries(d, 32 + 96 * levels, joe_n)
+    person = _entries(d, person_at, person_n)
+    person_again, at = _pascal(d, again_at, 2)
+    joe_again, _ = _pascal(d, at, 2)
+    out = [(f"{key:2d}SSSSJ", joe[0][1], "J")] if joe else []  # Joe's opening line
+    out += [(f"{key:2d}{node:4X}J", text, "J") for node, text in joe[1:]]
+    out += [(f"{key:2d}{node:4X}P", text, "P") for node, text in person]
+    out += [(f"{key:2d}XXXXP", person_again, "P"), (f"{key:2d}XXXXJ", joe_again, "J")]
+    return out
+
+
+def segments(sentence: str) -> list[tuple[int, str]]:
+    """(segment index, text) of the spoken segments of a sentence, commands removed."""
+    out, index, start, i = [], 0, 0, 0
+    while i < len(sentence):
+        if sentence[i] != "*":
+            i += 1
+            continue
+        command = sentence[i + 1:i + 3]
+        if command not in NOT_SPOKEN:
+            out.append((index, sentence[start:i]))
+        i += 3 + (11 if command == "XY" else 0)
+        index, start = index + 1, i
+    if start < len(sentence):
+        out.append((index, sentence[start:]))
+    return out
+
+
+def clean_text(segment: str) -> str:
+    """A segment as spoken: "^_" (the font's trademark sign, not spoken) dropped, whitespace
+    collapsed; punctuation stays for the normaliser."""
+    return " ".join(segment.replace("^_", "").split())
+
+
+def is_vocalisation(text: str) -> bool:
+    """Only "<gulp>", "(sigh)" and the like: a sound, not words."""
+    return bool(text) and not VOCALISATION.sub("", text).strip(" .,!?")
+
+
+def speaker_of(dog_name: str) -> str:
+    return re.sub(r"\d+$", "", dog_name.rsplit(".", 1)[0]) or dog_name
+
+
+def dialogue_clips(index: dict[str, Entry], path: Path) -> dict[str, tuple[str, str]]:
+    """Clip name ("030006J1.SB") -> (text, speaker) from every .DOG file of queen.1c."""
+    clips = {}
+    for name in sorted(n for n in index if n.endswith(".DOG")):
+        try:
+            sentences = dialogue_sentences(read_resource(path, index, name))
+        except (ValueError, struct.error, IndexError) as e:
+            raise ValueError(f"{path}: malformed dialogue file {name}: {e}") from None
+        for prefix, sentence, who in sentences:
+            for k, text in segments(sentence):
+                clip = f"{prefix}{k + 1:X}".replace(" ", "0") + ".SB"
+                clips[clip] = (clean_text(text), "JOE" if who == "J" else speaker_of(name))
+    return clips
+
+
+def clip_kind(name: str) -> str:
+    """Why a .SB clip without dialogue text is left out."""
+    if SOUND_EFFECT.fullmatch(name):
+        return "sound effect"
+    if name.startswith("JOE"):
+        return "Joe's remark (text in QUEEN.JAS, not read yet)"
+    if name.startswith("C") or CLIP.fullmatch(name) is None:
+        return "cutaway or other clip (text not read yet)"
+    return "dialogue clip without a sentence"
+
+
+# --- items and prepare -------------------------------------------------------------------------
+
+def extract_clip(path: Path, entry: Entry, target: Path) -> Path:
+    """Copy one clip's MP3 bytes out once (atomic; an existing file is kept)."""
+    if not target.exists():
+        with open(path, "rb") as f, atomic_path(target, fsync=False) as tmp:
+            f.seek(entry.offset)
+            tmp.write_bytes(f.read(entry.size))
+    return target
+
+
+def items(queen_1c: str | Path, audio_dir: str | Path, counts: Counter | None = None):
+    """Importer items for every dialogue clip, in name order; clips left out are counted in
+    `counts` (reason -> clips), segments with no clip under "sentence segment without a clip"."""
+    path, audio_dir = Path(queen_1c), Path(audio_dir)
+    index = read_index(path)
+    clips = dialogue_clips(index, path)
+    counts = Counter() if counts is None else counts
+    counts["sentence segment without a clip"] += sum(1 for c, (t, _) in clips.items()
+                                                    if t and c not in index)
+    for name in sorted(n for n in index if n.endswith(".SB")):
+        if name not in clips:
+            counts[clip_kind(name)] += 1
+            continue
+        text, speaker = clips[name]
+        uid = f"{speaker.lower()}-{name[:-3].lower()}"
+        if not text:  # silence between two commands
+            yield {"id": uid, "audio": f"{path.name}:{name}", "reject": (EMPTY_TEXT, "")}
+            continue
+        if is_vocalisation(text):
+            yield {"id": uid, "audio": f"{path.name}:{name}", "reject": (NON_SPEECH, repr(text))}
+            continue
+        audio = extract_clip(path, index[name], audio_dir / f"{uid}.mp3")
+        yield {"id": uid, "audio": str(audio), "text": text, "speaker": speaker}
+
+
+def extract_deb(deb: Path, root: Path) -> Path:
+    """A .deb's files under <root>/download/<name>/ (once; a stamp marks a finished extraction)."""
+    target = root / "download" / deb.name[:-4]
+    stamp = target / ".extracted"
+    if not stamp.exists():
+        shutil.rmtree(target, ignore_errors=True)
+        target.mkdir(parents=True)
+        subprocess.run(["dpkg-deb", "-x", str(deb), str(target)], check=True)
+        atomic_write_text(stamp, str(deb))
+    return target
+
+
+def find_queen_1c(cfg) -> Path:
+    if not cfg.data.source:
+        raise ValueError("queen: set data.source to the flight-of-the-amazon-queen package "
+                         "(the .deb, its extracted root or queen.1c)")
+    source = Path(cfg.data.source).expanduser()
+    if source.is_file() and source.suffix == ".deb":
+        source = extract_deb(source, Path(cfg.data.root))
+    if source.is_file():
+        return source
+    found = find_dir(source, lambda d: (d / "queen.1c").is_file(), 5)
+    if found is None:
+        raise FileNotFoundError(f"queen: no queen.1c in {source}")
+    return found / "queen.1c"
+
+
+def prepare(cfg, progress: bool = True, summary: Summary | None = None) -> Summary:
+    """Every dialogue clip in one split, "all" (speaker-disjoint splits come later)."""
+    queen_1c = find_queen_1c(cfg)
+    summary = summary or Summary("queen")
+    counts: Counter = Counter()
+    audio_dir = Path(cfg.data.root) / "audio" / "queen"
+    splits = {"all": lambda: items(queen_1c, audio_dir, counts)}
+    prepare_splits(cfg.data.root, splits, Checks.from_config(cfg), summary, cfg.data.nj, progress,
+                   train_split="all")
+    for reason, n in counts.most_common():
+        summary.note(f"left out: {n} {reason}")
+    return summary

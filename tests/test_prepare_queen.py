@@ -1,0 +1,148 @@
+"""Flight of the Amazon Queen importer: a fabricated queen.1c in the real layout (QTBL table, one
+.DOG dialogue file, MP3 clips of a sine, a sound effect) -> items and manifests. No game data."""
+
+from __future__ import annotations
+
+import io
+import struct
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from test_prepare_common import corpus_config, read_jsonl
+
+from data_prep import queen
+
+
+def mp3(seconds: float = 1.0, freq: float = 440.0) -> bytes:
+    t = np.arange(int(11025 * seconds)) / 11025
+    buf = io.BytesIO()
+    sf.write(buf, (0.3 * np.sin(2 * np.pi * freq * t)).astype("float32"), 11025, format="MP3")
+    return buf.getvalue()
+
+
+def pascal(text: str, align: int) -> bytes:
+    raw = bytes([len(text)]) + text.encode("latin-1")
+    return raw + b"\0" * (-len(raw) % align) if text else raw
+
+
+def entry(node: int, text: str) -> bytes:
+    return struct.pack(">hh", 0, node) + pascal(text, 4)
+
+
+def dog_file(key: int = 5) -> bytes:
+    """One level; Joe: opening line + node 6; the person: node 6; the meeting-again pair."""
+    joe = entry(0, "Hello.*06Hi, I'm Joe.*03") + entry(6, "Where is the *XY00(237,112)parrot?")
+    person = entry(6, "*01Oop oop!*FL") + entry(7, "Super Soldier Treatment^_!")
+    joe_at = 32 + 96
+    person_at = joe_at + len(joe)
+    cut_at = person_at + len(person)
+    cut = struct.pack(">hh", 0, 0) + pascal("c1a.CUT", 2)
+    again = pascal("<gulp>", 2) + pascal("", 2)
+    head = struct.pack(">hhhhh", 1, key, key, 2, 2) + b"\0" * 12 + \
+        struct.pack(">HHH", person_at, cut_at, cut_at + len(cut))
+    data = head + b"\0" * (32 - len(head)) + b"\0" * 96 + joe + person + cut + again
+    return b"AmBk" + b"\0" * 8 + b"Datas   " + data
+
+
+def make_queen_1c(path: Path, resources: dict[str, bytes]) -> Path:
+    names = sorted(resources)
+    offset = 15 + 21 * len(names)
+    table, blobs = b"", b""
+    for name in names:
+        table += struct.pack(">12sBII", name.encode(), 1, offset + len(blobs), len(resources[name]))
+        blobs += resources[name]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"QTBL" + b"CEM10\0" + b"\0\0" + b"\1" + struct.pack(">H", len(names))
+                     + table + blobs)
+    return path
+
+
+RESOURCES = {
+    "APE2.DOG": dog_file(),
+    "05SSSSJ2.SB": mp3(1.0, 440),   # "Hi, I'm Joe."
+    "050006J1.SB": mp3(1.2, 550),   # "Where is the"
+    "050006P2.SB": mp3(0.8, 660),   # "Oop oop!" (segment 2: after *01)
+    "050007P1.SB": mp3(1.5, 330),   # the trademark sign dropped
+    "05XXXXP1.SB": mp3(0.5, 770),   # "<gulp>": not words
+    "12SSSSSS.SB": mp3(0.3, 880),   # a sound effect
+    "JOE00011.SB": mp3(0.3, 990),   # Joe's remark: its text (QUEEN.JAS) is not read yet
+}
+
+
+@pytest.fixture
+def queen_1c(tmp_path) -> Path:
+    return make_queen_1c(tmp_path / "pkg" / "usr/share/scummvm/foatq/queen.1c", RESOURCES)
+
+
+def test_index_and_resource(queen_1c):
+    index = queen.read_index(queen_1c)
+    assert set(index) == set(RESOURCES) and all(e.bundle == 1 for e in index.values())
+    assert queen.read_resource(queen_1c, index, "ape2.dog") == RESOURCES["APE2.DOG"]
+
+
+def test_segments_strip_commands():
+    assert queen.segments("Hello.*06Hi, I'm Joe.*03") == [(0, "Hello."), (1, "Hi, I'm Joe.")]
+    assert queen.segments("*01Oop oop!") == [(0, ""), (1, "Oop oop!")]
+    assert queen.segments("Where is the *XY00(237,112)parrot?") == [(0, "Where is the "),
+                                                                    (1, "parrot?")]
+    assert queen.segments("Grab*GDthis.") == [(1, "this.")]  # a grab: no clip before it
+    assert queen.clean_text(" Super Soldier Treatment^_! ") == "Super Soldier Treatment!"
+
+
+def test_dialogue_clips(queen_1c):
+    clips = queen.dialogue_clips(queen.read_index(queen_1c), queen_1c)
+    assert clips["05SSSSJ1.SB"] == ("Hello.", "JOE")
+    assert clips["05SSSSJ2.SB"] == ("Hi, I'm Joe.", "JOE")
+    assert clips["050006J2.SB"] == ("parrot?", "JOE")
+    assert clips["050006P1.SB"] == ("", "APE") and clips["050006P2.SB"] == ("Oop oop!", "APE")
+    assert clips["05XXXXP1.SB"] == ("<gulp>", "APE")
+
+
+def test_items_extract_and_count(queen_1c, tmp_path):
+    counts = Counter()
+    out = list(queen.items(queen_1c, tmp_path / "audio", counts))
+    good = {i["id"]: i for i in out if "reject" not in i}
+    assert {k: (v["speaker"], v["text"]) for k, v in good.items()} == {
+        "joe-05ssssj2": ("JOE", "Hi, I'm Joe."), "joe-050006j1": ("JOE", "Where is the"),
+        "ape-050006p2": ("APE", "Oop oop!"), "ape-050007p1": ("APE", "Super Soldier Treatment!")}
+    audio = Path(good["ape-050006p2"]["audio"])
+    assert audio.read_bytes() == RESOURCES["050006P2.SB"] and audio.suffix == ".mp3"
+    assert [i["reject"][0] for i in out if "reject" in i] == [queen.NON_SPEECH]
+    assert counts["sound effect"] == 1 and counts[queen.clip_kind("JOE00011.SB")] == 1
+    mtime = audio.stat().st_mtime_ns  # a re-run keeps the extracted file
+    list(queen.items(queen_1c, tmp_path / "audio"))
+    assert audio.stat().st_mtime_ns == mtime
+
+
+def test_prepare(queen_1c, tmp_path):
+    cfg = corpus_config(tmp_path, "queen", queen_1c.parents[3], test_splits=[])
+    summary = queen.prepare(cfg, progress=False)
+    entries = read_jsonl(Path(cfg.data.root) / "manifests" / "all.jsonl")
+    assert summary.splits["all"][:1] == [4] and len(summary.rejects) == 1
+    assert {e["id"]: e["text"] for e in entries}["joe-05ssssj2"] == "hi i'm joe"
+    assert all((Path(cfg.data.root) / "manifests" / e["audio_filepath"]).is_file() for e in entries)
+    assert any("1 sound effect" in n for n in summary.notes)
+
+
+@pytest.mark.parametrize("damage", ["magic", "truncated", "outside"])
+def test_malformed_names_the_file(queen_1c, damage):
+    data = bytearray(queen_1c.read_bytes())
+    if damage == "magic":
+        data[:4] = b"XXXX"
+    elif damage == "truncated":
+        del data[40:]
+    else:
+        struct.pack_into(">I", data, 15 + 13, len(data))  # first entry starts at the end
+    queen_1c.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match=str(queen_1c)):
+        queen.read_index(queen_1c)
+
+
+def test_missing_names_the_folder(tmp_path):
+    cfg = corpus_config(tmp_path, "queen", tmp_path)
+    with pytest.raises(FileNotFoundError, match="queen.1c"):
+        queen.find_queen_1c(cfg)
