@@ -59,8 +59,8 @@ def run_variant(config: str | None, overrides: list[str], steps: int, warmup: in
             torch.cuda.synchronize()
         if i >= warmup:
             times.append(time.perf_counter() - t0)
-            audio.append(trainer.batch_seconds(batch[1]))
-            utts.append(len(batch[4]))
+            audio.append(trainer.batch_seconds(batch.feat_lens))
+            utts.append(len(batch.ids))
     total = sum(times)
     peak = (torch.cuda.max_memory_allocated() / 2**20 if trainer.device.type == "cuda"
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
