@@ -9,6 +9,8 @@ into a manifest (memory stays flat in corpus size), counting everything in a Sum
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -18,7 +20,7 @@ from asr.utils import atomic_open, atomic_write_text, pool_map
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".sph", ".nist", ".aiff", ".aif",
                     ".au")
-ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".zip")
+ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".zip", ".deb")
 
 
 # --- writing -----------------------------------------------------------------------------------
@@ -108,8 +110,9 @@ def is_archive(path: Path) -> bool:
 
 
 def source_dir(cfg, corpus: str) -> Path:
-    """data.source as a folder: an archive (.tar.gz, .zip, ...) is extracted safely into
-    <root>/download/<name>/ first (once; a stamp marks a finished extraction)."""
+    """data.source as a folder: an archive (.tar.gz, .zip, ...; a Debian package .deb, from
+    `apt-get download`) is extracted safely into <root>/download/<name>/ first (once; a stamp
+    marks a finished extraction)."""
     if not cfg.data.source:
         raise ValueError(f"{corpus}: set data.source to the corpus folder "
                          f"(make data RECIPE=... DATA=/path/to/{corpus})")
@@ -117,7 +120,6 @@ def source_dir(cfg, corpus: str) -> Path:
     if not source.exists():
         raise FileNotFoundError(f"{corpus}: data.source {source} does not exist")
     if is_archive(source):
-        from asr.data.archive import safe_extract
         name = source.name
         for suffix in ARCHIVE_SUFFIXES:
             if name.lower().endswith(suffix):
@@ -126,10 +128,22 @@ def source_dir(cfg, corpus: str) -> Path:
         target = Path(cfg.data.root) / "download" / name
         stamp = target / ".extracted"
         if not stamp.exists():
-            safe_extract(source, target)
+            extract(source, target)
             atomic_write_text(stamp, str(source))
         return target
     return source
+
+
+def extract(archive: Path, target: Path) -> None:
+    """Unpack an archive into target: tar/zip member by member (asr.data.archive.safe_extract),
+    a .deb with dpkg-deb (which keeps its files under target)."""
+    if archive.name.lower().endswith(".deb"):
+        shutil.rmtree(target, ignore_errors=True)
+        target.mkdir(parents=True)
+        subprocess.run(["dpkg-deb", "-x", str(archive), str(target)], check=True)
+        return
+    from asr.data.archive import safe_extract
+    safe_extract(archive, target)
 
 
 def find_dir(base: Path, predicate: Callable[[Path], bool], depth: int = 3) -> Path | None:

@@ -42,17 +42,15 @@ Summary note.
 from __future__ import annotations
 
 import re
-import shutil
 import struct
-import subprocess
 from collections import Counter
 from pathlib import Path
 from typing import NamedTuple
 
 from asr.data.checks import EMPTY_TEXT, Checks, Summary
-from asr.utils import atomic_path, atomic_write_text
+from asr.utils import atomic_path
 
-from .common import find_dir, prepare_splits
+from .common import find_dir, prepare_splits, source_dir
 
 MAGIC = b"QTBL"
 HEADER = 15  # magic, version, unused, compression, count
@@ -239,25 +237,9 @@ def items(queen_1c: str | Path, audio_dir: str | Path, counts: Counter | None = 
         yield {"id": uid, "audio": str(audio), "text": text, "speaker": speaker}
 
 
-def extract_deb(deb: Path, root: Path) -> Path:
-    """A .deb's files under <root>/download/<name>/ (once; a stamp marks a finished extraction)."""
-    target = root / "download" / deb.name[:-4]
-    stamp = target / ".extracted"
-    if not stamp.exists():
-        shutil.rmtree(target, ignore_errors=True)
-        target.mkdir(parents=True)
-        subprocess.run(["dpkg-deb", "-x", str(deb), str(target)], check=True)
-        atomic_write_text(stamp, str(deb))
-    return target
-
-
 def find_queen_1c(cfg) -> Path:
-    if not cfg.data.source:
-        raise ValueError("queen: set data.source to the flight-of-the-amazon-queen package "
-                         "(the .deb, its extracted root or queen.1c)")
-    source = Path(cfg.data.source).expanduser()
-    if source.is_file() and source.suffix == ".deb":
-        source = extract_deb(source, Path(cfg.data.root))
+    """queen.1c of data.source: the package .deb, its extracted root or the file itself."""
+    source = source_dir(cfg, "queen")
     if source.is_file():
         return source
     found = find_dir(source, lambda d: (d / "queen.1c").is_file(), 5)

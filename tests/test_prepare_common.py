@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
+import subprocess
 import tarfile
 from pathlib import Path
 
@@ -122,6 +124,28 @@ def test_probe_audio_reasons(tmp_path):
         duration, got, detail = common.probe_audio(tmp_path / name)
         assert got == kind, (name, got, detail)
         assert (duration is None) == (kind is not None)
+
+
+@pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="dpkg-deb is not installed")
+def test_debian_package_source_is_extracted_once(tmp_path):
+    """A .deb (apt-get download) given as data.source is unpacked with dpkg-deb under
+    <root>/download/<name>/, once: a stamp marks the finished extraction."""
+    from data_prep.common import source_dir
+    pkg = tmp_path / "pkg"
+    (pkg / "DEBIAN").mkdir(parents=True)
+    (pkg / "DEBIAN" / "control").write_text("Package: game-data\nVersion: 1.0\nArchitecture: all\n"
+                                            "Maintainer: t <t@example.org>\nDescription: test\n")
+    (pkg / "usr" / "share" / "game").mkdir(parents=True)
+    (pkg / "usr" / "share" / "game" / "voice.txt").write_text("hello")
+    deb = tmp_path / "game-data_1.0_all.deb"
+    subprocess.run(["dpkg-deb", "--build", "--root-owner-group", str(pkg), str(deb)], check=True,
+                   capture_output=True)
+    cfg = corpus_config(tmp_path, "queen", deb)
+    out = source_dir(cfg, "queen")
+    assert out == tmp_path / "data" / "download" / "game-data_1.0_all"
+    assert (out / "usr" / "share" / "game" / "voice.txt").read_text() == "hello"
+    (out / "usr" / "share" / "game" / "voice.txt").write_text("kept")
+    assert source_dir(cfg, "queen") == out and (out / "usr/share/game/voice.txt").read_text() == "kept"
 
 
 def test_source_archive_is_extracted_safely_and_escapes_refused(tmp_path):
