@@ -104,6 +104,19 @@ def test_stride_split_fractions_are_spread_and_exact():
     assert [stride_split(i, 0.0, 0.0) for i in range(5)] == ["train"] * 5
 
 
+def test_text_far_too_short_for_its_audio_is_rejected(tmp_path):
+    """min_letters_per_second: a 3-second clip labelled "ab" is likely the wrong transcript."""
+    from asr.data.checks import TOO_SHORT, Checks, probe
+    sr = 16000
+    wav = tmp_path / "long.wav"
+    sf.write(wav, np.concatenate([tone("ab", sr), np.zeros(3 * sr, np.float32)]), sr, subtype="PCM_16")
+    item = {"id": "u1", "audio": str(wav), "text": "ab"}
+    assert probe(item, Checks())[0][0] == "ok"  # off by default
+    bad = probe(item, Checks(min_letters_per_second=1.5))[0]
+    assert bad[0] == "bad" and bad[2] == TOO_SHORT and "2 letters in" in bad[3]
+    assert probe(dict(item, text="abc fed abc fed"), Checks(min_letters_per_second=1.5))[0][0] == "ok"
+
+
 def test_probe_audio_reasons(tmp_path):
     from asr.data import checks as common
     sr = 16000

@@ -40,6 +40,9 @@ class DataConfig(Section):
         (LJSpeech, your own recordings, a single Kaldi data dir).
     check_audio: decode every file during preparation (finds corrupt, truncated, NaN and
         silent audio; exact durations) instead of reading headers only.
+    min_letters_per_second: reject utterances whose transcript has fewer letters per second of
+        audio than this (0 = off; real recordings: ~1.5): far too little text for the audio is
+        likely the wrong transcript (too much text is caught by the CTC label-length check).
     degraded: degraded copies of the degrade_from split to make after preparation, each a split
         named <degrade_from>_<condition>: noise10 / noise0 (white, pink or babble noise at 10 /
         0 dB SNR), reverb (synthetic room, RT60 0.3-0.9 s), telephone (300-3400 Hz, 8 kHz,
@@ -69,6 +72,7 @@ class DataConfig(Section):
     dev_fraction: float = 0.05
     test_fraction: float = 0.05
     check_audio: bool = True
+    min_letters_per_second: float = 0.0
     degraded: list[Degradation] = field(default_factory=list)
     degrade_from: str = "test"
 

@@ -47,6 +47,7 @@ NO_TRANSCRIPT = "no transcript"
 EMPTY_TEXT = "empty transcript"
 OOV = "characters outside the vocabulary"
 TOO_LONG = "label longer than the subsampled frames"
+TOO_SHORT = "text too short for its audio"
 BAD_LINE = "bad manifest line"
 DUPLICATE = "duplicate id"
 
@@ -61,6 +62,8 @@ class Checks:
         text as it is (validating a manifest).
     units / phone_set: the vocabulary the text must be covered by (asr.text.vocab.make_vocab).
     subsample, hop_ms, sample_rate: to check that the label fits the frames CTC will see.
+    min_letters_per_second: reject a transcript with fewer letters per second of audio than
+        this (0 = off): far too little text for the audio is likely the wrong transcript.
     """
 
     check_audio: bool = True
@@ -70,12 +73,14 @@ class Checks:
     subsample: int = 4
     hop_ms: float = 10.0
     sample_rate: int = 16000
+    min_letters_per_second: float = 0.0
 
     @classmethod
     def from_config(cls, cfg, **kw) -> "Checks":
         return cls(check_audio=cfg.data.check_audio, units=cfg.data.units,
                    phone_set=cfg.data.phone_set, subsample=cfg.model.subsample,
-                   hop_ms=cfg.features.hop_ms, sample_rate=cfg.features.sample_rate, **kw)
+                   hop_ms=cfg.features.hop_ms, sample_rate=cfg.features.sample_rate,
+                   min_letters_per_second=cfg.data.min_letters_per_second, **kw)
 
     def vocab(self):
         if self.units in SUBWORD_UNITS:
@@ -177,6 +182,16 @@ def label_fits(text: str, duration: float, checks: Checks, vocab) -> tuple[bool,
     return True, ""
 
 
+def speaking_rate(text: str, duration: float, checks: Checks) -> tuple[str | None, str]:
+    """(TOO_SHORT, detail) when the text has fewer letters per second of audio than
+    checks.min_letters_per_second, else (None, "")."""
+    least = checks.min_letters_per_second
+    letters = sum(c.isalpha() for c in text)
+    if least and letters < least * duration:
+        return TOO_SHORT, f"{letters} letters in {duration:.2f} s (fewer than {least:g} a second)"
+    return None, ""
+
+
 def read_transcript_file(path: str | Path) -> tuple[str | None, str | None, str]:
     """(text, None, "") or (None, kind, detail) for a transcript file next to an audio file."""
     path = Path(path)
@@ -224,6 +239,8 @@ def probe(item: dict, checks: Checks) -> list[tuple]:
     if not kind:
         ok, detail = label_fits(text, duration, checks, vocab)
         kind = None if ok else TOO_LONG
+    if not kind:
+        kind, detail = speaking_rate(text, duration, checks)
     if kind:
         return [("bad", item.get("report", audio), kind, detail)]
     entry = {"id": item["id"], "audio_filepath": str(audio), "duration": round(duration, 3),

@@ -18,7 +18,7 @@ import json
 from pathlib import Path
 
 from asr.data.checks import (BAD_LINE, DURATION, DUPLICATE, TOO_LONG, Summary, check_text, label_fits,
-                             probe_audio, vocab_for)
+                             probe_audio, speaking_rate, vocab_for)
 from asr.utils import pool_map
 
 
@@ -76,6 +76,9 @@ def check_entry(item: tuple, arg) -> list[tuple]:
     ok, detail = label_fits(text, duration, checks, vocab)
     if not ok:
         return [("bad", file, TOO_LONG, detail, where)]
+    kind, detail = speaking_rate(text, duration, checks)
+    if kind:
+        return [("bad", file, kind, detail, where)]
     return [("ok", duration)]
 
 
