@@ -32,10 +32,9 @@ import re
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from asr.data.checks import Checks, Summary
+from asr.data.checks import NON_SPEECH, Checks, Summary
 
 from .common import find_dir, list_dir, prepare_splits, source_dir
-from .queen import NON_SPEECH
 
 LOCALISED = re.compile(r".+_[a-z]{2}$")  # the game's "<pack>_<locale>" voices
 TAKE = re.compile(r"\d+$")  # Jump1, Ow4: numbered takes of one event
@@ -142,6 +141,12 @@ def copies_verdict(files: list[Path]) -> dict[Path, tuple[str, str] | None]:
             for f in files}
 
 
+def speaker_of(pack: str) -> str:
+    """The speaker id of a pack; Classic and Default share recordings byte for byte, so they
+    are taken as one voice (held-out splits must not put one in training, one in test)."""
+    return "hedgewars-default" if pack.lower() in ("classic", "default") else f"hedgewars-{pack.lower()}"
+
+
 def items(voices: str | Path, counts: Counter | None = None):
     """Importer items for every clip of the English packs, pack by pack in name order."""
     packs = english_packs(Path(voices), counts)
@@ -158,7 +163,7 @@ def items(voices: str | Path, counts: Counter | None = None):
         elif verdicts[path] is not None:
             yield {"id": uid, "audio": str(path), "reject": verdicts[path]}
         else:
-            yield {"id": uid, "audio": str(path), "text": text, "speaker": f"hedgewars-{pack}"}
+            yield {"id": uid, "audio": str(path), "text": text, "speaker": speaker_of(pack)}
 
 
 def prepare(cfg, progress: bool = True, summary: Summary | None = None) -> Summary:

@@ -10,7 +10,9 @@ from pathlib import Path
 # data.corpus -> module of data_prep with prepare(cfg, progress) -> common.Summary
 CORPORA = {"librispeech": "librispeech", "commonvoice": "commonvoice", "ljspeech": "ljspeech",
            "timit": "timit", "kaldi": "kaldi", "folder": "folder",
-           "queen": "queen"}  # Flight of the Amazon Queen's recorded dialogue (Debian package)
+           # real recorded English speech in Debian game-data packages (docs/corpora.md)
+           "queen": "queen", "hedgewars": "hedgewars", "ktuberling": "ktuberling",
+           "tuxpaint": "tuxpaint", "warzone2100": "warzone2100"}
 
 
 def prepare_builtin_corpus(cfg) -> dict[str, Path]:

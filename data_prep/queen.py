@@ -47,7 +47,7 @@ from collections import Counter
 from pathlib import Path
 from typing import NamedTuple
 
-from asr.data.checks import EMPTY_TEXT, Checks, Summary
+from asr.data.checks import EMPTY_TEXT, NON_SPEECH, Checks, Summary
 from asr.utils import atomic_path
 
 from .common import find_dir, prepare_splits, source_dir
@@ -60,7 +60,6 @@ NOT_SPOKEN = ("GD", "GM")  # grab commands: the segment before them has no clip
 CLIP = re.compile(r"\d{2}(?:[0-9A-F]{4}|SSSS|XXXX)[PJ][0-9A-F]\.SB")
 SOUND_EFFECT = re.compile(r"\d{1,4}[A-C]?S+\.SB")
 VOCALISATION = re.compile(r"<[^>]*>|\([^)]*\)")
-NON_SPEECH = "non-speech sound"
 
 
 class Entry(NamedTuple):

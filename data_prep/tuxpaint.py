@@ -26,10 +26,9 @@ import re
 from collections import Counter
 from pathlib import Path
 
-from asr.data.checks import BAD_UTF8, EMPTY_TEXT, NO_TRANSCRIPT, Checks, Summary
+from asr.data.checks import BAD_UTF8, EMPTY_TEXT, NON_SPEECH, NO_TRANSCRIPT, Checks, Summary
 
 from .common import find_dir, prepare_splits, source_dir
-from .queen import NON_SPEECH
 
 SPEAKER = "tuxpaint"
 DESC = "_desc.ogg"
@@ -80,7 +79,8 @@ def description_item(stamps: Path, audio: Path) -> dict:
     except UnicodeDecodeError as e:
         return {"id": uid, "audio": str(audio), "reject": (BAD_UTF8, f"{txt.name}: {e.reason}")}
     if not text:
-        return {"id": uid, "audio": str(audio), "reject": (EMPTY_TEXT, f"{txt.name}: no English line")}
+        return {"id": uid, "audio": str(audio),
+                "reject": (EMPTY_TEXT, f"{txt.name}: no English line")}
     return {"id": uid, "audio": str(audio), "text": text, "speaker": SPEAKER}
 
 

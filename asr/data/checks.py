@@ -48,6 +48,7 @@ EMPTY_TEXT = "empty transcript"
 OOV = "characters outside the vocabulary"
 TOO_LONG = "label longer than the subsampled frames"
 TOO_SHORT = "text too short for its audio"
+NON_SPEECH = "non-speech sound"  # a sound effect, laugh, grunt: no words to transcribe
 BAD_LINE = "bad manifest line"
 DUPLICATE = "duplicate id"
 
