@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from collections import Counter
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -82,6 +83,22 @@ def prepare_splits(root: str | Path, splits: dict[str, Callable[[], Iterable[dic
         else:
             paths[split] = write_split(root, split, results, summary, None, progress)
     return paths
+
+
+def prepare_one_split(cfg, name: str, items: Callable[[Counter], Iterable[dict]],
+                      progress: bool = False, summary: Summary | None = None, split: str = "all",
+                      counted: str = "left out") -> Summary:
+    """Every item of a corpus without official splits into manifests/<split>.jsonl (held-out
+    splits by speaker come from data_prep.heldout). items(counts) enumerates the items and
+    counts in `counts` what it leaves aside, each reason noted in the summary as
+    "<counted>: <n> <reason>"."""
+    summary = summary or Summary(name)
+    counts: Counter = Counter()
+    prepare_splits(cfg.data.root, {split: lambda: items(counts)}, Checks.from_config(cfg), summary,
+                   cfg.data.nj, progress, train_split=split)
+    for reason, n in counts.most_common():
+        summary.note(f"{counted}: {n} {reason}")
+    return summary
 
 
 _GOLDEN = (5 ** 0.5 - 1) / 2

@@ -32,9 +32,9 @@ import re
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from asr.data.checks import NON_SPEECH, Checks, Summary
+from asr.data.checks import NON_SPEECH, Summary
 
-from .common import find_dir, list_dir, prepare_splits, source_dir
+from .common import find_dir, list_dir, prepare_one_split, source_dir
 
 LOCALISED = re.compile(r".+_[a-z]{2}$")  # the game's "<pack>_<locale>" voices
 TAKE = re.compile(r"\d+$")  # Jump1, Ow4: numbered takes of one event
@@ -167,13 +167,6 @@ def items(voices: str | Path, counts: Counter | None = None):
 
 
 def prepare(cfg, progress: bool = True, summary: Summary | None = None) -> Summary:
-    """Every English voice clip in one split, "all" (speaker-disjoint splits come later)."""
+    """Every English voice clip in one split, "all" (held-out splits: data_prep.heldout)."""
     voices = find_voices(cfg)
-    summary = summary or Summary("hedgewars")
-    counts: Counter = Counter()
-    splits = {"all": lambda: items(voices, counts)}
-    prepare_splits(cfg.data.root, splits, Checks.from_config(cfg), summary, cfg.data.nj, progress,
-                   train_split="all")
-    for reason, n in counts.most_common():
-        summary.note(f"left out: {n} {reason}")
-    return summary
+    return prepare_one_split(cfg, "hedgewars", lambda counts: items(voices, counts), progress, summary)

@@ -27,9 +27,9 @@ import xml.etree.ElementTree as ET
 from collections import Counter
 from pathlib import Path
 
-from asr.data.checks import NON_SPEECH, Checks, Summary
+from asr.data.checks import NON_SPEECH, Summary
 
-from .common import find_dir, prepare_splits, source_dir
+from .common import find_dir, prepare_one_split, source_dir
 
 LANGUAGE = "en"
 # Sound-name prefixes naming the playground a sticker belongs to, not spoken.
@@ -108,11 +108,5 @@ def items(sounds: str | Path, language: str = LANGUAGE, counts: Counter | None =
 def prepare(cfg, progress: bool = True, summary: Summary | None = None) -> Summary:
     """Every English clip in one split, "all"."""
     sounds = find_sounds(cfg)
-    summary = summary or Summary("ktuberling")
-    counts: Counter = Counter()
-    splits = {"all": lambda: items(sounds, LANGUAGE, counts)}
-    prepare_splits(cfg.data.root, splits, Checks.from_config(cfg), summary, cfg.data.nj, progress,
-                   train_split="all")
-    for reason, n in counts.most_common():
-        summary.note(f"imported: {n} {reason}")
-    return summary
+    return prepare_one_split(cfg, "ktuberling", lambda counts: items(sounds, LANGUAGE, counts),
+                             progress, summary, counted="imported")

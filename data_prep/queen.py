@@ -47,10 +47,10 @@ from collections import Counter
 from pathlib import Path
 from typing import NamedTuple
 
-from asr.data.checks import EMPTY_TEXT, NON_SPEECH, Checks, Summary
+from asr.data.checks import EMPTY_TEXT, NON_SPEECH, Summary
 from asr.utils import atomic_path
 
-from .common import find_dir, prepare_splits, source_dir
+from .common import find_dir, prepare_one_split, source_dir
 
 MAGIC = b"QTBL"
 HEADER = 15  # magic, version, unused, compression, count
@@ -248,14 +248,8 @@ def find_queen_1c(cfg) -> Path:
 
 
 def prepare(cfg, progress: bool = True, summary: Summary | None = None) -> Summary:
-    """Every dialogue clip in one split, "all" (speaker-disjoint splits come later)."""
+    """Every dialogue clip in one split, "all" (held-out splits: data_prep.heldout)."""
     queen_1c = find_queen_1c(cfg)
-    summary = summary or Summary("queen")
-    counts: Counter = Counter()
     audio_dir = Path(cfg.data.root) / "audio" / "queen"
-    splits = {"all": lambda: items(queen_1c, audio_dir, counts)}
-    prepare_splits(cfg.data.root, splits, Checks.from_config(cfg), summary, cfg.data.nj, progress,
-                   train_split="all")
-    for reason, n in counts.most_common():
-        summary.note(f"left out: {n} {reason}")
-    return summary
+    return prepare_one_split(cfg, "queen", lambda counts: items(queen_1c, audio_dir, counts),
+                             progress, summary)

@@ -26,9 +26,9 @@ import re
 from collections import Counter
 from pathlib import Path
 
-from asr.data.checks import BAD_UTF8, EMPTY_TEXT, NON_SPEECH, NO_TRANSCRIPT, Checks, Summary
+from asr.data.checks import BAD_UTF8, EMPTY_TEXT, NON_SPEECH, NO_TRANSCRIPT, Summary
 
-from .common import find_dir, prepare_splits, source_dir
+from .common import find_dir, prepare_one_split, source_dir
 
 SPEAKER = "tuxpaint"
 DESC = "_desc.ogg"
@@ -98,7 +98,11 @@ def items(stamps: str | Path, counts: Counter | None = None):
             yield {"id": stamp_id(stamps, audio.parent, audio.stem), "audio": str(audio),
                    "reject": (NON_SPEECH, "the stamp's sound effect")}
         else:
-            counts[kind] += 1
+            counts[LEFT_OUT[kind]] += 1
+
+
+LEFT_OUT = {"other language": "descriptions in other languages",
+            "localised sound": "localised sounds (words not written in the package)"}
 
 
 def find_stamps(cfg) -> Path:
@@ -117,13 +121,4 @@ def find_stamps(cfg) -> Path:
 def prepare(cfg, progress: bool = True, summary: Summary | None = None) -> Summary:
     """Every English description in one split, "all"."""
     stamps = find_stamps(cfg)
-    summary = summary or Summary("tuxpaint")
-    counts: Counter = Counter()
-    splits = {"all": lambda: items(stamps, counts)}
-    prepare_splits(cfg.data.root, splits, Checks.from_config(cfg), summary, cfg.data.nj, progress,
-                   train_split="all")
-    names = {"other language": "descriptions in other languages",
-             "localised sound": "localised sounds (words not written in the package)"}
-    for kind, n in counts.most_common():
-        summary.note(f"left out: {n} {names[kind]}")
-    return summary
+    return prepare_one_split(cfg, "tuxpaint", lambda counts: items(stamps, counts), progress, summary)

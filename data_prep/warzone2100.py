@@ -37,10 +37,10 @@ import zipfile
 from collections import Counter
 from pathlib import Path, PurePosixPath
 
-from asr.data.checks import NON_SPEECH, Checks, Summary
+from asr.data.checks import NON_SPEECH, Summary
 from asr.utils import atomic_path
 
-from .common import find_dir, prepare_splits, source_dir
+from .common import find_dir, prepare_one_split, source_dir
 
 CORPUS = "warzone2100"
 AUDIO_CFG = "audio/audio.cfg"
@@ -187,12 +187,6 @@ def find_base_wz(cfg) -> Path:
 def prepare(cfg, progress: bool = True, summary: Summary | None = None) -> Summary:
     """Every voice clip with words in one split, "all"."""
     base_wz = find_base_wz(cfg)
-    summary = summary or Summary(CORPUS)
-    counts: Counter = Counter()
     audio_dir = Path(cfg.data.root) / "audio" / CORPUS
-    splits = {"all": lambda: items(base_wz, audio_dir, counts)}
-    prepare_splits(cfg.data.root, splits, Checks.from_config(cfg), summary, cfg.data.nj, progress,
-                   train_split="all")
-    for reason, n in counts.most_common():
-        summary.note(f"left out: {n} {reason}")
-    return summary
+    return prepare_one_split(cfg, CORPUS, lambda counts: items(base_wz, audio_dir, counts),
+                             progress, summary)

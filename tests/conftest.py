@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 from pathlib import Path
@@ -14,6 +15,23 @@ from asr.config import Config, FeatureConfig, apply
 from asr.data.store import extract_features
 
 SR = 16000
+
+
+def sine_audio(seconds: float = 1.0, freq: float = 440.0, rate: int = 16000, fmt: str = "OGG",
+               subtype: str | None = "VORBIS", channels: int = 1) -> bytes:
+    """A sine tone as the bytes of an audio file (OGG/Vorbis by default, MP3, WAV...): stand-in
+    audio for the importers' fabricated packages."""
+    wave = 0.3 * np.sin(2 * np.pi * freq * np.arange(int(rate * seconds)) / rate)
+    buf = io.BytesIO()
+    sf.write(buf, np.stack([wave] * channels, 1).astype("float32"), rate, format=fmt, subtype=subtype)
+    return buf.getvalue()
+
+
+def write_sine(path: Path, seconds: float = 1.0, freq: float = 440.0, **kw) -> Path:
+    """sine_audio written to path (folders made)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(sine_audio(seconds, freq, **kw))
+    return path
 
 
 def tone_utterance(text: str, rng: np.random.Generator, sr: int = SR) -> np.ndarray:

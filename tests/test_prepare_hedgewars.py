@@ -7,10 +7,9 @@ import shutil
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
 import pytest
-import soundfile as sf
 
+from conftest import write_sine
 from test_prepare_common import corpus_config, read_jsonl
 
 from data_prep import hedgewars
@@ -18,27 +17,19 @@ from data_prep import hedgewars
 VOICES = "usr/share/games/hedgewars/Data/Sounds/voices"
 
 
-def ogg(path: Path, seconds: float = 1.5, freq: float = 440.0) -> Path:
-    t = np.arange(int(16000 * seconds)) / 16000
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(path, (0.3 * np.sin(2 * np.pi * freq * t)).astype("float32"), 16000,
-             format="OGG", subtype="VORBIS")
-    return path
-
-
 @pytest.fixture
 def package(tmp_path) -> Path:
     voices = tmp_path / "pkg" / VOICES
-    ogg(voices / "British" / "Amazing.ogg", freq=300)
-    ogg(voices / "British" / "Youllregretthat.ogg", freq=350)
-    ogg(voices / "British" / "Laugh.ogg", freq=400)
-    ogg(voices / "British" / "Jump2.ogg", 0.4, freq=450)
-    ogg(voices / "Default" / "Uh-oh.ogg", freq=500)
+    write_sine(voices / "British" / "Amazing.ogg", freq=300)
+    write_sine(voices / "British" / "Youllregretthat.ogg", freq=350)
+    write_sine(voices / "British" / "Laugh.ogg", freq=400)
+    write_sine(voices / "British" / "Jump2.ogg", 0.4, freq=450)
+    write_sine(voices / "Default" / "Uh-oh.ogg", freq=500)
     shutil.copy(voices / "British" / "Amazing.ogg", voices / "Default" / "Amazing.ogg")
-    ogg(voices / "Default" / "Melon.ogg", freq=550)  # filed twice: its words are unknown
+    write_sine(voices / "Default" / "Melon.ogg", freq=550)  # filed twice: words unknown
     shutil.copy(voices / "Default" / "Melon.ogg", voices / "Default" / "Watchthis.ogg")
-    ogg(voices / "Default" / "Newtaunt.ogg", freq=600)
-    ogg(voices / "Default_es" / "Hello.ogg", freq=650)
+    write_sine(voices / "Default" / "Newtaunt.ogg", freq=600)
+    write_sine(voices / "Default_es" / "Hello.ogg", freq=650)
     return tmp_path / "pkg"
 
 

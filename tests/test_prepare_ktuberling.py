@@ -6,10 +6,9 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
 import pytest
-import soundfile as sf
 
+from conftest import write_sine
 from test_prepare_common import corpus_config, read_jsonl
 
 from data_prep import ktuberling
@@ -27,12 +26,7 @@ TABLE = """<language code="en">
 
 
 def ogg(path: Path, seconds: float = 1.0, freq: float = 440.0) -> Path:
-    t = np.arange(int(22050 * seconds)) / 22050
-    wave = 0.3 * np.sin(2 * np.pi * freq * t)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(path, np.stack([wave, wave], 1).astype("float32"), 22050, format="OGG",
-             subtype="VORBIS")  # stereo, like the package's clips
-    return path
+    return write_sine(path, seconds, freq, rate=22050, channels=2)  # stereo, like the package's
 
 
 @pytest.fixture

@@ -3,25 +3,20 @@
 
 from __future__ import annotations
 
-import io
 import struct
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
 import pytest
-import soundfile as sf
 
+from conftest import sine_audio
 from test_prepare_common import corpus_config, read_jsonl
 
 from data_prep import queen
 
 
 def mp3(seconds: float = 1.0, freq: float = 440.0) -> bytes:
-    t = np.arange(int(11025 * seconds)) / 11025
-    buf = io.BytesIO()
-    sf.write(buf, (0.3 * np.sin(2 * np.pi * freq * t)).astype("float32"), 11025, format="MP3")
-    return buf.getvalue()
+    return sine_audio(seconds, freq, rate=11025, fmt="MP3", subtype=None)
 
 
 def pascal(text: str, align: int) -> bytes:

@@ -7,23 +7,14 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
 import pytest
-import soundfile as sf
 
+from conftest import write_sine
 from test_prepare_common import corpus_config, read_jsonl
 
 from data_prep import tuxpaint
 
 STAMPS = "usr/share/tuxpaint/stamps"
-
-
-def ogg(path: Path, seconds: float = 1.0, freq: float = 440.0) -> Path:
-    t = np.arange(int(16000 * seconds)) / 16000
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(path, (0.3 * np.sin(2 * np.pi * freq * t)).astype("float32"), 16000,
-             format="OGG", subtype="VORBIS")
-    return path
 
 
 @pytest.fixture
@@ -35,16 +26,16 @@ def root(tmp_path) -> Path:
         (birds / name).write_bytes(b"")
     (birds / "owl.txt").write_text("An owl.\nfr.utf8=Un hibou.\nen_GB.utf8=An owl.\n", "utf-8")
     (birds / "hen.txt").write_text("\nA brown hen.\nde.utf8=Eine Henne.\n", "utf-8")
-    ogg(birds / "owl_desc.ogg", 1.2, 330)
-    ogg(birds / "owl_desc_fr.ogg", 1.0, 350)   # French: not imported
-    ogg(birds / "owl.ogg", 0.8, 880)           # the owl's call: not speech
-    ogg(birds / "hen_desc.ogg", 1.5, 550)
-    ogg(stamps / "animals" / "marsupials" / "wallaby_desc.ogg", 1.0, 600)  # no wallaby.txt
+    write_sine(birds / "owl_desc.ogg", 1.2, 330)
+    write_sine(birds / "owl_desc_fr.ogg", 1.0, 350)   # French: not imported
+    write_sine(birds / "owl.ogg", 0.8, 880)           # the owl's call: not speech
+    write_sine(birds / "hen_desc.ogg", 1.5, 550)
+    write_sine(stamps / "animals" / "marsupials" / "wallaby_desc.ogg", 1.0, 600)  # no wallaby.txt
     math = stamps / "symbols" / "math"
     math.mkdir(parents=True)
     (math / "7.png").write_bytes(b"")
     (math / "7.txt").write_text("Seven.\n", "utf-8")
-    ogg(math / "7_en_GB.ogg", 0.5, 700)        # localised sound: its words are not written
+    write_sine(math / "7_en_GB.ogg", 0.5, 700)        # localised sound: its words are not written
     return tmp_path / "pkg"
 
 
@@ -66,7 +57,7 @@ def test_items_texts_and_counts(root):
     assert rejects == {"tuxpaint-animals-birds-owl": tuxpaint.NON_SPEECH,
                        "tuxpaint-animals-marsupials-wallaby": "no transcript"}
     assert Path(next(i for i in out if i.get("text") == "An owl.")["audio"]).name == "owl_desc.ogg"
-    assert counts == {"other language": 1, "localised sound": 1}
+    assert counts == {tuxpaint.LEFT_OUT["other language"]: 1, tuxpaint.LEFT_OUT["localised sound"]: 1}
 
 
 def test_prepare(root, tmp_path):

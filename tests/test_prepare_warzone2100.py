@@ -4,15 +4,13 @@ takes of one name) -> items and manifests. Sine-wave .ogg clips; no game data.""
 
 from __future__ import annotations
 
-import io
 import zipfile
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
 import pytest
-import soundfile as sf
 
+from conftest import sine_audio
 from test_prepare_common import corpus_config, read_jsonl
 
 from data_prep import warzone2100 as wz
@@ -66,11 +64,7 @@ CLIPS = {
 
 
 def ogg(seconds: float = 2.5, freq: float = 440.0) -> bytes:
-    t = np.arange(int(16000 * seconds)) / 16000
-    buf = io.BytesIO()
-    sf.write(buf, (0.3 * np.sin(2 * np.pi * freq * t)).astype("float32"), 16000,
-             format="OGG", subtype="VORBIS")
-    return buf.getvalue()
+    return sine_audio(seconds, freq)
 
 
 def make_base_wz(path: Path, clips=CLIPS, cfg: str | None = AUDIO_CFG) -> Path:
