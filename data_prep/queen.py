@@ -34,9 +34,26 @@ takes a further 11 characters of coordinates). Segment k (from 0) of a sentence 
 uses node ``SSSS``, the pair ``XXXX``. P is the person of the .DOG file (named after it, digits
 dropped: APE2.DOG -> APE), J is Joe.
 
-Not imported yet: cutaway scenes (``C*.SB``, text in the .CUT files) and Joe's object remarks
-(``JOE*.SB``, text in QUEEN.JAS); ``*SSSSS``-style names are sound effects. Each is counted in a
-Summary note.
+``*.CUT`` entries are the cutaway scenes (data_prep.queen_cutaway): the 20-byte bank header,
+then (offsets from after it) panel mode, object count (int16; negative = cannot quit), flags and
+the offsets of the game state, the sentences and the bank names. The objects follow at 12: 17
+int16 each (object number first; animation list 5th, execute 6th, "from object" 13th), then a
+person count and that many int16. Each object takes the next sentence (Pascal strings padded to
+2 bytes, after an entry string); an object that animates (not a speaking person, "execute" set,
+no "from object") is followed by animation frames, 9 int16 after each int16 header, ended by a
+-2 header. Object 0 (or -1) is Joe; an object > 0 without an animation list whose QUEEN.JAS
+image is -3/-4 is a person and speaks its sentence in segments as above, clip
+``<cut name padded with _ to 5><object index from 1:2 digits><segment:1 hex>.SB``
+(C1A.CUT, object 3, segment 2: ``C1A__032.SB``); objects -2/-3 speak the whole sentence as
+segment 1 (speaker "UNNAMED": the game names none). Speakers are the object names.
+
+``QUEEN.JAS`` (bank header, then room, name, object and description counts, int16 each, then
+16 bytes an object: name index, x, y, description, entry, room, state, image) and ``QUEEN2.JAS``
+(text, CR LF lines: the descriptions, then the object names) name the speaking objects. As
+verified, all 2,036 ``C*.SB`` clips map to a sentence of the 301 .CUT files, none unread.
+
+Not imported yet: Joe's object remarks (``JOE*.SB``, text in QUEEN.JAS); ``*SSSSS``-style names
+are sound effects. Each is counted in a Summary note.
 """
 
 from __future__ import annotations
@@ -50,6 +67,7 @@ from typing import NamedTuple
 from asr.data.checks import EMPTY_TEXT, NON_SPEECH, Summary
 from asr.utils import atomic_path
 
+from . import queen_cutaway as cutaway
 from .common import find_dir, prepare_one_split, source_dir
 
 MAGIC = b"QTBL"
@@ -58,6 +76,7 @@ ENTRY = struct.Struct(">12sBII")
 DOG_HEADER = 20  # the AMOS bank header before a .DOG file's data
 NOT_SPOKEN = ("GD", "GM")  # grab commands: the segment before them has no clip
 CLIP = re.compile(r"\d{2}(?:[0-9A-F]{4}|SSSS|XXXX)[PJ][0-9A-F]\.SB")
+CUT_CLIP = re.compile(r"C[0-9A-Z_]{4}\d{2}[0-9A-F]\.SB")
 SOUND_EFFECT = re.compile(r"\d{1,4}[A-C]?S+\.SB")
 VOCALISATION = re.compile(r"<[^>]*>|\([^)]*\)")
 
@@ -103,23 +122,12 @@ def read_resource(path: str | Path, index: dict[str, Entry], name: str) -> bytes
 
 # --- dialogue files ----------------------------------------------------------------------------
 
-def _i16(data: bytes, at: int) -> int:
-    return struct.unpack_from(">h", data, at)[0]
-
-
-def _pascal(data: bytes, at: int, align: int) -> tuple[str, int]:
-    """A length-prefixed string at `at` and the offset after it (padded to `align`)."""
-    n = data[at]
-    text = data[at + 1:at + 1 + n].decode("latin-1")
-    return text, (at + 1 + n + align - 1) & ~(align - 1) if n else at + 1
-
-
 def _entries(data: bytes, at: int, count: int) -> list[tuple[int, str]]:
     """(node id, sentence) for `count` entries starting at `at`."""
     out = []
     for _ in range(count):
-        node = _i16(data, at + 2)
-        text, at = _pascal(data, at + 4, 4)
+        node = cutaway.i16(data, at + 2)
+        text, at = cutaway.pascal_string(data, at + 4, 4)
         out.append((node, text))
     return out
 
@@ -129,12 +137,13 @@ def dialogue_sentences(data: bytes) -> list[tuple[str, str, str]]:
     d = data[DOG_HEADER:]
     if len(d) < 32:
         raise ValueError("dialogue file shorter than its header")
-    levels, key, joe_n, person_n = abs(_i16(d, 0)), _i16(d, 4), _i16(d, 6), _i16(d, 8)
+    levels, key, joe_n, person_n = (cutaway.i16(d, at) for at in (0, 4, 6, 8))
+    levels = abs(levels)  # negative: the conversation cannot be left
     person_at, _, again_at = struct.unpack_from(">HHH", d, 22)
     joe = _entries(d, 32 + 96 * levels, joe_n)
     person = _entries(d, person_at, person_n)
-    person_again, at = _pascal(d, again_at, 2)
-    joe_again, _ = _pascal(d, at, 2)
+    person_again, at = cutaway.pascal_string(d, again_at, 2)
+    joe_again, _ = cutaway.pascal_string(d, at, 2)
     out = [(f"{key:2d}SSSSJ", joe[0][1], "J")] if joe else []  # Joe's opening line
     out += [(f"{key:2d}{node:4X}J", text, "J") for node, text in joe[1:]]
     out += [(f"{key:2d}{node:4X}P", text, "P") for node, text in person]
@@ -189,14 +198,51 @@ def dialogue_clips(index: dict[str, Entry], path: Path) -> dict[str, tuple[str, 
     return clips
 
 
+def object_speakers(index: dict[str, Entry], path: Path) -> tuple[dict[int, int], dict[int, str]]:
+    """QUEEN.JAS + QUEEN2.JAS -> ({object: image}, {object: speaker name})."""
+    table, descriptions = cutaway.object_table(read_resource(path, index, "QUEEN.JAS"))
+    names = cutaway.text_lines(read_resource(path, index, "QUEEN2.JAS"))
+    speakers = {n: cutaway.speaker_name(names[descriptions + name - 1])
+                for n, (name, _) in table.items() if 0 < name and descriptions + name <= len(names)}
+    return {n: image for n, (_, image) in table.items()}, speakers
+
+
+def line_speaker(number: int, speakers: dict[int, str]) -> str:
+    if number == 0:
+        return "JOE"
+    return speakers.get(number, cutaway.UNNAMED) if number > 0 else cutaway.UNNAMED
+
+
+def cutaway_clips(index: dict[str, Entry], path: Path) -> dict[str, tuple[str, str]]:
+    """Clip name ("C1A__032.SB") -> (text, speaker) from every .CUT file of queen.1c; none
+    without QUEEN.JAS (it tells persons from things)."""
+    if not {"QUEEN.JAS", "QUEEN2.JAS"} <= index.keys():
+        return {}
+    images, speakers = object_speakers(index, path)
+    clips = {}
+    for name in sorted(n for n in index if n.endswith(".CUT")):
+        try:
+            lines = cutaway.cut_lines(name, read_resource(path, index, name), images)
+        except (ValueError, struct.error, IndexError) as e:
+            raise ValueError(f"{path}: malformed cutaway file {name}: {e}") from None
+        for line in lines:
+            parts = [(0, line.sentence)] if line.spoken_whole else segments(line.sentence)
+            for k, text in parts:
+                clips[f"{line.prefix}{k + 1:X}.SB"] = (clean_text(text),
+                                                       line_speaker(line.number, speakers))
+    return clips
+
+
 def clip_kind(name: str) -> str:
-    """Why a .SB clip without dialogue text is left out."""
+    """Why a .SB clip without dialogue or cutaway text is left out."""
     if SOUND_EFFECT.fullmatch(name):
         return "sound effect"
     if name.startswith("JOE"):
         return "Joe's remark (text in QUEEN.JAS, not read yet)"
-    if name.startswith("C") or CLIP.fullmatch(name) is None:
-        return "cutaway or other clip (text not read yet)"
+    if CUT_CLIP.fullmatch(name):
+        return "cutaway clip without a sentence"
+    if CLIP.fullmatch(name) is None:
+        return "other clip (text not known)"
     return "dialogue clip without a sentence"
 
 
@@ -212,11 +258,11 @@ def extract_clip(path: Path, entry: Entry, target: Path) -> Path:
 
 
 def items(queen_1c: str | Path, audio_dir: str | Path, counts: Counter | None = None):
-    """Importer items for every dialogue clip, in name order; clips left out are counted in
+    """Importer items for every dialogue and cutaway clip, in name order; clips left out are counted in
     `counts` (reason -> clips), segments with no clip under "sentence segment without a clip"."""
     path, audio_dir = Path(queen_1c), Path(audio_dir)
     index = read_index(path)
-    clips = dialogue_clips(index, path)
+    clips = dialogue_clips(index, path) | cutaway_clips(index, path)
     counts = Counter() if counts is None else counts
     counts["sentence segment without a clip"] += sum(1 for c, (t, _) in clips.items()
                                                     if t and c not in index)
@@ -248,7 +294,7 @@ def find_queen_1c(cfg) -> Path:
 
 
 def prepare(cfg, progress: bool = True, summary: Summary | None = None) -> Summary:
-    """Every dialogue clip in one split, "all" (held-out splits: data_prep.heldout)."""
+    """Every dialogue and cutaway clip in one split, "all" (held-out splits: data_prep.heldout)."""
     queen_1c = find_queen_1c(cfg)
     audio_dir = Path(cfg.data.root) / "audio" / "queen"
     return prepare_one_split(cfg, "queen", lambda counts: items(queen_1c, audio_dir, counts),
