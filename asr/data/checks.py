@@ -221,6 +221,19 @@ def vocab_for(checks: Checks):
     return _vocab_cache[key]
 
 
+def check_transcript(text: str, duration: float, checks: Checks) -> tuple[str, str | None, str]:
+    """(text to store, None, "") when the text suits audio of this duration, else (text, kind,
+    detail): covered by the vocabulary, emittable by CTC in the frames, not far too short."""
+    vocab = vocab_for(checks)
+    text, kind, detail = check_text(text, checks, vocab)
+    if not kind:
+        ok, detail = label_fits(text, duration, checks, vocab)
+        kind = None if ok else TOO_LONG
+    if not kind:
+        kind, detail = speaking_rate(text, duration, checks)
+    return text, kind, detail
+
+
 def probe(item: dict, checks: Checks) -> list[tuple]:
     """Check one item; [("ok", manifest entry)] or [("bad", file, kind, detail)]."""
     audio = item["audio"]
@@ -235,13 +248,7 @@ def probe(item: dict, checks: Checks) -> list[tuple]:
     duration, kind, detail = probe_audio(audio, checks.check_audio)
     if kind:
         return [("bad", item.get("report", audio), kind, detail)]
-    vocab = vocab_for(checks)
-    text, kind, detail = check_text(text, checks, vocab)
-    if not kind:
-        ok, detail = label_fits(text, duration, checks, vocab)
-        kind = None if ok else TOO_LONG
-    if not kind:
-        kind, detail = speaking_rate(text, duration, checks)
+    text, kind, detail = check_transcript(text, duration, checks)
     if kind:
         return [("bad", item.get("report", audio), kind, detail)]
     entry = {"id": item["id"], "audio_filepath": str(audio), "duration": round(duration, 3),

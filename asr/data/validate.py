@@ -17,8 +17,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from asr.data.checks import (BAD_LINE, DURATION, DUPLICATE, TOO_LONG, Summary, check_text, label_fits,
-                             probe_audio, speaking_rate, vocab_for)
+from asr.data.checks import BAD_LINE, DURATION, DUPLICATE, Summary, check_transcript, probe_audio
 from asr.utils import pool_map
 
 
@@ -69,14 +68,7 @@ def check_entry(item: tuple, arg) -> list[tuple]:
         return [("bad", file, BAD_LINE, f"duration {e['duration']!r} is not a number", where)]
     if abs(declared - duration) > max(tolerance, 0.01 * duration):
         return [("bad", file, DURATION, f"{declared:.3f} s in the manifest, {duration:.3f} s in the file", where)]
-    vocab = vocab_for(checks)
-    text, kind, detail = check_text(str(e["text"]), checks, vocab)
-    if kind:
-        return [("bad", file, kind, detail, where)]
-    ok, detail = label_fits(text, duration, checks, vocab)
-    if not ok:
-        return [("bad", file, TOO_LONG, detail, where)]
-    kind, detail = speaking_rate(text, duration, checks)
+    _, kind, detail = check_transcript(str(e["text"]), duration, checks)
     if kind:
         return [("bad", file, kind, detail, where)]
     return [("ok", duration)]
