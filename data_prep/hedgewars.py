@@ -36,6 +36,7 @@ from asr.data.checks import NON_SPEECH, Summary
 
 from .common import find_dir, list_dir, prepare_one_split, source_dir
 
+DEBIAN_PACKAGE = "hedgewars-data"  # data.source may be its .deb (apt-get download)
 LOCALISED = re.compile(r".+_[a-z]{2}$")  # the game's "<pack>_<locale>" voices
 TAKE = re.compile(r"\d+$")  # Jump1, Ow4: numbered takes of one event
 DUPLICATE_RECORDING = "duplicate recording"

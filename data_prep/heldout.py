@@ -49,6 +49,42 @@ def choose_heldout_speakers(hours: dict[str, float], test_hours: float, dev_hour
     return sorted(picked["test"]), sorted(picked["dev"])
 
 
+MIN_SPEAKERS = 3  # a source with fewer voices stays in training (holding one out leaves ~none)
+
+
+def choose_per_source(entries: list[dict], test_hours: float, dev_hours: float, seed: int = 0,
+                      max_share: float = 0.03, max_loss: float = 0.5
+                      ) -> tuple[list[str], list[str], list[str]]:
+    """(test speakers, dev speakers, sources giving none) over several sources whose speakers are
+    named "<source>:<name>".
+
+    Each source with at least MIN_SPEAKERS speakers gives each split its share of the hours
+    (at least one speaker); the candidates are its speakers with at most max(max_share,
+    1.2 / its number of speakers) of its hours, so small voice packs can give a voice too. A
+    source whose held-out lines would remove more than max_loss of its remaining training
+    utterances (voice packs that all say the same words) gives none and stays in training.
+    """
+    by_source: dict[str, list[dict]] = defaultdict(list)
+    for e in entries:
+        by_source[e.get("speaker", "").split(":", 1)[0]].append(e)
+    total = sum(speaker_hours(entries).values())
+    test, dev, kept = [], [], []
+    for source, own in sorted(by_source.items()):
+        hours = speaker_hours(own)
+        if len(hours) < MIN_SPEAKERS:
+            continue
+        share = sum(hours.values()) / total
+        t, d = choose_heldout_speakers(hours, test_hours * share, dev_hours * share, seed,
+                                       max(max_share, 1.2 / len(hours)))
+        splits, dropped = split_by_speaker_and_line(own, t, d)
+        if dropped[LINE_IN_HELDOUT] > max_loss * (len(splits["train"]) + dropped[LINE_IN_HELDOUT]):
+            kept.append(source)
+            continue
+        test += t
+        dev += d
+    return sorted(test), sorted(dev), kept
+
+
 def split_by_speaker_and_line(entries: list[dict], test_speakers, dev_speakers
                               ) -> tuple[dict[str, list[dict]], Counter]:
     """{"test", "dev", "train"} entries and the count of training utterances dropped because

@@ -31,6 +31,7 @@ from asr.data.checks import NON_SPEECH, Summary
 
 from .common import find_dir, prepare_one_split, source_dir
 
+DEBIAN_PACKAGE = "ktuberling-data"  # data.source may be its .deb (apt-get download)
 LANGUAGE = "en"
 # Sound-name prefixes naming the playground a sticker belongs to, not spoken.
 PLAYGROUNDS = ("robot_workshop_", "butterflies_", "pizzeria_", "egypt_", "moon_", "xmas_", "tv_")

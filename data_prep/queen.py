@@ -70,6 +70,7 @@ from asr.utils import atomic_path
 from . import queen_cutaway as cutaway
 from .common import find_dir, prepare_one_split, source_dir
 
+DEBIAN_PACKAGE = "flight-of-the-amazon-queen"  # data.source may be its .deb (apt-get download)
 MAGIC = b"QTBL"
 HEADER = 15  # magic, version, unused, compression, count
 ENTRY = struct.Struct(">12sBII")
@@ -257,12 +258,36 @@ def extract_clip(path: Path, entry: Entry, target: Path) -> Path:
     return target
 
 
+# Cutaway speakers are object names ("Trader Bob"), dialogue speakers .DOG file names ("BOB"):
+# one character must be one speaker, or a held-out voice would also be heard in training.
+CHARACTER_ALIASES = {"GORILLA": "APE", "AZURA_OBJ": "PRIN", "SHOWERING_AMAZON": "SHOWERAM"}
+
+
+def same_character(name: str, dialogue_speakers: set[str]) -> str:
+    """The dialogue speaker a cutaway speaker is: an alias, a word of the name (TRADER_BOB ->
+    BOB, JOE_KING -> JOE), the longest dialogue name it starts with (ANDERSON -> AND); else
+    UNNAMED: an object's or extra's line whose voice the game does not tell (a note may be read
+    by Joe), never a held-out speaker."""
+    if name in dialogue_speakers:
+        return name
+    if name in CHARACTER_ALIASES:
+        return CHARACTER_ALIASES[name]
+    words = [w for w in name.split("_") if w in dialogue_speakers]
+    if words:
+        return words[-1]
+    starts = [s for s in dialogue_speakers if len(s) >= 3 and name.startswith(s)]
+    return max(starts, key=len) if starts else cutaway.UNNAMED
+
+
 def items(queen_1c: str | Path, audio_dir: str | Path, counts: Counter | None = None):
     """Importer items for every dialogue and cutaway clip, in name order; clips left out are counted in
     `counts` (reason -> clips), segments with no clip under "sentence segment without a clip"."""
     path, audio_dir = Path(queen_1c), Path(audio_dir)
     index = read_index(path)
-    clips = dialogue_clips(index, path) | cutaway_clips(index, path)
+    clips = dialogue_clips(index, path)
+    names = {speaker for _, speaker in clips.values()}
+    clips |= {clip: (text, same_character(speaker, names))
+              for clip, (text, speaker) in cutaway_clips(index, path).items()}
     counts = Counter() if counts is None else counts
     counts["sentence segment without a clip"] += sum(1 for c, (t, _) in clips.items()
                                                     if t and c not in index)

@@ -30,6 +30,7 @@ from asr.data.checks import BAD_UTF8, EMPTY_TEXT, NON_SPEECH, NO_TRANSCRIPT, Sum
 
 from .common import find_dir, prepare_one_split, source_dir
 
+DEBIAN_PACKAGE = "tuxpaint-stamps-default"  # data.source may be its .deb (apt-get download)
 SPEAKER = "tuxpaint"
 DESC = "_desc.ogg"
 OTHER_LANGUAGE = re.compile(r".+_desc_[A-Za-z]{2,3}(?:_[A-Za-z]{2})?\.ogg")

@@ -42,6 +42,7 @@ from asr.utils import atomic_path
 
 from .common import find_dir, prepare_one_split, source_dir
 
+DEBIAN_PACKAGE = "warzone2100-data"  # data.source may be its .deb (apt-get download)
 CORPUS = "warzone2100"
 AUDIO_CFG = "audio/audio.cfg"
 TUTORIAL_JS = "script/tutorial.js"

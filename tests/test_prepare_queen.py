@@ -168,6 +168,14 @@ def test_malformed_cut_names_the_file(tmp_path):
         queen.cutaway_clips(queen.read_index(path), path)
 
 
+def test_cutaway_speakers_are_the_dialogue_characters():
+    dialogue = {"APE", "AND", "BOB", "JOE", "PRIN", "SEC"}
+    assert [queen.same_character(n, dialogue) for n in (
+        "APE", "GORILLA", "TRADER_BOB", "JOE_KING", "ANDERSON", "SECRETARY", "PRINCESS_AZURA",
+        "NOTE", "UNNAMED")] == ["APE", "APE", "BOB", "JOE", "AND", "SEC", "PRIN", "UNNAMED",
+                                "UNNAMED"]
+
+
 def test_items_extract_and_count(queen_1c, tmp_path):
     counts = Counter()
     out = list(queen.items(queen_1c, tmp_path / "audio", counts))
@@ -176,7 +184,7 @@ def test_items_extract_and_count(queen_1c, tmp_path):
         "joe-05ssssj2": ("JOE", "Hi, I'm Joe."), "joe-050006j1": ("JOE", "Where is the"),
         "ape-050006p2": ("APE", "Oop oop!"), "ape-050007p1": ("APE", "Super Soldier Treatment!"),
         "joe-c1a__011": ("JOE", "Hello there."), "joe-c1a__012": ("JOE", "Bye."),
-        "trader_bob-c1a__031": ("TRADER_BOB", "Welcome!"),
+        "unnamed-c1a__031": ("UNNAMED", "Welcome!"),  # no BOB.DOG: the voice is not known
         "unnamed-c1a__041": ("UNNAMED", "Computer says no.")}
     audio = Path(good["ape-050006p2"]["audio"])
     assert audio.read_bytes() == RESOURCES["050006P2.SB"] and audio.suffix == ".mp3"

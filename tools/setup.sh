@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
 DEBIAN_PACKAGES="espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts \
-sox fortunes wordnet-base \
+sox fortunes wordnet-base bible-kjv dict-gcide \
 cmake g++ libboost-program-options-dev libboost-system-dev libboost-thread-dev libboost-test-dev \
 zlib1g-dev libbz2-dev liblzma-dev"  # the last two lines: KenLM's lmplz/build_binary (tools/build_kenlm.sh)
 

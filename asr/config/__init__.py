@@ -14,10 +14,11 @@ from asr.config.loading import apply, load_config, parse_overrides, save_config,
 from asr.config.sections import (AugmentConfig, Config, DataConfig, DecodeConfig, FeatureConfig,
                                  LmConfig, ModelConfig, TrainConfig)
 from asr.config.types import (SUBWORD_UNITS, Amp, DecoderName, Degradation, FeatureKind,
-                              LexiconMode, NoiseType, NormType, RnnType, Section, Units, choices)
+                              LexiconMode, LmSource, NoiseType, NormType, RnnType, Section, Units,
+                              choices)
 
 __all__ = ["SUBWORD_UNITS", "Amp", "AugmentConfig", "Config", "DataConfig", "DecodeConfig",
            "DecoderName", "Degradation", "FeatureConfig", "FeatureKind", "LexiconMode",
-           "LmConfig", "ModelConfig", "NoiseType", "NormType", "RnnType", "Section",
+           "LmConfig", "LmSource", "ModelConfig", "NoiseType", "NormType", "RnnType", "Section",
            "TrainConfig", "Units", "apply", "choices", "load_config", "parse_overrides",
            "save_config", "to_dict"]

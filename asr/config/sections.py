@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
-from asr.config.types import (Amp, DecoderName, Degradation, FeatureKind, LexiconMode, NoiseType,
-                              NormType, RnnType, Section, Units)
+from asr.config.types import (Amp, DecoderName, Degradation, FeatureKind, LexiconMode, LmSource,
+                              NoiseType, NormType, RnnType, Section, Units)
 
 
 @dataclass
@@ -47,6 +47,19 @@ class DataConfig(Section):
         named <degrade_from>_<condition>: noise10 / noise0 (white, pink or babble noise at 10 /
         0 dB SNR), reverb (synthetic room, RT60 0.3-0.9 s), telephone (300-3400 Hz, 8 kHz,
         mu-law); see data_prep/degrade.py. Add the splits to test_splits to score them.
+    voices: built-in corpus engine shares, e.g. {espeak: 0.2, pico: 0.3} (engines espeak, flite,
+        festival, pico, piper; {} = the defaults of data_prep/builtin/voices.py).
+    real: real recorded speech mixed into the built-in corpus: {corpus: times}, e.g. {queen: 2,
+        hedgewars: 2}: each corpus's Debian package is fetched with `apt-get download`, imported,
+        cut into held-out speakers (test_real, dev_real) and the rest repeated `times` in
+        train (fractions repeat a seeded part); see data_prep/mixture.py. {} = none.
+    real_test_hours / real_dev_hours: speech of the held-out real speakers, over all sources.
+    channel_share: share of the built-in mixture's training utterances (of every source, each
+        repeat drawn anew) passed through a random channel: band limit 3.4-8 kHz, low-bitrate
+        codec, telephone, noise, room (asr.data.effects.random_channel).
+    lm_sources: extra English text for the built-in corpus's language model, besides the
+        training sentences: gcide (the dictionary's quotations and definitions), manpages
+        (manual page prose); held-out lines are always removed.
     """
 
     SECTION: ClassVar[str] = "data"
@@ -75,6 +88,12 @@ class DataConfig(Section):
     min_letters_per_second: float = 0.0
     degraded: list[Degradation] = field(default_factory=list)
     degrade_from: str = "test"
+    voices: dict[str, float] = field(default_factory=dict)
+    real: dict[str, float] = field(default_factory=dict)
+    real_test_hours: float = 0.3
+    real_dev_hours: float = 0.15
+    channel_share: float = 0.0
+    lm_sources: list[LmSource] = field(default_factory=list)
 
 
 @dataclass

@@ -19,6 +19,7 @@ Amp = Literal["none", "bf16", "fp16"]
 DecoderName = Literal["greedy", "beam", "beam_lm"]
 LexiconMode = Literal["auto", "on", "off"]
 NoiseType = Literal["white", "pink", "babble"]
+LmSource = Literal["gcide", "manpages"]
 
 
 def choices(literal) -> tuple:
@@ -75,8 +76,27 @@ def _coerce(value: Any, typ: Any, name: str) -> Any:
             return typ(value) if typ is float or not isinstance(value, float) else int(value)
         except (TypeError, ValueError):
             raise ValueError(f"{name}: expected {typ.__name__}, got {value!r}") from None
+    if typ is dict or get_origin(typ) is dict:
+        return _coerce_dict(value, typ, name)
     if typ is list or get_origin(typ) is list:
         items = [v for v in value.split(",") if v] if isinstance(value, str) else list(value)
         (item,) = get_args(typ) or (Any,)
         return items if item is Any else [_coerce(v, item, name) for v in items]
     return value if typ is not str else str(value)
+
+
+def _coerce_dict(value: Any, typ: Any, name: str) -> dict:
+    """A mapping from YAML, or "key:value,key:value" from the command line ("" = empty)."""
+    if isinstance(value, str):
+        pairs = [p.split(":", 1) for p in value.split(",") if p.strip()]
+        if any(len(p) != 2 for p in pairs):
+            raise ValueError(f"{name}: expected key:value,key:value, got {value!r}")
+        value = {k.strip(): v.strip() for k, v in pairs}
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError(f"{name}: expected a mapping, got {value!r}")
+    key_type, value_type = get_args(typ) or (Any, Any)
+    return {(k if key_type is Any else _coerce(k, key_type, name)):
+            (v if value_type is Any else _coerce(v, value_type, f"{name}.{k}"))
+            for k, v in value.items()}

@@ -12,14 +12,20 @@ Waveforms are float tensors (..., samples) at ``sample_rate``.
 * :func:`synthetic_rir`, :func:`reverberate` - reverberation with a synthetic room response.
 * :func:`telephone` - 300-3400 Hz band, 8 kHz sampling and mu-law companding.
 * :func:`gain` - level change in dB.
+* :func:`codec_round_trip` - through a lossy codec (MP3, Vorbis, Opus) at a low bit rate and back.
+* :func:`random_channel` - a random recording channel built from the above (band limit, codec,
+  telephone line, noise, room), so clean and degraded audio of every source look alike.
 """
 
 from __future__ import annotations
 
+import io
 import math
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import Callable, Sequence, Union
 
+import soundfile as sf
 import torch
 import torchaudio.functional as AF
 
@@ -286,3 +292,89 @@ def telephone(wav: torch.Tensor, sample_rate: int, low_hz: float = 300.0,
 def gain(wav: torch.Tensor, db: float) -> torch.Tensor:
     """wav scaled by db decibels (amplitude x 10**(db/20)); no clipping."""
     return wav * (10.0 ** (db / 20.0))
+
+
+# ---------------------------------------------------------------------------------------------
+# lossy codecs, random channels
+
+# Codecs a recording may have passed through: (libsndfile format, subtype, its sample rates
+# drawn from, its compression-level range). The ranges give ~5-40 kbit/s (libsndfile refuses
+# MP3 at level 1.0; Opus stays above 50 kbit/s below level 0.9).
+CODECS = {"mp3": ("MP3", "MPEG_LAYER_III", (8000, 11025, 16000), (0.5, 0.99)),
+          "vorbis": ("OGG", "VORBIS", (8000, 11025, 16000), (0.5, 1.0)),
+          "opus": ("OGG", "OPUS", (8000, 12000, 16000), (0.9, 1.0))}
+
+
+def codec_round_trip(wav: torch.Tensor, sample_rate: int, codec: str, codec_rate: int,
+                     compression: float) -> torch.Tensor:
+    """wav (samples,) encoded with codec at codec_rate Hz and decoded back to sample_rate.
+
+    codec: a key of CODECS. compression: libsndfile's compression level, 0 (best quality) to 1
+    (lowest bit rate; the codec's range in CODECS keeps it valid and low: game and web audio).
+    """
+    fmt, subtype = CODECS[codec][:2]
+    y = AF.resample(wav, sample_rate, codec_rate) if codec_rate != sample_rate else wav
+    buf = io.BytesIO()
+    sf.write(buf, y.clamp(-1, 1).numpy(), codec_rate, format=fmt, subtype=subtype,
+             compression_level=compression)
+    buf.seek(0)
+    decoded, rate = sf.read(buf, dtype="float32")
+    y = torch.from_numpy(decoded)
+    if rate != sample_rate:
+        y = AF.resample(y, rate, sample_rate)
+    return _fit_length(y, wav.shape[-1]).to(wav.dtype)
+
+
+@dataclass(frozen=True)
+class ChannelOptions:
+    """Probabilities and ranges of random_channel's stages (each drawn independently)."""
+
+    band_limit: float = 0.5      # a low-pass at 3.4-8 kHz (microphones, resampled audio)
+    cutoff_hz: tuple = (3400.0, 8000.0)
+    codec: float = 0.4           # a lossy codec round trip (mp3 / vorbis / opus)
+    telephone: float = 0.1       # a 300-3400 Hz, 8 kHz, mu-law telephone line
+    noise: float = 0.3           # white, pink or babble noise
+    snr_db: tuple = (5.0, 30.0)
+    reverb: float = 0.3          # a synthetic room
+    rt60: tuple = (0.2, 0.8)
+
+
+def random_channel(wav: torch.Tensor, sample_rate: int, generator: torch.Generator,
+                   options: ChannelOptions = ChannelOptions(),
+                   babble: BabbleSource | None = None) -> tuple[torch.Tensor, list[str]]:
+    """wav (samples,) through a random recording channel; returns (audio, stage names).
+
+    Stages in the order sound meets them: room, noise, band limit, telephone line or codec.
+    Every draw comes from generator, so a seeded generator gives the same channel. The result
+    is scaled down if it would clip.
+    """
+    stages: list[str] = []
+    y = wav
+    o = options
+    if uniform(generator, 0, 1) < o.reverb:
+        rir = synthetic_rir(uniform(generator, *o.rt60), sample_rate, generator,
+                            uniform(generator, 0.0, 8.0))
+        y = reverberate(y, rir)
+        stages.append("reverb")
+    if uniform(generator, 0, 1) < o.noise:
+        kinds = ["white", "pink"] + (["babble"] if babble is not None else [])
+        y = add_noise(y, random_noise(y.shape[-1], generator, kinds, babble),
+                      uniform(generator, *o.snr_db))
+        stages.append("noise")
+    if uniform(generator, 0, 1) < o.band_limit:
+        cutoff = uniform(generator, *o.cutoff_hz)
+        y = band_pass(y, sample_rate, 0.0, min(cutoff, sample_rate / 2), transition_hz=200.0)
+        stages.append(f"lowpass{cutoff / 1000:.1f}k")
+    if uniform(generator, 0, 1) < o.telephone:
+        y = telephone(y, sample_rate, mu_law=True)
+        stages.append("telephone")
+    elif uniform(generator, 0, 1) < o.codec:
+        codec = list(CODECS)[randint(generator, 0, len(CODECS) - 1)]
+        _, _, rates, levels = CODECS[codec]
+        rate = min(rates[randint(generator, 0, len(rates) - 1)], sample_rate)
+        y = codec_round_trip(y, sample_rate, codec, rate, uniform(generator, *levels))
+        stages.append(f"{codec}{rate // 1000}k")
+    peak = y.abs().max()
+    if peak > 0.99:
+        y = y * (0.99 / peak)
+    return y, stages

@@ -1,8 +1,10 @@
 """Sentences of the built-in corpus: the fortunes, WordNet and King James Bible sources, the
-cleaning that keeps only speakable normalised sentences, and the disjoint train/dev/test pools."""
+cleaning that keeps only speakable normalised sentences, the disjoint train/dev/test pools, and
+the language-model text (lm_sentences: the training sentences plus GCIDE and manual pages)."""
 
 from __future__ import annotations
 
+import gzip
 import logging
 import random
 import re
@@ -16,6 +18,8 @@ log = logging.getLogger(__name__)
 
 FORTUNE_DIR = Path("/usr/share/games/fortunes")
 WORDNET_DIR = Path("/usr/share/wordnet")
+GCIDE_DICT = Path("/usr/share/dictd/gcide.dict.dz")  # dict-gcide; dictzip is gzip-readable
+MAN_DIR = Path("/usr/share/man")
 
 _RAW_OK = re.compile(r"^[A-Za-z0-9 .,;:!?'\"()\-&%\u2018\u2019]+$")
 _ABBREV = {"etc", "eg", "ie", "vs", "prof", "gen", "col", "capt", "sgt", "lt", "rev", "vol",
@@ -132,3 +136,63 @@ def split_pools(sentences: list[str], seed: int) -> dict[str, list[str]]:
     random.Random(seed).shuffle(pool)
     n_eval = min(3000, len(pool) // 20)
     return {"test": pool[:n_eval], "dev": pool[n_eval:2 * n_eval], "train": pool[2 * n_eval:]}
+
+
+def _gcide_texts(path: Path = GCIDE_DICT) -> list[str]:
+    """Definitions and quotations of the GCIDE dictionary (Webster's 1913 + WordNet), without
+    headword lines, [bracketed] etymologies and labels, {markup} braces and --Author marks."""
+    if not path.exists():
+        log.warning("%s not found (Debian package dict-gcide); skipped", path)
+        return []
+    with gzip.open(path, "rt", encoding="utf-8", errors="replace") as f:
+        body = f.read()
+    out = []
+    for block in body.split("\n\n"):
+        lines = [ln for ln in block.splitlines() if "\\" not in ln]  # "Word \\Word\\, n."
+        text = re.sub(r"\[[^\]]*\]", " ", " ".join(lines))
+        text = re.sub(r"--\s*[A-Z][\w.]*\.?", " ", text.replace("{", "").replace("}", ""))
+        out += _split_sentences(text, extra=";:")
+    return out
+
+
+_ROFF_ESCAPE = re.compile(r"\\(f[BIRP]|f\(..|s[-+]?\d|\(..|\*\(..|\*.|[-&e|^ ])")
+
+
+def _manpage_texts(root: Path = MAN_DIR) -> list[str]:
+    """Prose of the English manual pages (roff text lines, requests and escapes removed)."""
+    out = []
+    for path in sorted(root.glob("man[1-8]/*.gz")):
+        try:
+            with gzip.open(path, "rt", encoding="utf-8", errors="replace") as f:
+                lines = [_ROFF_ESCAPE.sub("", ln) for ln in f if not ln.startswith((".", "'"))]
+        except (OSError, EOFError):
+            continue
+        out += _split_sentences(" ".join(lines))
+    return out
+
+
+LM_SOURCES = {"gcide": _gcide_texts, "manpages": _manpage_texts}  # data.lm_sources choices
+
+
+def lm_sentences(train_text: Path, lines: list[str], sources: list[str],
+                 exclude: set[str]) -> list[str]:
+    """Language-model text: the sentences already in train_text, then `lines` (normalised
+    transcripts), then the clean sentences of each of `sources` (LM_SOURCES), deduplicated,
+    without any sentence in `exclude` (held-out lines)."""
+    seen = set(exclude)
+    out = []
+
+    def add(text: str | None) -> None:
+        if text and text not in seen:
+            seen.add(text)
+            out.append(text)
+
+    if train_text.exists():
+        for line in train_text.read_text(encoding="utf-8").splitlines():
+            add(line.strip())
+    for line in lines:
+        add(line)
+    for name in sources:
+        for raw in LM_SOURCES[name]():
+            add(clean_sentence(raw))
+    return out

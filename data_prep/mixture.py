@@ -1,0 +1,311 @@
+"""The built-in mixture: real recorded speech from Debian's game-data packages added to the
+synthesised corpus, every source through the same random recording channels.
+
+A model trained on synthesisers alone learns synthesisers. `data.real` names the real corpora
+to mix in and how many times each is repeated in training, e.g. ``{queen: 2, hedgewars: 2}``:
+
+1. fetch: each corpus's package is found in data.source (a folder of .debs) or
+   <root>/download/debs, else fetched there with `apt-get download` (no root needed);
+2. import: the corpus's own importer (data_prep/<corpus>.py) writes <root>/real/<corpus>/, once;
+   its entries are gathered into manifests/all_real.jsonl with ids and speakers prefixed by the
+   corpus ("queen:LOLA"), so speakers of different games never merge;
+3. hold out: whole speakers of every corpus with several speakers go to test_real / dev_real,
+   each corpus in proportion to its hours (data_prep.heldout.choose_per_source); their lines are
+   removed from every training source and from the language-model text;
+4. mix: train_mix = the synthetic train split + each real corpus's training part repeated
+   `times` (a fractional part repeats a seeded share of its utterances); each copy of every
+   source is passed through a random channel with probability data.channel_share
+   (asr.data.effects.random_channel: band limit, codec, telephone, noise, room), so a degraded
+   sound never means "real" and a clean one "synthetic"; dev_mix = dev + dev_real;
+5. language-model text: manifests/train_text.txt becomes the synthetic corpus's training
+   sentences + the real training lines + data.lm_sources (GCIDE, manual pages), less every
+   held-out line (data_prep.builtin.text.lm_sentences).
+
+Every draw depends on (data.seed, utterance id) only; channel copies that exist are kept, so a
+run resumes. A channel copy whose source audio cannot be read is skipped and counted.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import json
+import logging
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import zlib
+from collections import Counter
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from asr.data import effects as A
+from asr.data.audio import AudioError, load_audio, write_wav
+from asr.data.manifest import read_manifest, write_manifest
+from asr.utils import WorkerPool, atomic_write_text
+from data_prep.heldout import choose_per_source, split_by_speaker_and_line
+
+log = logging.getLogger(__name__)
+
+SAMPLE_RATE = 16000
+REAL_SOURCES = ("queen", "hedgewars", "ktuberling", "tuxpaint", "warzone2100")
+TRAIN, DEV, TRAIN_TEXT = "train_mix", "dev_mix", "train_text.txt"
+
+
+# --- 1. fetch ----------------------------------------------------------------------------------
+
+def debian_package(corpus: str) -> str:
+    """The Debian package that holds a real corpus (its importer's DEBIAN_PACKAGE)."""
+    if corpus not in REAL_SOURCES:
+        raise ValueError(f"data.real: unknown corpus {corpus!r} (real corpora: "
+                         f"{', '.join(REAL_SOURCES)})")
+    return importlib.import_module(f"data_prep.{corpus}").DEBIAN_PACKAGE
+
+
+def fetch_package(package: str, folders: list[Path]) -> Path:
+    """The package's .deb from the first folder that has it, else `apt-get download` into the
+    last folder (through a temporary folder, so a broken download is never taken as done)."""
+    for folder in folders:
+        found = sorted(folder.glob(f"{package}_*.deb")) if folder.is_dir() else []
+        if found:
+            return found[-1]
+    target = folders[-1]
+    target.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target, prefix=".download-") as tmp:
+        try:
+            subprocess.run(["apt-get", "download", package], cwd=tmp, check=True,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        except (OSError, subprocess.CalledProcessError) as e:
+            detail = getattr(e, "stderr", b"") or str(e).encode()
+            raise RuntimeError(
+                f"could not fetch {package}: {detail.decode(errors='replace').strip()[-300:]}\n"
+                f"download it yourself (apt-get download {package}) into {target} or into the "
+                "folder data.source names") from None
+        (deb,) = Path(tmp).glob("*.deb")
+        os.replace(deb, target / deb.name)
+    return target / deb.name
+
+
+# --- 2. import ---------------------------------------------------------------------------------
+
+def import_corpus(cfg, corpus: str, deb: Path, progress: bool) -> list[dict]:
+    """The corpus's entries (its importer run once into <root>/real/<corpus>/), with ids and
+    speakers prefixed by the corpus and audio paths relative to <root>/manifests."""
+    sub = copy.deepcopy(cfg)
+    sub.data.root = str(Path(cfg.data.root) / "real" / corpus)
+    sub.data.corpus, sub.data.source, sub.data.real = corpus, str(deb), {}
+    sub_manifests = Path(sub.data.root) / "manifests"
+    stamp = Path(sub.data.root) / ".imported"
+    if not stamp.exists() or stamp.read_text() != deb.name:
+        summary = importlib.import_module(f"data_prep.{corpus}").prepare(sub, progress=progress)
+        summary.write_rejects(sub_manifests / "rejected.tsv")
+        summary.print(rejects_file=sub_manifests / "rejected.tsv")
+        atomic_write_text(stamp, deb.name)
+    mdir = Path(cfg.data.root) / "manifests"
+    entries = []
+    for e in read_manifest(sub_manifests / "all.jsonl"):
+        e = dict(e, id=f"{corpus}-{e['id']}", speaker=f"{corpus}:{e.get('speaker', '')}")
+        e["audio_filepath"] = os.path.relpath(e["audio_filepath"], mdir)
+        entries.append(e)
+    return entries
+
+
+def import_real(cfg, progress: bool) -> list[dict]:
+    """Every corpus of data.real, fetched and imported; written to manifests/all_real.jsonl."""
+    root = Path(cfg.data.root)
+    folders = ([Path(cfg.data.source)] if cfg.data.source else []) + [root / "download" / "debs"]
+    entries = []
+    for corpus in cfg.data.real:
+        deb = fetch_package(debian_package(corpus), folders)
+        entries += import_corpus(cfg, corpus, deb, progress)
+    write_manifest(root / "manifests" / "all_real.jsonl", entries)
+    return entries
+
+
+# --- 4. mix ------------------------------------------------------------------------------------
+
+def _draw(seed: int, key: str) -> random.Random:
+    return random.Random(f"{seed}/{key}")
+
+
+def repeats(entry_id: str, times: float, seed: int) -> int:
+    """How many copies of an utterance train_mix holds: floor(times), plus one more for a seeded
+    share (times - floor) of the utterances."""
+    whole = int(times)
+    return whole + (_draw(seed, f"repeat/{entry_id}").random() < times - whole)
+
+
+def plan_copies(entries: list[dict], times: float, share: float, seed: int) -> list[dict]:
+    """The train_mix entries of one source: each utterance `repeats` times (copy k > 0 gets the
+    id suffix _r<k>); a copy marked "channel_seed" goes through a random channel."""
+    out = []
+    for e in entries:
+        for k in range(repeats(e["id"], times, seed)):
+            uid = e["id"] if k == 0 else f"{e['id']}_r{k}"
+            copy_ = dict(e, id=uid)
+            if _draw(seed, f"channel/{uid}").random() < share:
+                copy_["channel_seed"] = zlib.crc32(f"{seed}/{uid}".encode())
+            out.append(copy_)
+    return out
+
+
+_talkers: list[str] = []  # babble talkers: audio of the split, per worker
+
+
+def _init_worker(talkers: list[str]) -> None:
+    global _talkers
+    _talkers = talkers
+    torch.set_num_threads(1)
+
+
+def _babble(generator: torch.Generator) -> torch.Tensor:
+    try:
+        return load_audio(_talkers[A.randint(generator, 0, len(_talkers) - 1)], SAMPLE_RATE)
+    except AudioError:
+        return torch.zeros(0)
+
+
+def _channel_copy(job: tuple[str, str, int]) -> tuple[str, str | None, str | None]:
+    """(source audio, target wav, seed) -> (target, stages, error); an existing target is kept."""
+    source, target, seed = job
+    if os.path.exists(target):
+        return target, None, None
+    try:
+        wav = load_audio(source, SAMPLE_RATE)
+    except AudioError as e:
+        return target, None, str(e)
+    out, stages = A.random_channel(wav, SAMPLE_RATE, torch.Generator().manual_seed(seed),
+                                   babble=_babble if _talkers else None)
+    write_wav(target, out, SAMPLE_RATE)
+    return target, "+".join(stages) or "none", None
+
+
+def render_channels(entries: list[dict], mdir: Path, nj: int, progress: bool) -> tuple[list, Counter]:
+    """Write the channel copies of entries (those with channel_seed) to <root>/audio/channel/;
+    returns the entries pointing at them and the count of copies skipped (unreadable source)."""
+    out_dir = mdir.parent / "audio" / "channel"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    jobs, by_target = [], {}
+    for e in entries:
+        if "channel_seed" in e:
+            target = str(out_dir / f"{e['id']}.wav")
+            source = e["audio_filepath"]
+            source = source if os.path.isabs(source) else str(mdir / source)
+            jobs.append((source, target, e["channel_seed"]))
+            by_target[target] = e
+    talkers = sorted({j[0] for j in jobs})[:2000]
+    failed: Counter = Counter()
+    with WorkerPool(nj, _init_worker, (talkers,)) as workers, \
+            tqdm(total=len(jobs), desc="channels", unit="utt", disable=not progress) as bar:
+        for target, stages, error in workers.imap(_channel_copy, jobs, ordered=False, chunksize=16):
+            bar.update()
+            e = by_target[target]
+            if error is not None:
+                log.warning("channel copy skipped: %s", error)
+                failed["unreadable source audio"] += 1
+                e["skip"] = True
+                continue
+            e["audio_filepath"] = os.path.relpath(target, mdir)
+    kept = []
+    for e in entries:
+        if not e.pop("skip", False):
+            e.pop("channel_seed", None)
+            kept.append(e)
+    return kept, failed
+
+
+def read_split(mdir: Path, split: str) -> list[dict]:
+    """A manifest's entries as written (relative audio paths kept)."""
+    with open(mdir / f"{split}.jsonl", encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def hours(entries: list[dict]) -> float:
+    return sum(float(e["duration"]) for e in entries) / 3600
+
+
+def make_mixture(cfg, progress: bool | None = None) -> dict:
+    """Everything above, after the synthetic corpus exists in data.root; returns a report
+    {source: {utterances, hours, speakers}, ...} that is also written to manifests/mixture.json."""
+    from data_prep.builtin.text import lm_sentences
+    progress = sys.stderr.isatty() if progress is None else progress
+    d = cfg.data
+    root = Path(d.root)
+    mdir = root / "manifests"
+    real = import_real(cfg, progress)
+    test_spk, dev_spk, none_held = choose_per_source(real, d.real_test_hours, d.real_dev_hours,
+                                                     d.seed)
+    held, dropped = split_by_speaker_and_line(real, test_spk, dev_spk)
+    write_manifest(mdir / "test_real.jsonl", held["test"])
+    write_manifest(mdir / "dev_real.jsonl", held["dev"])
+    write_manifest(mdir / "train_real.jsonl", held["train"])
+    heldout_lines = {e["text"] for s in ("test", "dev") for e in held[s]}
+    synthetic = read_split(mdir, "train")
+    kept_synthetic = [e for e in synthetic if e["text"] not in heldout_lines]
+    dropped["synthetic utterance speaking a real held-out line"] = len(synthetic) - len(kept_synthetic)
+    planned = plan_copies(kept_synthetic, 1.0, d.channel_share, d.seed)
+    by_corpus: dict[str, list[dict]] = {}
+    for e in held["train"]:
+        by_corpus.setdefault(e["speaker"].split(":", 1)[0], []).append(e)
+    for corpus, times in d.real.items():
+        planned += plan_copies(by_corpus.get(corpus, []), times, d.channel_share, d.seed)
+    mixed, failed = render_channels(planned, mdir, d.nj, progress)
+    write_manifest(mdir / f"{TRAIN}.jsonl", mixed)
+    write_manifest(mdir / f"{DEV}.jsonl", read_split(mdir, "dev") + held["dev"])
+    lm_text = lm_sentences(mdir / TRAIN_TEXT, [e["text"] for e in held["train"]], d.lm_sources,
+                           exclude=heldout_lines | _synthetic_heldout_lines(mdir))
+    atomic_write_text(mdir / TRAIN_TEXT, "".join(s + "\n" for s in lm_text))
+    report = _report(mixed, held, dropped + failed, none_held, len(lm_text))
+    atomic_write_text(mdir / "mixture.json", json.dumps(report, indent=1) + "\n")
+    return report
+
+
+def _synthetic_heldout_lines(mdir: Path) -> set[str]:
+    """Texts of the synthetic dev and test splits (kept out of the language-model text)."""
+    return {e["text"] for s in ("dev", "test") if (mdir / f"{s}.jsonl").exists()
+            for e in read_split(mdir, s)}
+
+
+def _report(mixed: list[dict], held: dict, dropped: Counter, none_held: list[str],
+            lm_lines: int) -> dict:
+    """Utterances, hours and speakers per source of train_mix, and the held-out splits."""
+    report: dict = {"train_mix": {}}
+    for e in mixed:
+        source = e["speaker"].split(":", 1)[0]
+        source = source if source in REAL_SOURCES else "synthetic:" + source
+        r = report["train_mix"].setdefault(source, {"utterances": 0, "hours": 0.0,
+                                                    "channel": 0, "speakers": set()})
+        r["utterances"] += 1
+        r["hours"] += float(e["duration"]) / 3600
+        r["channel"] += e["audio_filepath"].startswith(os.path.join("..", "audio", "channel"))
+        r["speakers"].add(e["speaker"])
+    for r in report["train_mix"].values():
+        r["hours"], r["speakers"] = round(r["hours"], 3), len(r["speakers"])
+    for split in ("test", "dev"):
+        report[f"{split}_real"] = {"utterances": len(held[split]), "hours": round(hours(held[split]), 3),
+                                   "speakers": sorted({e["speaker"] for e in held[split]})}
+    report["dropped"] = dict(dropped)
+    report["no_heldout_speakers"] = none_held
+    report["lm_text_lines"] = lm_lines
+    return report
+
+
+def print_report(report: dict) -> None:
+    """The mixture's make-up on stderr, one line per source."""
+    for source, r in sorted(report["train_mix"].items()):
+        print(f"train_mix {source}: {r['utterances']} utterances, {r['hours']} h, {r['speakers']} "
+              f"speakers, {r['channel']} through a channel", file=sys.stderr)
+    for split in ("test_real", "dev_real"):
+        r = report[split]
+        print(f"{split}: {r['utterances']} utterances, {r['hours']} h, speakers "
+              f"{', '.join(r['speakers'])}", file=sys.stderr)
+    for reason, n in report["dropped"].items():
+        print(f"left out: {n} {reason}", file=sys.stderr)
+    if report["no_heldout_speakers"]:
+        print(f"no held-out speakers from {', '.join(report['no_heldout_speakers'])} (their voices "
+              "share their lines: holding one out would empty its training part)", file=sys.stderr)
+    print(f"language-model text: {report['lm_text_lines']} lines", file=sys.stderr)
