@@ -53,7 +53,7 @@ MIN_SPEAKERS = 3  # a source with fewer voices stays in training (holding one ou
 
 
 def choose_per_source(entries: list[dict], test_hours: float, dev_hours: float, seed: int = 0,
-                      max_share: float = 0.03, max_loss: float = 0.5
+                      max_share: float = 0.03, max_loss: float = 0.5, exclude=frozenset()
                       ) -> tuple[list[str], list[str], list[str]]:
     """(test speakers, dev speakers, sources giving none) over several sources whose speakers are
     named "<source>:<name>".
@@ -63,6 +63,7 @@ def choose_per_source(entries: list[dict], test_hours: float, dev_hours: float, 
     1.2 / its number of speakers) of its hours, so small voice packs can give a voice too. A
     source whose held-out lines would remove more than max_loss of its remaining training
     utterances (voice packs that all say the same words) gives none and stays in training.
+    Speakers in `exclude` are never held out.
     """
     by_source: dict[str, list[dict]] = defaultdict(list)
     for e in entries:
@@ -74,6 +75,7 @@ def choose_per_source(entries: list[dict], test_hours: float, dev_hours: float, 
         if len(hours) < MIN_SPEAKERS:
             continue
         share = sum(hours.values()) / total
+        hours = {s: h for s, h in hours.items() if s not in exclude}
         t, d = choose_heldout_speakers(hours, test_hours * share, dev_hours * share, seed,
                                        max(max_share, 1.2 / len(hours)))
         splits, dropped = split_by_speaker_and_line(own, t, d)

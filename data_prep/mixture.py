@@ -9,9 +9,11 @@ to mix in and how many times each is repeated in training, e.g. ``{queen: 2, hed
 2. import: the corpus's own importer (data_prep/<corpus>.py) writes <root>/real/<corpus>/, once;
    its entries are gathered into manifests/all_real.jsonl with ids and speakers prefixed by the
    corpus ("queen:LOLA"), so speakers of different games never merge;
-3. hold out: whole speakers of every corpus with several speakers go to test_real / dev_real,
-   each corpus in proportion to its hours (data_prep.heldout.choose_per_source); their lines are
-   removed from every training source and from the language-model text;
+3. hold out: clips whose transcripts are mostly no English words (an ape's grunts, a parrot)
+   are dropped; whole speakers of every corpus with several speakers go to test_real /
+   dev_real, each corpus in proportion to its hours (data_prep.heldout.choose_per_source), never
+   one whose lines are largely invented words; held-out lines are removed from every training
+   source and from the language-model text;
 4. mix: train_mix = the synthetic train split + each real corpus's training part repeated
    `times` (a fractional part repeats a seeded share of its utterances); each copy of every
    source is passed through a random channel with probability data.channel_share
@@ -54,6 +56,8 @@ log = logging.getLogger(__name__)
 SAMPLE_RATE = 16000
 REAL_SOURCES = ("queen", "hedgewars", "ktuberling", "tuxpaint", "warzone2100")
 TRAIN, DEV, TRAIN_TEXT = "train_mix", "dev_mix", "train_text.txt"
+MAX_INVENTED = 0.5            # of an utterance's words, see drop_invented
+MAX_HELDOUT_INVENTED = 0.04   # of a held-out speaker's words, see unlikely_test_speakers
 
 
 # --- 1. fetch ----------------------------------------------------------------------------------
@@ -124,6 +128,33 @@ def import_real(cfg, progress: bool) -> list[dict]:
         entries += import_corpus(cfg, corpus, deb, progress)
     write_manifest(root / "manifests" / "all_real.jsonl", entries)
     return entries
+
+
+# --- 3. what counts as speech ------------------------------------------------------------------
+
+def invented_share(text: str, vocab: set[str]) -> float:
+    """Share of a transcript's words that are no English word (not in vocab)."""
+    words = text.split()
+    return sum(w not in vocab for w in words) / max(1, len(words))
+
+
+def drop_invented(entries: list[dict], vocab: set[str]) -> tuple[list[dict], int]:
+    """Entries whose transcripts are mostly English words; and how many were not (ape noises,
+    barks, a tribe's invented language: "ungh chunga kunga")."""
+    kept = [e for e in entries if invented_share(e["text"], vocab) <= MAX_INVENTED]
+    return kept, len(entries) - len(kept)
+
+
+def unlikely_test_speakers(entries: list[dict], vocab: set[str]) -> set[str]:
+    """Speakers with more than MAX_HELDOUT_INVENTED of their words invented: a parrot or a
+    mumbling robot is no test of English speech recognition, so they are never held out."""
+    words: Counter = Counter()
+    invented: Counter = Counter()
+    for e in entries:
+        ws = e["text"].split()
+        words[e["speaker"]] += len(ws)
+        invented[e["speaker"]] += sum(w not in vocab for w in ws)
+    return {s for s in words if invented[s] > MAX_HELDOUT_INVENTED * words[s]}
 
 
 # --- 4. mix ------------------------------------------------------------------------------------
@@ -231,15 +262,19 @@ def hours(entries: list[dict]) -> float:
 def make_mixture(cfg, progress: bool | None = None) -> dict:
     """Everything above, after the synthetic corpus exists in data.root; returns a report
     {source: {utterances, hours, speakers}, ...} that is also written to manifests/mixture.json."""
-    from data_prep.builtin.text import lm_sentences
+    from data_prep.builtin.text import lm_sentences, source_sentences, vocabulary
     progress = sys.stderr.isatty() if progress is None else progress
     d = cfg.data
     root = Path(d.root)
     mdir = root / "manifests"
-    real = import_real(cfg, progress)
-    test_spk, dev_spk, none_held = choose_per_source(real, d.real_test_hours, d.real_dev_hours,
-                                                     d.seed)
+    extra_text = source_sentences(d.lm_sources)
+    vocab = vocabulary(mdir / TRAIN_TEXT, extra_text)
+    real, invented = drop_invented(import_real(cfg, progress), vocab)
+    test_spk, dev_spk, none_held = choose_per_source(
+        real, d.real_test_hours, d.real_dev_hours, d.seed,
+        exclude=unlikely_test_speakers(real, vocab))
     held, dropped = split_by_speaker_and_line(real, test_spk, dev_spk)
+    dropped["transcript mostly invented words (animal sounds, invented language)"] = invented
     write_manifest(mdir / "test_real.jsonl", held["test"])
     write_manifest(mdir / "dev_real.jsonl", held["dev"])
     write_manifest(mdir / "train_real.jsonl", held["train"])
@@ -256,7 +291,7 @@ def make_mixture(cfg, progress: bool | None = None) -> dict:
     mixed, failed = render_channels(planned, mdir, d.nj, progress)
     write_manifest(mdir / f"{TRAIN}.jsonl", mixed)
     write_manifest(mdir / f"{DEV}.jsonl", read_split(mdir, "dev") + held["dev"])
-    lm_text = lm_sentences(mdir / TRAIN_TEXT, [e["text"] for e in held["train"]], d.lm_sources,
+    lm_text = lm_sentences(mdir / TRAIN_TEXT, [e["text"] for e in held["train"]], extra_text,
                            exclude=heldout_lines | _synthetic_heldout_lines(mdir))
     atomic_write_text(mdir / TRAIN_TEXT, "".join(s + "\n" for s in lm_text))
     report = _report(mixed, held, dropped + failed, none_held, len(lm_text))

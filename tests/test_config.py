@@ -20,11 +20,25 @@ def test_yaml_then_overrides(tmp_path):
     assert again == cfg
 
 
+def test_mapping_settings_from_yaml_and_the_command_line(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({"data": {"real": {"queen": 2, "hedgewars": 1.5}}}))
+    assert load_config(path).data.real == {"queen": 2.0, "hedgewars": 1.5}
+    cfg = load_config(path, ["data.real=queen:3,tuxpaint:1", "data.voices=pico:1"])
+    assert cfg.data.real == {"queen": 3.0, "tuxpaint": 1.0} and cfg.data.voices == {"pico": 1.0}
+    assert load_config(path, ["data.real="]).data.real == {}
+    save_config(cfg, tmp_path / "saved.yaml")
+    assert load_config(tmp_path / "saved.yaml") == cfg
+
+
 @pytest.mark.parametrize("override,match", [
     ("train.nope=1", "unknown key 'nope'"),
     ("nosection.x=1", "unknown section"),
     ("train.epochs=many", "expected int"),
     ("lr=1", "section.key=value"),
+    ("data.real=queen", "expected key:value"),
+    ("data.real=queen:lots", "data.real.queen: expected float"),
+    ("data.lm_sources=encyclopedia", "must be one of gcide, manpages"),
 ])
 def test_bad_overrides_are_named(override, match):
     with pytest.raises(ValueError, match=match):

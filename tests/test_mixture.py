@@ -41,7 +41,9 @@ def _corpus(root: Path) -> list[dict]:
         write_sine(root / "audio" / f"{e['id']}.wav", e["duration"], fmt="WAV", subtype="PCM_16")
     for split, entries in splits.items():
         (mdir / f"{split}.jsonl").write_text("".join(json.dumps(e) + "\n" for e in entries))
-    (mdir / "train_text.txt").write_text("synthetic line 1\na synthetic test line\n")
+    # the words of every transcript but "grunt", so they count as English (mixture.drop_invented)
+    (mdir / "train_text.txt").write_text("synthetic line 1\na synthetic test line\nqueen of s0 s1 s2 "
+                                         "s3 s4 s5 s6 s7 main pack word 0 1 2 3 4 5 6 7 8 29 ball\n")
     return real
 
 
@@ -83,6 +85,19 @@ def test_heldout_by_speaker_and_line_in_every_source(mixed):
     assert {e["id"] for e in _read(root, "dev_mix")} == {"syn-dev"} | {e["id"] for e in dev}
     assert report["dropped"].get("synthetic utterance speaking a real held-out line", 0) == (
         "queen line 0 of s1" in held_lines)
+
+
+def test_invented_words_are_dropped_and_never_held_out(tmp_path, monkeypatch):
+    real = _corpus(tmp_path)
+    grunts = [_entry(f"queen-ape-{i}", "queen:APE", f"grunt grunt {i}", 2.0) for i in range(6)]
+    grunts += [_entry("queen-ape-6", "queen:APE", "queen grunt", 2.0)]  # half English: kept
+    for e in grunts:
+        write_sine(tmp_path / "audio" / f"{e['id']}.wav", 2.0, fmt="WAV", subtype="PCM_16")
+    monkeypatch.setattr(mixture, "import_real", lambda cfg, progress: [dict(e) for e in real + grunts])
+    report = mixture.make_mixture(_config(tmp_path), progress=False)
+    assert report["dropped"]["transcript mostly invented words (animal sounds, invented language)"] == 6
+    assert "queen:APE" not in report["test_real"]["speakers"] + report["dev_real"]["speakers"]
+    assert mixture.invented_share("ungh chunga gorilla", {"gorilla"}) == 2 / 3
 
 
 def test_repeats_and_channels(mixed):
@@ -189,5 +204,6 @@ def test_codec_round_trip_at_its_lowest_rate(codec):
 def test_lm_sentences_extend_and_exclude(tmp_path):
     text = tmp_path / "train_text.txt"
     text.write_text("one two three\nheld out line\n")
-    out = lm_sentences(text, ["a real line", "one two three"], [], exclude={"held out line"})
-    assert out == ["one two three", "a real line"]
+    out = lm_sentences(text, ["a real line", "one two three"], ["an extra line"],
+                       exclude={"held out line"})
+    assert out == ["one two three", "a real line", "an extra line"]

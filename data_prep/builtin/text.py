@@ -174,25 +174,30 @@ def _manpage_texts(root: Path = MAN_DIR) -> list[str]:
 LM_SOURCES = {"gcide": _gcide_texts, "manpages": _manpage_texts}  # data.lm_sources choices
 
 
-def lm_sentences(train_text: Path, lines: list[str], sources: list[str],
+def source_sentences(sources: list[str]) -> list[str]:
+    """The clean normalised sentences of each of `sources` (LM_SOURCES names), in order."""
+    return [t for name in sources for t in map(clean_sentence, LM_SOURCES[name]()) if t]
+
+
+def lm_sentences(train_text: Path, lines: list[str], extra: list[str],
                  exclude: set[str]) -> list[str]:
     """Language-model text: the sentences already in train_text, then `lines` (normalised
-    transcripts), then the clean sentences of each of `sources` (LM_SOURCES), deduplicated,
-    without any sentence in `exclude` (held-out lines)."""
+    transcripts), then `extra` (source_sentences), deduplicated, without any sentence in
+    `exclude` (held-out lines)."""
     seen = set(exclude)
     out = []
-
-    def add(text: str | None) -> None:
+    for text in [*_lines(train_text), *lines, *extra]:
         if text and text not in seen:
             seen.add(text)
             out.append(text)
-
-    if train_text.exists():
-        for line in train_text.read_text(encoding="utf-8").splitlines():
-            add(line.strip())
-    for line in lines:
-        add(line)
-    for name in sources:
-        for raw in LM_SOURCES[name]():
-            add(clean_sentence(raw))
     return out
+
+
+def _lines(path: Path) -> list[str]:
+    return [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines()] if path.exists() else []
+
+
+def vocabulary(train_text: Path, extra: list[str]) -> set[str]:
+    """The words of train_text and of extra: what counts as an English word for the real
+    corpora's transcripts (data_prep.mixture.invented_share)."""
+    return {w for text in [*_lines(train_text), *extra] for w in text.split()}
