@@ -24,6 +24,13 @@ from asr.data.manifest import write_manifest
 LINE_IN_HELDOUT = "line of a test or dev utterance"
 
 
+def read_as_written(path: Path) -> list[dict]:
+    """A manifest's entries with their audio paths as written (relative ones kept relative), for
+    new manifests written beside it."""
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
 def speaker_hours(entries: list[dict]) -> dict[str, float]:
     """Hours of speech per speaker."""
     hours: dict[str, float] = defaultdict(float)
@@ -116,8 +123,7 @@ def make_heldout_splits(root: str | Path, source: str = "all", suffix: str = "re
     went where (speakers, utterances, hours, dropped)."""
     mdir = Path(root) / "manifests"
     # the entries as written: the new manifests sit beside it, so relative paths stay right
-    with open(mdir / f"{source}.jsonl", encoding="utf-8") as f:
-        entries = [json.loads(line) for line in f if line.strip()]
+    entries = read_as_written(mdir / f"{source}.jsonl")
     hours = speaker_hours(entries)
     test_spk, dev_spk = choose_heldout_speakers(hours, test_hours, dev_hours, seed, max_share)
     splits, dropped = split_by_speaker_and_line(entries, test_spk, dev_spk)

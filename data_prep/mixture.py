@@ -49,7 +49,7 @@ from asr.data import effects as A
 from asr.data.audio import AudioError, load_audio, write_wav
 from asr.data.manifest import read_manifest, write_manifest
 from asr.utils import WorkerPool, atomic_write_text
-from data_prep.heldout import choose_per_source, split_by_speaker_and_line
+from data_prep.heldout import choose_per_source, read_as_written, split_by_speaker_and_line
 
 log = logging.getLogger(__name__)
 
@@ -250,9 +250,7 @@ def render_channels(entries: list[dict], mdir: Path, nj: int, progress: bool) ->
 
 
 def read_split(mdir: Path, split: str) -> list[dict]:
-    """A manifest's entries as written (relative audio paths kept)."""
-    with open(mdir / f"{split}.jsonl", encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
+    return read_as_written(mdir / f"{split}.jsonl")
 
 
 def hours(entries: list[dict]) -> float:
