@@ -12,7 +12,7 @@ DATA_ARGS := $(if $(DATA),data.source=$(DATA))
 ASR := .venv/bin/asr
 PY := .venv/bin/python
 
-.PHONY: setup data features train resume lm tune-lm decode score demo test bench bench-train benchmark bench-decode
+.PHONY: setup data features train resume lm tune-lm decode score demo test bench bench-train benchmark bench-decode bundle bench-ship
 
 setup:
 	@bash tools/setup.sh
@@ -43,6 +43,17 @@ tune-lm: setup
 
 bench-decode: setup
 	$(PY) -m asr.bench.decode --config $(CONFIG) $(ARGS)
+
+# bundle the recipe's run (default exp/$(RECIPE)/run1) into exp/$(RECIPE)/bundle
+RUN ?= exp/$(RECIPE)/run1
+BUNDLE ?= exp/$(RECIPE)/bundle
+bundle: setup
+	$(ASR) bundle $(RUN) $(BUNDLE)
+
+# PyTorch vs ONNX fp32 vs ONNX int8 (RTF, size, WER) and streaming, on a test manifest
+BENCH_MANIFEST ?= data/$(RECIPE)/manifests/test.jsonl
+bench-ship: setup
+	$(PY) -m asr.bench.ship $(BUNDLE) $(BENCH_MANIFEST) $(ARGS)
 
 demo: setup
 	@start=$$(date +%s); \

@@ -91,3 +91,77 @@ def small_config(root, exp, **train):
 def need(program: str) -> None:
     if shutil.which(program) is None:
         pytest.fail(f"{program} is not installed: run `make setup` (installs the Debian packages)")
+
+
+# ---------------------------------------------------------------- a tiny trained model
+
+WORDS = ["ab", "cd", "ef", "abc", "fed"]
+CHAR_S, SPACE_S, PAD_S = 0.06, 0.05, 0.1
+
+
+def tone_speech(text: str, rng: np.random.Generator, rate: int = SR) -> np.ndarray:
+    """Like conftest.tone_utterance (a tone per character), with longer pauses between words so
+    that a model trained for seconds hears them: CHAR_S per character, SPACE_S between words,
+    PAD_S of silence at both ends, at any sample rate."""
+    pieces = [np.zeros(int(PAD_S * rate))]
+    for k, word in enumerate(text.split()):
+        if k:
+            pieces.append(np.zeros(int(SPACE_S * rate)))
+        for ch in word:
+            t = np.arange(int(CHAR_S * rate)) / rate
+            pieces.append(0.5 * np.sin(2 * np.pi * (200 + 60 * (ord(ch) % 32)) * t) * np.hanning(len(t)))
+    sig = np.concatenate(pieces + [np.zeros(int(PAD_S * rate))])
+    return (sig + noise(len(sig), rate, rng)).astype(np.float32)
+
+
+def noise(n: int, rate: int, rng: np.random.Generator) -> np.ndarray:
+    """Faint noise band-limited to 4 kHz, so that it sounds the same at every sample rate."""
+    import torch
+    import torchaudio.functional as AF
+    white = torch.from_numpy(0.005 * rng.standard_normal(n * 8000 // rate + 8))
+    return AF.resample(white, 8000, rate).numpy()[:n]
+
+
+def word_times(text: str, start: float) -> list[tuple[str, float, float]]:
+    """True (word, start, end) of a tone utterance that begins at `start` seconds."""
+    out, t = [], start + PAD_S
+    for k, w in enumerate(text.split()):
+        if k:
+            t += SPACE_S
+        out.append((w, t, t + CHAR_S * len(w)))
+        t += CHAR_S * len(w)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tone_run(tmp_path_factory):
+    """A tone corpus (features, train text) and a small BiLSTM trained on it to CER ~0 (~15 s)."""
+    from asr.train import Trainer
+    root = tmp_path_factory.mktemp("tones")
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 48), ("dev", 8), ("test", 8)):
+        (root / "audio" / split).mkdir(parents=True)
+        lines = []
+        for i in range(n):
+            text = " ".join(rng.choice(WORDS, size=rng.integers(1, 4)))
+            path = root / "audio" / split / f"{split}{i:03d}.wav"
+            sf.write(path, tone_speech(text, rng), SR, subtype="PCM_16")
+            lines.append({"id": f"{split}{i:03d}", "audio_filepath": str(path),
+                          "duration": sf.info(path).duration, "text": text})
+        (root / "manifests").mkdir(exist_ok=True)
+        (root / "manifests" / f"{split}.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+        extract_features(root / "manifests" / f"{split}.jsonl", root / "features" / split,
+                         FeatureConfig(), nj=1, progress=False)
+    (root / "manifests" / "train_text.txt").write_text(
+        "".join(json.loads(x)["text"] + "\n" for x in (root / "manifests" / "train.jsonl").open()))
+    cfg = Config()
+    apply(cfg, {"data": {"root": str(root), "test_splits": ["test"]},
+                "model": {"rnn_layers": 1, "rnn_hidden": 64, "conv_channels": 8, "subsample": 2,
+                          "dropout": 0.0},
+                "train": {"exp_dir": str(root / "exp"), "batch_frames": 400, "warmup_steps": 10,
+                          "lr": 1e-2, "epochs": 16, "threads": 2, "log_every": 1000,
+                          "checkpoint_every": 0}})
+    trainer = Trainer(cfg)
+    trainer.train()
+    assert trainer.validate()["cer"] < 5, "the tone model did not learn (test set-up)"
+    return root

@@ -3,7 +3,10 @@
     asr lm build  --config C [lm.order=3 ...]        KenLM word LM + lexicon from lm.text
     asr decode    --config C [decode.decoder=beam_lm ...]
     asr tune-lm   --config C [--method grid|random] [--trials N]
-    asr transcribe MODEL PATH... [--decoder beam_lm] [--format txt,json,srt,vtt] [--out DIR]
+    asr transcribe MODEL PATH... [--decoder beam_lm] [--format txt,json,srt,vtt,tsv,ctm] [--out DIR]
+                                 [--engine onnx] [--stream]
+    asr bundle RUN OUT                               one self-contained folder to ship
+    asr export BUNDLE --format onnx|torchscript [--int8]
 
 Argument parsing and printing only: the settings layering (recipe, the run's tuned
 decode.yaml, overrides) and the tune-lm search are in asr.decoding.tuning.
@@ -101,39 +104,41 @@ def cmd_tune_lm(args) -> int:
 
 # ---------------------------------------------------------------- asr transcribe
 
-def transcribe_settings(args):
-    """(decoder name, DecodeConfig) for `asr transcribe`: the run's config and tuned values when
-    MODEL is a run folder, then the flags."""
+def transcribe_settings(args, source):
+    """(decoder name, DecodeConfig) for `asr transcribe`: the bundle's or run's tuned settings
+    (beam + LM when the model has an LM), then the flags."""
     from asr.decoding.decoders import resolve_lm_paths
-    from asr.decoding.lm import lm_paths
-    from asr.decoding.tuning import run_folder, saved_run_config
-    cfg = saved_run_config(run_folder(args.model))
-    d = cfg.decode
-    decoder = args.decoder or d.decoder
+    d = source.decode
     flags = {"lm_weight": args.lm_weight, "word_score": args.word_score, "beam_size": args.beam_size,
              "hotword_weight": args.hotword_weight, "lexicon": args.lexicon_mode,
              "lexicon_path": args.lexicon, "hotwords_file": args.hotwords}
-    d = dataclasses.replace(d, decoder=decoder, **{k: v for k, v in flags.items() if v is not None})
+    d = dataclasses.replace(d, **{k: v for k, v in flags.items() if v is not None})
     if args.hotword:
         d = dataclasses.replace(d, hotwords=list(d.hotwords) + args.hotword)
-    lm_dir = lm_paths(cfg)["dir"]
     if args.lm:
         lm = Path(args.lm)
         lm_dir = lm if lm.is_dir() else lm.parent
-        if not lm.is_dir():
-            d = dataclasses.replace(d, lm_path=str(lm))
-    return decoder, resolve_lm_paths(d, lm_dir)
+        d = dataclasses.replace(d, lm_path="" if lm.is_dir() else str(lm), lexicon_path=args.lexicon or "")
+        d = resolve_lm_paths(dataclasses.replace(d, decoder="beam_lm"), lm_dir)
+    decoder = args.decoder or (source.best_decoder() if not args.lm else "beam_lm")
+    return decoder, dataclasses.replace(d, decoder=decoder)
 
 
 def cmd_transcribe(args) -> int:
-    from asr.transcribe.transcriber import Chunking, transcribe_files
+    from asr.bundle import model_source
+    from asr.transcribe.transcriber import Chunking, CueLimits, Transcriber, transcribe_files
+    if args.stream:
+        return cmd_stream(args)
     formats = [f for f in args.format.split(",") if f]
-    if args.out is None and any(f in ("srt", "vtt") for f in formats) and len(args.files) > 1:
-        raise ValueError("subtitles for several files need --out DIR")
-    decoder, settings = transcribe_settings(args)
-    results, errors = transcribe_files(
-        args.model, args.files, args.device, decoder, settings, Chunking(args.chunk_s, args.overlap_s, args.min_pause_s),
-        formats, args.out, progress=not args.no_progress)
+    if args.out is None and any(f in ("srt", "vtt", "tsv", "ctm") for f in formats) and len(args.files) > 1:
+        raise ValueError("srt/vtt/tsv/ctm output for several files needs --out DIR")
+    source = model_source(args.model)
+    decoder, settings = transcribe_settings(args, source)
+    chunking = Chunking(args.chunk_s, args.overlap_s, args.min_pause_s)
+    t = Transcriber(source, args.device, decoder, settings, chunking, args.engine, args.batch_size)
+    limits = CueLimits(args.max_chars, args.max_duration, args.max_gap)
+    results, errors = transcribe_files(args.model, args.files, formats=formats, out_dir=args.out,
+                                       progress=not args.no_progress, transcriber=t, limits=limits)
     if args.out is not None:
         print(f"{len(results)} file(s) transcribed -> {args.out}", file=sys.stderr)
     if errors:
@@ -144,13 +149,58 @@ def cmd_transcribe(args) -> int:
     return 0 if results else 1
 
 
+def cmd_stream(args) -> int:
+    """--stream: partial results as the audio arrives (a file, or raw 16-bit PCM on stdin as
+    '-'), then the final text; unidirectional models only."""
+    import json
+    from asr import load
+    from asr.streaming import stream_file, stream_pcm
+    rec = load(args.model, device="cpu", decoder="greedy").stream(chunk_ms=args.chunk_ms)
+    for f in args.files:
+        if f == "-":
+            for result in stream_pcm(rec, sys.stdin.buffer, args.rate, args.chunk_ms):
+                _print_stream(result)
+            continue
+        final, stats = stream_file(rec, f, args.chunk_ms, on_partial=_print_stream)
+        print(f"{f}\t{final['text']}", flush=True)
+        print(json.dumps({"file": f, **stats}), file=sys.stderr)
+    return 0
+
+
+def _print_stream(result: dict) -> None:
+    if result.get("final"):
+        print(result["text"], flush=True)
+    else:
+        print(f"... {result['text']}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------- asr bundle / asr export
+
+def cmd_bundle(args) -> int:
+    from asr.bundle import write_bundle
+    index = write_bundle(args.run, args.out, which=args.checkpoint, lm_dir=args.lm)
+    size = sum(f["bytes"] for f in index["files"].values())
+    print(f"bundle {args.out}: {len(index['files'])} files, {size / 1e6:.1f} MB "
+          f"({', '.join(index['files'])})")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from asr.bundle import export_bundle
+    for path in export_bundle(args.bundle, args.format, int8=args.int8):
+        print(f"{path} ({path.stat().st_size / 1e6:.1f} MB)")
+    return 0
+
+
 # ---------------------------------------------------------------- registration
 
 def _transcribe_parser(sub) -> None:
-    p = sub.add_parser("transcribe", help="transcribe audio files or folders (txt, json, srt, vtt)")
-    p.add_argument("model", help="checkpoint file or run folder")
-    p.add_argument("files", nargs="+", help="audio files or folders (any rate/channels; wav, flac, ogg, mp3, ...)")
-    p.add_argument("--decoder", choices=["greedy", "beam", "beam_lm"], help="default: the run's decode.decoder")
+    p = sub.add_parser("transcribe", help="transcribe audio files or folders (txt, json, srt, vtt, tsv, ctm)")
+    p.add_argument("model", help="bundle (asr bundle), run folder or checkpoint file")
+    p.add_argument("files", nargs="+", help="audio or video files or folders (any rate/channels; wav, "
+                                             "flac, mp3, m4a, opus, webm, mp4, ...); '-' with --stream: raw PCM on stdin")
+    p.add_argument("--decoder", choices=["greedy", "beam", "beam_lm"],
+                   help="default: beam_lm when the model has an LM, else greedy")
     p.add_argument("--lm", help="LM folder (lm.bin + lexicon.txt, from asr lm build) or a KenLM file")
     p.add_argument("--lexicon", help="lexicon file (default: lexicon.txt beside the LM)")
     p.add_argument("--lexicon-mode", choices=["auto", "on", "off"], help="lexicon-constrained search")
@@ -160,13 +210,23 @@ def _transcribe_parser(sub) -> None:
     p.add_argument("--hotword", action="append", default=[], help="word or phrase to favour (repeatable)")
     p.add_argument("--hotwords", help="file of words/phrases to favour, one a line")
     p.add_argument("--hotword-weight", type=float, help="bonus per matching word (default 3)")
-    p.add_argument("--format", default="txt", help="txt, json, srt, vtt or several: txt,srt (default txt)")
+    p.add_argument("--format", default="txt", help="txt, json, srt, vtt, tsv, ctm or several: txt,srt (default txt)")
+    p.add_argument("--max-chars", type=int, default=42, help="longest subtitle/tsv cue (characters)")
+    p.add_argument("--max-duration", type=float, default=6.0, help="longest subtitle/tsv cue (s)")
+    p.add_argument("--max-gap", type=float, default=1.0, help="a longer pause (s) starts a new cue")
+    p.add_argument("--engine", default="torch", choices=["torch", "onnx", "onnx-int8", "torchscript"],
+                   help="the network: PyTorch, or a form exported into the bundle by asr export")
+    p.add_argument("--batch-size", type=int, default=8, help="windows run through the network together")
+    p.add_argument("--stream", action="store_true",
+                   help="streaming recognition (unidirectional models): partial results on stderr")
+    p.add_argument("--chunk-ms", type=int, default=200, help="--stream: audio per step (ms)")
+    p.add_argument("--rate", type=int, default=16000, help="--stream from stdin: PCM sample rate")
     p.add_argument("--out", help="folder for <name>.<format> files (default: stdout)")
     p.add_argument("--chunk-s", type=float, default=30.0, help="window length for long files (s)")
     p.add_argument("--overlap-s", type=float, default=4.0, help="overlap of neighbouring windows (s)")
     p.add_argument("--min-pause-s", type=float, default=0.4,
                    help="a pause this long splits a window into separately decoded segments (0: never)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    p.add_argument("--device", default="auto", help="auto (CUDA when there is one), cpu or cuda")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_transcribe)
 
@@ -174,6 +234,17 @@ def _transcribe_parser(sub) -> None:
 def add_commands(sub, stage) -> None:
     """Register decoding subcommands on the `asr` parser (stage() adds --config/overrides)."""
     stage("decode", cmd_decode, "decode the test splits into hyp.jsonl (decode.decoder=greedy|beam|beam_lm)")
+    b = sub.add_parser("bundle", help="one self-contained folder: weights, units, LM, tuned settings, model card")
+    b.add_argument("run", help="run folder (train.exp_dir)")
+    b.add_argument("out", help="bundle folder to write")
+    b.add_argument("--checkpoint", default="best", help="which checkpoint (best, last, avg-last5, ...)")
+    b.add_argument("--lm", help="LM folder (default: the run's)")
+    b.set_defaults(func=cmd_bundle)
+    e = sub.add_parser("export", help="export a bundle's network to ONNX or TorchScript (into the bundle)")
+    e.add_argument("bundle", help="bundle folder (asr bundle)")
+    e.add_argument("--format", required=True, choices=["onnx", "torchscript"])
+    e.add_argument("--int8", action="store_true", help="also an int8 ONNX model (dynamic quantisation)")
+    e.set_defaults(func=cmd_export)
     lm = sub.add_parser("lm", help="language models (asr lm build)")
     lm_sub = lm.add_subparsers(dest="lm_command", required=True)
     b = lm_sub.add_parser("build", help="KenLM word n-gram (ARPA + binary) and lexicon from lm.text")

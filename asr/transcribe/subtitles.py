@@ -67,6 +67,18 @@ def to_vtt(cues: list[Cue]) -> str:
     return "WEBVTT\n\n" + body
 
 
+def to_tsv(cues: list[Cue]) -> str:
+    """Tab-separated cues: start and end in integer milliseconds, then the text (Whisper's tsv)."""
+    body = "".join(f"{int(round(c.start * 1000))}\t{int(round(c.end * 1000))}\t{c.text}\n" for c in cues)
+    return "start\tend\ttext\n" + body
+
+
+def to_ctm(words: list[dict], name: str) -> str:
+    """NIST CTM, a line per word: recording, channel 1, start, duration (s), word, confidence."""
+    return "".join(f"{name} 1 {w['start']:.3f} {max(0.0, w['end'] - w['start']):.3f} {w['word']} "
+                   f"{float(w.get('conf', 1.0)):.3f}\n" for w in words)
+
+
 _SRT_TIME = re.compile(r"^(\d\d):(\d\d):(\d\d),(\d\d\d) --> (\d\d):(\d\d):(\d\d),(\d\d\d)$")
 
 

@@ -26,22 +26,23 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 import torch
 import torchaudio.functional as AF
 
 from asr.data.audio import AudioError
-from asr.checkpoint import load_checkpoint, model_from_checkpoint
+from asr.data.reader import AudioReader, audio_duration
+from asr.bundle import EXPORTED
+from asr.checkpoint import model_from_checkpoint
 from asr.config import DecodeConfig
 from asr.decoding.decoders import get_decoder
 from asr.data.features import FeatureExtractor
-from asr.transcribe.subtitles import group_words, to_srt, to_vtt
+from asr.transcribe.subtitles import group_words, to_ctm, to_srt, to_tsv, to_vtt
 from asr.model import frame_seconds
 from asr.utils import atomic_write_text, pick_device
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("txt", "json", "srt", "vtt")
+FORMATS = ("txt", "json", "srt", "vtt", "tsv", "ctm")
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".au",
                   ".caf", ".w64", ".rf64", ".wv", ".sph", ".nist"}
 
@@ -73,55 +74,62 @@ class Window:
     last: bool
 
 
-def _check_block(path, block: np.ndarray) -> np.ndarray:
-    if not np.isfinite(block).all():
-        raise AudioError(f"{path}: audio contains NaN or infinite samples")
-    return block.mean(axis=1, dtype=np.float32)
+class ArrayReader:
+    """An in-memory signal behind the same interface as asr.data.audio.AudioReader."""
+
+    def __init__(self, audio, sample_rate: int, name: str = "<array>"):
+        audio = audio.numpy() if isinstance(audio, torch.Tensor) else np.asarray(audio)
+        audio = audio.astype(np.float32, copy=False)
+        if audio.ndim == 2:  # (samples, channels) or (channels, samples): mix the shorter axis
+            audio = audio.mean(axis=int(np.argmin(audio.shape)), dtype=np.float32)
+        if audio.ndim != 1:
+            raise AudioError(f"{name}: audio must be 1-D (samples) or 2-D (channels), got {audio.shape}")
+        if not np.isfinite(audio).all():
+            raise AudioError(f"{name}: audio contains NaN or infinite samples")
+        self.audio, self.sample_rate, self.name, self.pos = audio, int(sample_rate), name, 0
+        self.duration = len(audio) / self.sample_rate
+
+    def read(self, n: int) -> np.ndarray:
+        block = self.audio[self.pos:self.pos + n]
+        self.pos += len(block)
+        return block
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *_):
+        return None
+
+
+def reader_windows(reader, sample_rate: int, chunking: Chunking):
+    """Yield the overlapping Windows of a reader (.sample_rate, .read(n) -> mono float32 samples,
+    fewer than n only at the end), read sequentially: only one window is ever in memory."""
+    rate = reader.sample_rate
+    win, step = int(round(chunking.chunk_s * rate)), int(round((chunking.chunk_s - chunking.overlap_s) * rate))
+    tail, pos = np.zeros(0, np.float32), 0
+    while True:
+        need = win - len(tail)
+        new = reader.read(need)
+        if len(new) == 0 and pos == 0:
+            raise AudioError(f"{reader.name}: audio has no samples")
+        if len(new) == 0:
+            return
+        buf = np.concatenate([tail, new])
+        last = len(new) < need
+        wav = torch.from_numpy(buf)
+        if rate != sample_rate:
+            wav = AF.resample(wav, rate, sample_rate)
+        yield Window(wav, pos / rate, pos == 0, last)
+        if last:
+            return
+        tail, pos = buf[step:], pos + step
 
 
 def stream_windows(path: str | Path, sample_rate: int, chunking: Chunking):
-    """Yield the overlapping Windows of an audio file, read sequentially (no seeking, no whole
-    file in memory). Raises AudioError naming the file if it is missing, unreadable or empty."""
-    path = Path(path)
-    if not path.is_file():
-        raise AudioError(f"{path}: no such file" if not path.exists() else f"{path}: not a file")
-    try:
-        f = sf.SoundFile(str(path))
-    except Exception as e:  # soundfile raises several types for undecodable input
-        raise AudioError(f"{path}: cannot decode audio ({e})") from None
-    with f:
-        rate = f.samplerate
-        win, step = int(round(chunking.chunk_s * rate)), int(round((chunking.chunk_s - chunking.overlap_s) * rate))
-        tail, pos = np.zeros(0, np.float32), 0
-        while True:
-            need = win - len(tail)
-            try:
-                block = f.read(need, dtype="float32", always_2d=True)
-            except Exception as e:
-                raise AudioError(f"{path}: cannot decode audio at {pos / rate:.1f} s ({e})") from None
-            new = _check_block(path, block)
-            if len(new) == 0 and pos == 0:
-                raise AudioError(f"{path}: audio has no samples")
-            if len(new) == 0:
-                return
-            buf = np.concatenate([tail, new])
-            last = len(new) < need
-            wav = torch.from_numpy(buf)
-            if rate != sample_rate:
-                wav = AF.resample(wav, rate, sample_rate)
-            yield Window(wav, pos / rate, pos == 0, last)
-            if last:
-                return
-            tail, pos = buf[step:], pos + step
-
-
-def audio_duration(path: str | Path) -> float | None:
-    """Duration in seconds from the file header, or None when unknown/unreadable."""
-    try:
-        info = sf.info(str(path))
-        return info.frames / info.samplerate if info.frames > 0 else None
-    except Exception:
-        return None
+    """The Windows of an audio file in any format asr.data.audio reads. Raises AudioError naming
+    the file if it is missing, unreadable or empty."""
+    with AudioReader(path) as reader:
+        yield from reader_windows(reader, sample_rate, chunking)
 
 
 def pause_segments(log_probs: torch.Tensor, min_pause_frames: int, blank: int = 0) -> list[tuple[int, int]]:
@@ -158,33 +166,65 @@ def shift_words(words: list[dict], offset_s: float) -> list[dict]:
             for w in words]
 
 
+def acoustic_model(source, engine: str, device):
+    """The network a Transcriber runs: the PyTorch model, or an exported form from the bundle
+    (`asr export`): "onnx", "onnx-int8" (onnxruntime, CPU) or "torchscript"."""
+    model, vocab, feat_cfg = model_from_checkpoint(source.checkpoint)
+    if engine == "torch":
+        return model.to(device), vocab, feat_cfg, model.cfg.subsample
+    if engine not in EXPORTED:
+        raise ValueError(f"unknown engine {engine!r} (known: torch, {', '.join(EXPORTED)})")
+    from asr import export
+    path = (source.folder or Path(".")) / EXPORTED[engine]
+    if source.kind != "bundle" or not path.is_file():
+        raise FileNotFoundError(f"{path}: no {engine} model; make one with "
+                                f"`asr export BUNDLE --format {engine.split('-')[0]}"
+                                f"{' --int8' if engine == 'onnx-int8' else ''}`")
+    if engine == "torchscript":
+        net, _ = export.load_torchscript(path)
+        return net.to(device), vocab, feat_cfg, model.cfg.subsample
+    return export.OnnxAcousticModel(path), vocab, feat_cfg, model.cfg.subsample
+
+
 class Transcriber:
     """A loaded model + feature extractor + decoder: `transcribe(path)` returns a result dict.
 
-    model_path: checkpoint file or run folder. device: "cpu", "cuda" or "auto".
-    decoder: a built-in decoder name (asr.decoding.decoders.DECODERS). decode_cfg: DecodeConfig for the beam decoders (LM and
-    lexicon paths resolved). chunking: how long files are cut.
+    model: a bundle, run folder or checkpoint file (or an asr.bundle.ModelSource).
+    device: "cpu", "cuda" or "auto". decoder: a built-in decoder name
+    (asr.decoding.decoders.DECODERS); None = the model's best (beam + LM when it has an LM).
+    decode_cfg: DecodeConfig for the beam decoders (default: the bundle's or run's tuned settings).
+    chunking: how long files are cut. engine: "torch", or an exported form (see acoustic_model).
+    batch_size: windows run through the network together (transcribe_many).
     `__call__(path)` returns just the text.
     """
 
-    def __init__(self, model_path: str | Path, device: str = "cpu", decoder: str = "greedy",
-                 decode_cfg: DecodeConfig | None = None, chunking: Chunking | None = None):
-        self.model, self.vocab, feat_cfg = model_from_checkpoint(load_checkpoint(model_path))
-        self.device = pick_device(device)
-        self.model.to(self.device)
+    def __init__(self, model, device: str = "auto", decoder: str | None = None,
+                 decode_cfg: DecodeConfig | None = None, chunking: Chunking | None = None,
+                 engine: str = "torch", batch_size: int = 8):
+        from asr.bundle import ModelSource, model_source
+        self.source = model if isinstance(model, ModelSource) else model_source(model)
+        self.device = pick_device(device) if engine in ("torch", "torchscript") else torch.device("cpu")
+        self.model, self.vocab, feat_cfg, subsample = acoustic_model(self.source, engine, self.device)
         self.features = FeatureExtractor(feat_cfg)
         self.sample_rate = feat_cfg.sample_rate
-        self.frame_s = frame_seconds(feat_cfg.hop_ms, self.model.cfg.subsample)
-        self.decode_cfg = dataclasses.replace(decode_cfg or DecodeConfig(), decoder=decoder)
+        self.frame_s = frame_seconds(feat_cfg.hop_ms, subsample)
+        decoder = decoder or self.source.best_decoder()
+        self.decode_cfg = dataclasses.replace(decode_cfg or self.source.decode, decoder=decoder)
         self.decoder = get_decoder(decoder).decode  # a built-in Decoder: batches of outputs
         self.chunking = chunking or Chunking()
+        self.batch_size = max(1, batch_size)
 
     @torch.no_grad()
-    def window_words(self, window: Window) -> list[dict]:
-        """Decode one window, segment by segment; its words in the file's time line."""
-        feats = self.features(window.audio).unsqueeze(0).to(self.device)
-        log_probs, lengths = self.model(feats, torch.tensor([feats.shape[1]], device=self.device))
-        lp = log_probs[0, :int(lengths[0])].float().cpu()
+    def network(self, audios: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Log-probabilities (T', V) of each window, the windows run as one padded batch."""
+        feats = [self.features(a) for a in audios]
+        lengths = torch.tensor([f.shape[0] for f in feats])
+        batch = torch.nn.utils.rnn.pad_sequence(feats, batch_first=True).to(self.device)
+        log_probs, out_lengths = self.model(batch, lengths.to(self.device))
+        return [log_probs[i, :int(out_lengths[i])].float().cpu() for i in range(len(feats))]
+
+    def decode_window(self, window: Window, lp: torch.Tensor) -> list[dict]:
+        """Decode one window's network output segment by segment; its words in the file's time line."""
         min_pause = int(round(self.chunking.min_pause_s / self.frame_s))
         words = []
         for a, b in pause_segments(lp, min_pause, self.vocab.blank):
@@ -193,24 +233,75 @@ class Transcriber:
             words += shift_words(hyp["words"], window.start_s + a * self.frame_s)
         return keep_own_words(words, window, self.chunking)
 
-    def transcribe(self, path: str | Path, progress: bool = False) -> dict:
-        """{"path", "duration", "text", "words": [{"word","start","end","conf"}]} of one file."""
+    def window_words(self, window: Window) -> list[dict]:
+        return self.decode_window(window, self.network([window.audio])[0])
+
+    def windows(self, item, sample_rate: int | None = None):
+        """The Windows of a file path, or of an array / tensor of samples at sample_rate."""
+        if isinstance(item, (str, Path)):
+            return stream_windows(item, self.sample_rate, self.chunking)
+        if sample_rate is None:
+            raise ValueError("an array of samples needs its sample_rate")
+        return reader_windows(ArrayReader(item, sample_rate), self.sample_rate, self.chunking)
+
+    def transcribe(self, item, progress: bool = False, sample_rate: int | None = None) -> dict:
+        """{"path", "duration", "text", "words": [{"word","start","end","conf"}]} of one file
+        (or of an array of samples at sample_rate)."""
         from tqdm import tqdm
-        total = audio_duration(path)
+        total = audio_duration(item) if isinstance(item, (str, Path)) else None
         words: list[dict] = []
         end = 0.0
-        with tqdm(total=round(total, 1) if total else None, unit="s", desc=Path(path).name,
+        with tqdm(total=round(total, 1) if total else None, unit="s", desc=Path(str(item)).name[:40],
                   disable=not progress or not total or total <= self.chunking.chunk_s,
                   leave=False, file=sys.stderr) as bar:
-            for window in stream_windows(path, self.sample_rate, self.chunking):
+            for window in self.windows(item, sample_rate):
                 words += self.window_words(window)
                 end = window.start_s + len(window.audio) / self.sample_rate
                 bar.update(round(end - bar.n, 1))
-        return {"path": str(path), "duration": round(end, 3),
-                "text": " ".join(w["word"] for w in words), "words": words}
+        return _result(item, end, words)
+
+    def transcribe_many(self, items, sample_rate: int | None = None):
+        """Yield (item, result dict or AudioError) for each file or array, in order; windows of
+        several inputs share network batches of batch_size (one window per short file)."""
+        states, batch = [], []
+
+        def flush():
+            if batch:
+                for (state, window), lp in zip(batch, self.network([w.audio for _, w in batch])):
+                    state["words"] += self.decode_window(window, lp)
+                    state["end"] = max(state["end"], window.start_s + len(window.audio) / self.sample_rate)
+                    state["pending"] -= 1
+                batch.clear()
+
+        def finished():
+            while states and states[0]["read"] and states[0]["pending"] == 0:
+                st = states.pop(0)
+                yield st["item"], st["error"] or _result(st["item"], st["end"], st["words"])
+
+        for item in items:
+            state = {"item": item, "words": [], "end": 0.0, "pending": 0, "read": False, "error": None}
+            states.append(state)
+            try:
+                for window in self.windows(item, sample_rate):
+                    batch.append((state, window))
+                    state["pending"] += 1
+                    if len(batch) >= self.batch_size:
+                        flush()
+            except AudioError as e:
+                state["error"] = e
+            state["read"] = True
+            yield from finished()
+        flush()
+        yield from finished()
 
     def __call__(self, path: str | Path) -> str:
         return self.transcribe(path)["text"]
+
+
+def _result(item, end: float, words: list[dict]) -> dict:
+    path = str(item) if isinstance(item, (str, Path)) else "<array>"
+    return {"path": path, "duration": round(end, 3),
+            "text": " ".join(w["word"] for w in words), "words": words}
 
 
 def expand_inputs(paths: list[str]) -> list[Path]:
@@ -227,15 +318,27 @@ def expand_inputs(paths: list[str]) -> list[Path]:
     return out
 
 
-def render(result: dict, fmt: str) -> str:
-    """One result as txt, json, srt or vtt text."""
+@dataclass(frozen=True)
+class CueLimits:
+    """How words become subtitle / tsv cues. max_chars: longest cue text; max_duration: longest
+    cue (s); max_gap: a pause longer than this (s) starts a new cue."""
+
+    max_chars: int = 42
+    max_duration: float = 6.0
+    max_gap: float = 1.0
+
+
+def render(result: dict, fmt: str, limits: CueLimits = CueLimits()) -> str:
+    """One result as txt, json, srt, vtt, tsv or ctm text."""
     if fmt == "txt":
         return result["text"] + "\n"
     if fmt == "json":
         return json.dumps(result, ensure_ascii=False, indent=1) + "\n"
-    if fmt in ("srt", "vtt"):
-        cues = group_words(result["words"])
-        return to_srt(cues) if fmt == "srt" else to_vtt(cues)
+    if fmt == "ctm":
+        return to_ctm(result["words"], Path(result["path"]).stem or "audio")
+    if fmt in ("srt", "vtt", "tsv"):
+        cues = group_words(result["words"], **dataclasses.asdict(limits))
+        return {"srt": to_srt, "vtt": to_vtt, "tsv": to_tsv}[fmt](cues)
     raise ValueError(f"unknown format {fmt!r} (known: {', '.join(FORMATS)})")
 
 
@@ -248,37 +351,39 @@ def output_names(files: list[Path]) -> dict[Path, str]:
     return names
 
 
-def write_outputs(result: dict, name: str, formats: list[str], out_dir: Path) -> list[Path]:
+def write_outputs(result: dict, name: str, formats: list[str], out_dir: Path,
+                  limits: CueLimits = CueLimits()) -> list[Path]:
     """Write one result in each format as out_dir/<name>.<fmt> (atomically); the paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     for fmt in formats:
         path = out_dir / f"{name}.{fmt}"
-        paths.append(atomic_write_text(path, render(result, fmt)))
+        paths.append(atomic_write_text(path, render(result, fmt, limits)))
     return paths
 
 
-def emit_stdout(result: dict, formats: list[str]) -> None:
-    """Without --out: txt as 'path<TAB>text', json as one JSON line, srt/vtt as the subtitles."""
+def emit_stdout(result: dict, formats: list[str], limits: CueLimits = CueLimits()) -> None:
+    """Without --out: txt as 'path<TAB>text', json as one JSON line, the others as rendered."""
     for fmt in formats:
         if fmt == "txt":
             print(f"{result['path']}\t{result['text']}", flush=True)
         elif fmt == "json":
             print(json.dumps(result, ensure_ascii=False), flush=True)
         else:
-            sys.stdout.write(render(result, fmt))
+            sys.stdout.write(render(result, fmt, limits))
             sys.stdout.flush()
 
 
-def transcribe_files(model_path, files: list[str], device: str = "cpu", decoder: str = "greedy",
+def transcribe_files(model_path, files: list[str], device: str = "auto", decoder: str | None = None,
                      decode_cfg: DecodeConfig | None = None, chunking: Chunking | None = None,
                      formats: list[str] | None = None, out_dir: str | Path | None = None,
-                     progress: bool = False, transcriber: Transcriber | None = None) -> tuple[dict, dict]:
+                     progress: bool = False, transcriber: Transcriber | None = None,
+                     limits: CueLimits = CueLimits()) -> tuple[dict, dict]:
     """Transcribe files and folders; unreadable files are reported (log.error) and skipped.
 
     model_path, device, decoder, decode_cfg, chunking: as Transcriber (or pass transcriber).
     formats: output formats (default ["txt"]). out_dir: write <stem>.<fmt> files there;
-    None prints to stdout. progress: progress bars (files, and audio time in long files).
+    None prints to stdout. progress: a progress bar over files. limits: subtitle/tsv cues.
     Returns ({path: result}, {path: error message}).
     """
     from tqdm import tqdm
@@ -290,17 +395,17 @@ def transcribe_files(model_path, files: list[str], device: str = "cpu", decoder:
     t = transcriber or Transcriber(model_path, device, decoder, decode_cfg, chunking)
     names = output_names(paths)
     results, errors = {}, {}
-    for path in tqdm(paths, unit="file", disable=not progress or len(paths) < 2, file=sys.stderr):
-        try:
-            result = t.transcribe(path, progress=progress)
-        except AudioError as e:
-            errors[str(path)] = str(e)
-            log.error("%s", e)
+    bar = tqdm(total=len(paths), unit="file", disable=not progress or len(paths) < 2, file=sys.stderr)
+    for path, result in t.transcribe_many(paths):
+        bar.update(1)
+        if isinstance(result, AudioError):
+            errors[str(path)] = str(result)
+            log.error("%s", result)
             continue
         results[str(path)] = result
         if out_dir is None:
-            emit_stdout(result, formats)
+            emit_stdout(result, formats, limits)
         else:
-            write_outputs(result, names[path], formats, Path(out_dir))
+            write_outputs(result, names[path], formats, Path(out_dir), limits)
+    bar.close()
     return results, errors
-

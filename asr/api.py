@@ -1,0 +1,114 @@
+"""The Python API: ``model = asr.load(PATH)`` and ``model.transcribe(...)``.
+
+    import asr
+    model = asr.load("exp/builtin/run1")                 # a bundle, run folder or checkpoint
+    print(model.transcribe("a.wav").text)                # one file
+    for t in model.transcribe(["a.wav", "b.flac"]):      # many files, batched through the network
+        print(t.path, t.text, [(w.word, w.start, w.conf) for w in t.words])
+    model.transcribe(samples, sample_rate=8000)          # a NumPy array or tensor of samples
+
+It runs what `asr transcribe` runs (the same Transcriber, decoders and tuned settings), so the
+CLI and the API cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+from asr.data.audio import AudioError
+from asr.transcribe.transcriber import Chunking, Transcriber
+
+
+@dataclass(frozen=True)
+class Word:
+    """One recognised word: its times in seconds from the start and a confidence in [0, 1]."""
+
+    word: str
+    start: float
+    end: float
+    conf: float
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """The text of one input with its timed words; error says why an input could not be read
+    (then text is empty), so one bad file among many loses nothing else."""
+
+    text: str
+    words: list[Word]
+    duration: float
+    path: str
+    error: str | None = None
+
+    @classmethod
+    def from_result(cls, result: dict) -> "Transcript":
+        words = [Word(w["word"], float(w["start"]), float(w["end"]), float(w.get("conf", 1.0)))
+                 for w in result["words"]]
+        return cls(result["text"], words, float(result["duration"]), result["path"])
+
+
+class Model:
+    """A loaded recogniser. transcribe(): text and timed words; stream(): a streaming recogniser
+    (unidirectional models). decoder, device, sample_rate: what it runs with."""
+
+    def __init__(self, transcriber: Transcriber):
+        self.transcriber = transcriber
+
+    @property
+    def decoder(self) -> str:
+        return self.transcriber.decode_cfg.decoder
+
+    @property
+    def device(self) -> str:
+        return str(self.transcriber.device)
+
+    @property
+    def sample_rate(self) -> int:
+        return self.transcriber.sample_rate
+
+    def transcribe(self, audio, sample_rate: int | None = None):
+        """A Transcript for one file path or one array of samples (sample_rate required; any
+        rate, mono or (samples, channels)), a list of Transcripts for a list of them."""
+        single = isinstance(audio, (str, Path)) or not isinstance(audio, (list, tuple))
+        items = [audio] if single else list(audio)
+        out = []
+        for item, result in self.transcriber.transcribe_many(items, sample_rate):
+            if isinstance(result, AudioError):
+                out.append(Transcript("", [], 0.0, str(item) if isinstance(item, (str, Path)) else "<array>",
+                                      error=str(result)))
+            else:
+                out.append(Transcript.from_result(result))
+        if single and out[0].error:
+            raise AudioError(out[0].error)
+        return out[0] if single else out
+
+    def stream(self, chunk_ms: int = 200):
+        """A streaming recogniser fed with accept(samples) and finish() (asr.streaming)."""
+        from asr.streaming import StreamingRecognizer
+        t = self.transcriber
+        model, vocab, feat_cfg = _torch_model(t)
+        return StreamingRecognizer(model, vocab, feat_cfg, chunk_ms=chunk_ms)
+
+
+def _torch_model(t: Transcriber):
+    from asr.checkpoint import model_from_checkpoint
+    return model_from_checkpoint(t.source.checkpoint)
+
+
+def load(path: str | Path, device: str = "auto", decoder: str | None = None, engine: str = "torch",
+         batch_size: int = 8, chunking: Chunking | None = None, verify: bool = True,
+         **decode_settings) -> Model:
+    """Load a model from a bundle (`asr bundle`), a run folder or a checkpoint file.
+
+    device: "auto" (CUDA when there is one), "cpu" or "cuda". decoder: "greedy", "beam" or
+    "beam_lm"; None = the model's best (beam + LM when it has an LM). engine: "torch", "onnx",
+    "onnx-int8" or "torchscript" (exported into the bundle by `asr export`). batch_size: windows
+    run through the network together. verify: check a bundle's checksums.
+    decode_settings: DecodeConfig fields to override (lm_weight=0.8, beam_size=16, ...).
+    """
+    from asr.bundle import model_source
+    source = model_source(path, verify=verify)
+    decode = dataclasses.replace(source.decode, **decode_settings) if decode_settings else None
+    return Model(Transcriber(source, device, decoder, decode, chunking, engine, batch_size))

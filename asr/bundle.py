@@ -1,0 +1,325 @@
+"""Model bundles: one self-contained folder that a trained model ships in.
+
+    BUNDLE/
+      bundle.json   format, version, toolkit version, date, and the size + SHA-256 of every file
+      model.pt      weights only (no optimiser state), config, units, feature settings
+      decode.yaml   the decode settings the run tuned (decoder, LM weight, word score, ...)
+      lm.bin        KenLM binary and its lexicon.txt (char.bin too when the run has one)
+      card.json     the model card: training data, hours, parameters, results; README.md renders it
+      results.md    the run's scoring report, when it has one
+      model.onnx …  exported forms, added by `asr export`
+
+Everything loads with ``weights_only=True``; a file whose size or checksum differs from
+bundle.json is refused by name, so a damaged download fails at load, not as odd output.
+The same ``ModelSource`` is made from a bundle, a run folder or a checkpoint file: callers
+(the CLI, ``asr.load``) need not know which they were given.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import hashlib
+import json
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from asr import __version__
+from asr.checkpoint import CheckpointError, find_checkpoint, load_checkpoint, save_checkpoint
+from asr.config import DecodeConfig
+from asr.utils import atomic_path, atomic_write_text
+
+log = logging.getLogger(__name__)
+
+FORMAT = "asr-ctc-bundle"
+VERSION = 1
+INDEX = "bundle.json"
+MODEL = "model.pt"
+DECODE = "decode.yaml"
+LM_FILES = ("lm.bin", "lexicon.txt", "char.bin")
+# checkpoint keys a decoder needs; the rest (optimiser, scheduler, rng, counters) stay behind
+MODEL_KEYS = ("model", "config", "vocab", "n_feats", "units_model", "averaged_from")
+CONFIG_SECTIONS = ("model", "features", "data")
+
+
+class BundleError(ValueError):
+    """A bundle that cannot be used; the message names the file and why."""
+
+
+@dataclass
+class ModelSource:
+    """What a transcriber needs, from wherever the model came.
+
+    checkpoint: the checkpoint dict (weights, config, vocabulary).
+    decode: decode settings with LM/lexicon paths resolved (empty when there is no LM).
+    kind: "bundle", "run" or "checkpoint"; path: what was given; folder: the bundle or run folder.
+    """
+
+    checkpoint: dict
+    decode: DecodeConfig
+    kind: str
+    path: Path
+    folder: Path | None = None
+
+    @property
+    def has_lm(self) -> bool:
+        d = self.decode
+        return bool(d.lm_path) and Path(d.lm_path).is_file() and Path(d.lexicon_path).is_file()
+
+    def best_decoder(self) -> str:
+        """beam + LM when the model came with an LM, else greedy."""
+        return "beam_lm" if self.has_lm else "greedy"
+
+
+# ---------------------------------------------------------------- writing
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def weights_only(ckpt: dict) -> dict:
+    """The parts of a checkpoint that decoding needs (a 60 MB training checkpoint becomes ~20 MB)."""
+    out = {k: ckpt[k] for k in MODEL_KEYS if k in ckpt}
+    out["config"] = {k: v for k, v in (ckpt.get("config") or {}).items() if k in CONFIG_SECTIONS}
+    return out
+
+
+def _copy(src: Path, dst: Path) -> None:
+    with atomic_path(dst) as tmp:
+        shutil.copyfile(src, tmp)
+
+
+def _decode_section(decode: DecodeConfig, lm_names: set[str]) -> dict:
+    """decode.yaml of a bundle: the tuned settings, LM paths left empty (resolved at load)."""
+    values = dataclasses.asdict(decode)
+    values.update(lm_path="", lexicon_path="", hotwords_file="")
+    values["decoder"] = "beam_lm" if {"lm.bin", "lexicon.txt"} <= lm_names else "greedy"
+    return values
+
+
+def write_index(folder: Path, extra: dict | None = None) -> dict:
+    """(Re)write bundle.json with the size and SHA-256 of every file in the folder."""
+    old = read_index(folder) if (folder / INDEX).is_file() else {}
+    files = {p.name: {"bytes": p.stat().st_size, "sha256": sha256(p)}
+             for p in sorted(folder.iterdir()) if p.is_file() and p.name != INDEX}
+    index = {"format": FORMAT, "version": VERSION, "toolkit": __version__,
+             "created": old.get("created") or datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+             **(extra or {}), "files": files}
+    atomic_write_text(folder / INDEX, json.dumps(index, indent=1) + "\n")
+    return index
+
+
+def write_bundle(run: str | Path, out: str | Path, which: str = "best",
+                 lm_dir: str | Path | None = None) -> dict:
+    """Bundle a run folder's <which> checkpoint, its LM and tuned decode settings into `out`.
+
+    lm_dir: the LM folder (default: the one the run's config names). Returns bundle.json's dict.
+    """
+    from asr.decoding.tuning import saved_run_config
+    from asr.model import count_parameters
+    from asr.checkpoint import model_from_checkpoint
+    run, out = Path(run), Path(out)
+    ckpt = load_checkpoint(find_checkpoint(run, which))
+    cfg = saved_run_config(run)
+    decode = run_decode_settings(run)
+    lm = Path(lm_dir) if lm_dir else (Path(decode.lm_path).parent if decode.lm_path else None)
+    out.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(weights_only(ckpt), out / MODEL)
+    lm_names = set()
+    for name in LM_FILES:
+        if lm is not None and (lm / name).is_file():
+            _copy(lm / name, out / name)
+            lm_names.add(name)
+    if lm is not None and not {"lm.bin", "lexicon.txt"} <= lm_names:
+        log.warning("%s: no lm.bin + lexicon.txt; the bundle decodes greedily", lm)
+    atomic_write_text(out / DECODE, yaml.safe_dump({"decode": _decode_section(decode, lm_names)},
+                                                   sort_keys=False))
+    if (run / "report.md").is_file():
+        _copy(run / "report.md", out / "results.md")
+    model, vocab, _ = model_from_checkpoint(ckpt)
+    card = model_card(run, ckpt, cfg, count_parameters(model), len(vocab), lm_names)
+    atomic_write_text(out / "card.json", json.dumps(card, indent=1) + "\n")
+    atomic_write_text(out / "README.md", render_card(card, (run / "report.md")))
+    return write_index(out)
+
+
+def model_card(run: Path, ckpt: dict, cfg, params: int, vocab_size: int, lm_names: set[str]) -> dict:
+    """What the model is and what it learnt from, from the run's saved config and metrics."""
+    saved = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8")) if (run / "config.yaml").is_file() else {}
+    data = (saved or {}).get("data", {})
+    model = ckpt["config"].get("model", {})
+    card = {
+        "toolkit": f"asr-ctc {__version__}",
+        "date": datetime.date.today().isoformat(),
+        "run": str(run),
+        "model": {k: model.get(k) for k in ("rnn_type", "rnn_layers", "rnn_hidden", "bidirectional",
+                                              "lookahead", "subsample", "projection")},
+        "parameters": params,
+        "units": f"{data.get('units', 'chars')} ({vocab_size} incl. blank)",
+        "features": ckpt["config"].get("features", {}),
+        "training": {"corpus": data.get("corpus"), "split": data.get("train_split"),
+                     "updates": ckpt.get("step"), "epochs_started": ckpt.get("epoch"),
+                     "best_dev_cer": round(ckpt["best_cer"], 2) if ckpt.get("best_cer") is not None else None, "hours": _train_hours(data)},
+        "language_model": sorted(lm_names) or None,
+    }
+    return card
+
+
+def _train_hours(data: dict) -> float | None:
+    """Hours of the training manifest, when it is still where the run found it."""
+    manifest = Path(data.get("root", "")) / "manifests" / f"{data.get('train_split', 'train')}.jsonl"
+    if not manifest.is_file():
+        return None
+    seconds = 0.0
+    with open(manifest, encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                seconds += float(json.loads(line).get("duration") or 0)
+    return round(seconds / 3600, 2)
+
+
+def render_card(card: dict, report: Path) -> str:
+    """README.md of a bundle: the card as prose and the run's results table."""
+    t, m = card["training"], card["model"]
+    arch = (f"{m['rnn_layers']}×{'Bi' if m['bidirectional'] else ''}{str(m['rnn_type']).upper()}-"
+            f"{m['rnn_hidden']}, subsampling {m['subsample']}")
+    lines = [f"# Model card ({card['toolkit']}, bundled {card['date']})", "",
+             f"- Architecture: conv front-end + {arch}; {card['parameters']:,} parameters; "
+             f"units {card['units']}.",
+             f"- Training: corpus {t['corpus']}, split {t['split']}"
+             + (f" ({t['hours']} h)" if t["hours"] is not None else "")
+             + f", {t['updates']} updates, best dev CER {t['best_dev_cer']} %.",
+             f"- Language model: {', '.join(card['language_model']) if card['language_model'] else 'none (greedy decoding)'}.",
+             "", "Use: `asr transcribe THIS_FOLDER audio.wav` or `asr.load(THIS_FOLDER).transcribe(...)`.", ""]
+    if report.is_file():
+        table = [ln for ln in report.read_text(encoding="utf-8").splitlines()[:60] if ln.startswith("|")]
+        lines += ["## Results of the run", ""] + table[:40] + [""]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- reading
+
+def read_index(folder: Path) -> dict:
+    path = folder / INDEX
+    try:
+        index = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise BundleError(f"{path}: cannot read the bundle index ({e})") from None
+    if index.get("format") != FORMAT:
+        raise BundleError(f"{path}: not an {FORMAT} index")
+    if int(index.get("version", 0)) > VERSION:
+        raise BundleError(f"{path}: bundle version {index['version']} is newer than this toolkit "
+                          f"reads ({VERSION}); upgrade asr-ctc")
+    return index
+
+
+def is_bundle(path: str | Path) -> bool:
+    return (Path(path) / INDEX).is_file()
+
+
+def verify_bundle(folder: str | Path) -> dict:
+    """Check every file bundle.json lists against its size and SHA-256; raise BundleError naming
+    the first missing or damaged file. Returns the index."""
+    folder = Path(folder)
+    index = read_index(folder)
+    for name, meta in index["files"].items():
+        path = folder / name
+        if not path.is_file():
+            raise BundleError(f"{path}: missing from the bundle (listed in {INDEX})")
+        if path.stat().st_size != meta["bytes"] or sha256(path) != meta["sha256"]:
+            raise BundleError(f"{path}: damaged: its size or checksum differs from {INDEX} "
+                              "(re-download the bundle or re-create it with `asr bundle`)")
+    return index
+
+
+def load_bundle(folder: str | Path, verify: bool = True) -> ModelSource:
+    folder = Path(folder)
+    if verify:
+        verify_bundle(folder)
+    else:
+        read_index(folder)
+    try:
+        ckpt = load_checkpoint(folder / MODEL)
+    except CheckpointError as e:
+        raise BundleError(str(e)) from None
+    values = yaml.safe_load((folder / DECODE).read_text(encoding="utf-8")) if (folder / DECODE).is_file() else {}
+    names = {f.name for f in dataclasses.fields(DecodeConfig)}
+    decode = DecodeConfig(**{k: v for k, v in (values or {}).get("decode", {}).items() if k in names})
+    if (folder / "lm.bin").is_file() and (folder / "lexicon.txt").is_file():
+        decode = dataclasses.replace(decode, lm_path=str(folder / "lm.bin"),
+                                     lexicon_path=str(folder / "lexicon.txt"))
+    return ModelSource(ckpt, decode, "bundle", folder, folder)
+
+
+def run_decode_settings(run: Path | None) -> DecodeConfig:
+    """A run's decode section (recipe, then its tuned decode.yaml) with LM paths resolved."""
+    from asr.decoding.decoders import resolve_lm_paths
+    from asr.decoding.lm import lm_paths
+    from asr.decoding.tuning import saved_run_config
+    cfg = saved_run_config(run)
+    if run is None:
+        return cfg.decode
+    # resolved as for beam_lm (word LM + lexicon); which decoder runs is the caller's choice
+    lm_cfg = dataclasses.replace(cfg.decode, decoder="beam_lm")
+    resolved = resolve_lm_paths(lm_cfg, lm_paths(cfg)["dir"])
+    return dataclasses.replace(resolved, decoder=cfg.decode.decoder)
+
+
+def model_source(path: str | Path, verify: bool = True) -> ModelSource:
+    """A ModelSource from a bundle folder, a run folder or a checkpoint file."""
+    from asr.decoding.tuning import run_folder
+    path = Path(path)
+    if not path.exists():
+        raise BundleError(f"{path}: no such bundle, run folder or checkpoint")
+    if is_bundle(path):
+        return load_bundle(path, verify)
+    run = run_folder(path)
+    ckpt = load_checkpoint(path)
+    return ModelSource(ckpt, run_decode_settings(run), "run" if path.is_dir() else "checkpoint", path, run)
+
+
+# ---------------------------------------------------------------- exported forms
+
+EXPORTED = {"onnx": "model.onnx", "onnx-int8": "model.int8.onnx", "torchscript": "model.ts"}
+
+
+def export_metadata(ckpt: dict, vocab, subsample: int) -> dict:
+    """What a runtime needs besides the network: units, blank, subsampling, feature settings."""
+    return {"toolkit": f"asr-ctc {__version__}", "vocabulary": json.dumps(list(vocab.tokens)),
+            "blank": str(vocab.blank), "subsample": str(subsample),
+            "features": json.dumps(ckpt["config"].get("features", {}))}
+
+
+def export_bundle(folder: str | Path, fmt: str, int8: bool = False) -> list[Path]:
+    """Write the bundle's network as ONNX (and int8 ONNX) or TorchScript into the bundle and
+    re-index it; the paths written."""
+    from asr import export
+    from asr.checkpoint import model_from_checkpoint
+    folder = Path(folder)
+    source = load_bundle(folder)
+    model, vocab, _ = model_from_checkpoint(source.checkpoint)
+    meta = export_metadata(source.checkpoint, vocab, model.cfg.subsample)
+    written = []
+    if fmt == "onnx":
+        export.export_onnx(model, folder / EXPORTED["onnx"], meta)
+        written.append(folder / EXPORTED["onnx"])
+        if int8:
+            export.quantize_int8(folder / EXPORTED["onnx"], folder / EXPORTED["onnx-int8"])
+            written.append(folder / EXPORTED["onnx-int8"])
+    elif fmt == "torchscript":
+        if int8:
+            raise ValueError("--int8 is for ONNX (dynamic quantisation with onnxruntime)")
+        export.export_torchscript(model, folder / EXPORTED["torchscript"], meta)
+        written.append(folder / EXPORTED["torchscript"])
+    else:
+        raise ValueError(f"unknown export format {fmt!r} (onnx, torchscript)")
+    write_index(folder)
+    return written

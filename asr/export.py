@@ -1,0 +1,376 @@
+"""Export of the acoustic model (asr.model.CTCModel) to ONNX and TorchScript, and int8 ONNX.
+
+CTCModel runs its RNNs on PackedSequences, which neither exporter can carry. InferenceModel
+computes the same function on a padded batch with plain tensor ops:
+
+* the forward direction of each RNN layer runs on the padded batch as is: an RNN's output at
+  a valid frame depends only on the frames before it, never on the pads after it;
+* the reverse direction reverses each sequence within its own length (an index gather), runs
+  a unidirectional RNN holding the ``*_reverse`` weights and reverses back;
+* after each layer (and its per-frame norm) the padded frames are zeroed, as
+  pad_packed_sequence leaves them, so the next layer, the lookahead convolution and the
+  output layer see exactly what they see in CTCModel (outputs match at every frame, pads too).
+
+The ONNX graph comes from the TorchScript-based exporter (``dynamo=False``): it maps
+nn.LSTM / nn.GRU onto ONNX's LSTM / GRU ops with dynamic batch and time, in about a second.
+ONNX's LSTM has no projection (LSTMP, model.projection), so a projected LSTM is exported as
+a scripted time loop (an ONNX Loop); the dynamo exporter was no help there: it unrolls the
+LSTMP over the example's time steps, fixing the time axis.
+
+Metadata (vocabulary, blank, subsampling, feature settings, toolkit version: the dict of
+asr.bundle.export_metadata) goes into the ONNX model's metadata_props and a TorchScript
+file's ``metadata.json`` extra file. Every file is written atomically (asr.utils).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import functools
+import io
+import json
+import logging
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from asr.model import CTCModel
+from asr.utils import atomic_open, atomic_path
+
+INPUT_NAMES = ["feats", "lengths"]
+OUTPUT_NAMES = ["log_probs", "out_lengths"]
+METADATA_FILE = "metadata.json"  # the TorchScript extra file holding the metadata
+
+
+# ---------------------------------------------------------------- the inference path
+
+def _halve(lengths: torch.Tensor) -> torch.Tensor:
+    """(n - 1) // 2 + 1 (a stride-2, kernel-3, pad-1 conv) written as (n + 1) // 2: the same for
+    n >= 0, and never negative, so ONNX's truncating integer Div gives the floor too."""
+    return torch.div(lengths + 1, 2, rounding_mode="floor")
+
+
+def _time_mask(lengths: torch.Tensor, frames: int) -> torch.Tensor:
+    """(B, T) float mask: 1 at valid frames, 0 at padded ones."""
+    return (torch.arange(frames, device=lengths.device)[None, :] < lengths[:, None]).float()
+
+
+def _reverse_index(lengths: torch.Tensor, frames: int) -> torch.Tensor:
+    """(B, T) gather index that reverses each sequence within its own length (pads stay put);
+    it is its own inverse, so the same gather undoes it."""
+    t = torch.arange(frames, device=lengths.device)[None, :]
+    n = lengths[:, None]
+    return torch.where(t < n, n - 1 - t, t)
+
+
+def _gather_time(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    return torch.gather(x, 1, index.unsqueeze(2).expand(-1, -1, x.shape[2]))
+
+
+def _lstmp_scan(x: torch.Tensor, w_ih: torch.Tensor, w_hh: torch.Tensor, b_ih: torch.Tensor,
+                b_hh: torch.Tensor, w_hr: torch.Tensor) -> torch.Tensor:
+    """A projected LSTM (nn.LSTM with proj_size, one direction, zero initial state) as an
+    explicit loop over time, for ONNX (which has no LSTMP op); run scripted (_scripted_scan), so
+    the exporter keeps the loop (ONNX Loop) rather than unrolling it for the example's length.
+    (B, T, I) -> (B, T, P)."""
+    gates_x = torch.matmul(x, w_ih.t()) + b_ih + b_hh
+    h = torch.zeros(x.size(0), w_hr.size(0), dtype=x.dtype, device=x.device)
+    c = torch.zeros(x.size(0), w_hr.size(1), dtype=x.dtype, device=x.device)
+    outs: list[torch.Tensor] = []
+    for t in range(x.size(1)):
+        gates = gates_x[:, t] + torch.matmul(h, w_hh.t())
+        i, f, g, o = gates.chunk(4, 1)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        h = torch.matmul(torch.sigmoid(o) * torch.tanh(c), w_hr.t())
+        outs.append(h)
+    return torch.stack(outs, 1)
+
+
+@functools.cache
+def _scripted_scan():
+    """_lstmp_scan compiled by torch.jit.script, once, on first use (not at import: torch 2.14
+    warns that TorchScript is deprecated; both exporters still rest on it)."""
+    with _no_deprecation_notes():
+        return torch.jit.script(_lstmp_scan)
+
+
+@contextlib.contextmanager
+def _no_deprecation_notes(exporter: bool = False):
+    """torch 2.14 marks torch.jit and the TorchScript-based ONNX exporter deprecated (in
+    favour of torch.export, which cannot export a projected LSTM with a dynamic time axis):
+    those notices are not the user's to act on. exporter: also the ONNX exporter's general
+    cautions (tracer notes, "a batch size other than 1 with LSTM/GRU...", constant folding),
+    which the export tests show do not apply (other batch sizes and lengths give equal outputs)."""
+    with warnings.catch_warnings():
+        if exporter:
+            warnings.simplefilter("ignore")
+        warnings.filterwarnings("ignore", r".*(is deprecated|legacy TorchScript-based ONNX)",
+                                category=FutureWarning)
+        warnings.filterwarnings("ignore", r".*(is deprecated|legacy TorchScript-based ONNX)",
+                                category=DeprecationWarning)
+        yield
+
+
+def _one_direction(rnn: nn.RNNBase, suffix: str) -> nn.RNNBase:
+    """A unidirectional copy of one direction of `rnn` ("" forward, "_reverse" backward) that
+    shares its Parameters (no copy: a later change to the model's weights shows here too)."""
+    kw = {"proj_size": rnn.proj_size} if isinstance(rnn, nn.LSTM) and rnn.proj_size else {}
+    single = type(rnn)(rnn.input_size, rnn.hidden_size, num_layers=1, bias=rnn.bias,
+                       batch_first=True, bidirectional=False, **kw)
+    for name in single._flat_weights_names:  # RNNBase.__setattr__ keeps _flat_weights in step
+        setattr(single, name, getattr(rnn, name + suffix))
+    return single
+
+
+class Direction(nn.Module):
+    """One direction of one RNN layer on a padded (B, T, D) batch: the native kernel."""
+
+    def __init__(self, rnn: nn.RNNBase):
+        super().__init__()
+        self.rnn = rnn
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out, _ = self.rnn(x)
+        return out
+
+
+class LoopDirection(Direction):
+    """A projected LSTM direction as _lstmp_scan: the ONNX form (ONNX's LSTM has no
+    projection). Only traced by export_onnx, never scripted."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        r = self.rnn
+        return _scripted_scan()(x, r.weight_ih_l0, r.weight_hh_l0, r.bias_ih_l0,
+                                r.bias_hh_l0, r.weight_hr_l0)
+
+
+def _direction(rnn: nn.RNNBase, onnx_loop: bool) -> Direction:
+    projected = isinstance(rnn, nn.LSTM) and rnn.proj_size > 0
+    return LoopDirection(rnn) if onnx_loop and projected else Direction(rnn)
+
+
+class RNNLayer(nn.Module):
+    """One layer of RNNStack without packing: forward direction on the padded batch, reverse
+    direction on each sequence reversed within its length, then the norm, then pads zeroed."""
+
+    def __init__(self, rnn: nn.RNNBase, norm: nn.Module, onnx_loop: bool):
+        super().__init__()
+        self.forward_rnn = _direction(_one_direction(rnn, ""), onnx_loop)
+        self.bidirectional = rnn.bidirectional
+        self.backward_rnn = _direction(_one_direction(rnn, "_reverse"), onnx_loop) \
+            if rnn.bidirectional else nn.Identity()
+        self.norm = norm
+        self.channels_first = isinstance(norm, nn.BatchNorm1d)  # BatchNorm1d wants (B, C, T)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, rev: torch.Tensor) -> torch.Tensor:
+        y = self.forward_rnn(x)
+        if self.bidirectional:
+            back = _gather_time(self.backward_rnn(_gather_time(x, rev)), rev)
+            y = torch.cat([y, back], 2)
+        if self.channels_first:  # eval BatchNorm: running statistics, so per frame
+            y = self.norm(y.transpose(1, 2)).transpose(1, 2)
+        else:
+            y = self.norm(y)
+        return y * mask.unsqueeze(2)
+
+
+class ConvBlock(nn.Module):
+    """One conv + BatchNorm + ReLU of the front-end, lengths updated, padded frames zeroed."""
+
+    def __init__(self, conv: nn.Conv2d, norm: nn.BatchNorm2d, stride: int):
+        super().__init__()
+        self.conv = conv
+        self.norm = norm
+        self.halves = stride == 2
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor):
+        x = torch.relu(self.norm(self.conv(x)))
+        if self.halves:
+            lengths = _halve(lengths)
+        return x * _time_mask(lengths, x.shape[2])[:, None, :, None], lengths
+
+
+class InferenceModel(nn.Module):
+    """CTCModel's forward without PackedSequence: (feats (B, T, F) float32, lengths (B,) int64)
+    -> (log_probs (B, T', V), out_lengths (B,)), equal to CTCModel.forward at every frame.
+
+    Built from a CTCModel, sharing its weights (submodules and Parameters, not copies); always
+    in eval mode (dropout off, BatchNorm on running statistics), as an exported model is.
+    onnx_loop: projected LSTMs as LoopDirection (export_onnx sets it; leave it off
+    otherwise: the native kernel is faster).
+    """
+
+    def __init__(self, model: CTCModel, onnx_loop: bool = False):
+        super().__init__()
+        self.register_buffer("cmvn_mean", model.cmvn_mean)
+        self.register_buffer("cmvn_std", model.cmvn_std)
+        front = model.frontend
+        self.frontend = nn.ModuleList(ConvBlock(c, n, s) for c, n, s in
+                                      zip(front.convs, front.norms, front.strides))
+        self.layers = nn.ModuleList(RNNLayer(r, n, onnx_loop)
+                                    for r, n in zip(model.rnn.rnns, model.rnn.norms))
+        self.lookahead = model.lookahead if model.lookahead is not None else nn.Identity()
+        self.output = model.output
+        self.subsample = model.cfg.subsample
+        self.eval()
+
+    def train(self, mode: bool = True) -> "InferenceModel":
+        """Stays in eval mode: the packing-free path equals CTCModel only in eval (no dropout,
+        BatchNorm without batch statistics)."""
+        return super().train(False)
+
+    def forward(self, feats: torch.Tensor, lengths: torch.Tensor):
+        x = ((feats - self.cmvn_mean) / self.cmvn_std).unsqueeze(1)  # (B, 1, T, F)
+        for block in self.frontend:
+            x, lengths = block(x, lengths)
+        b, c, t, f = x.shape
+        x = x.permute(0, 2, 1, 3).reshape(b, t, c * f)
+        mask = _time_mask(lengths, t)
+        rev = _reverse_index(lengths, t)
+        for layer in self.layers:
+            x = layer(x, mask, rev)
+        x = self.lookahead(x)
+        return self.output(x).float().log_softmax(dim=-1), lengths
+
+
+def output_lengths(lengths: torch.Tensor, subsample: int) -> torch.Tensor:
+    """asr.model.output_frames with tensor ops (traceable, exportable)."""
+    for _ in range(subsample.bit_length() - 1):
+        lengths = _halve(lengths)
+    return lengths
+
+
+# ---------------------------------------------------------------- ONNX
+
+def _cpu_copy(model: CTCModel) -> CTCModel:
+    """An eval-mode CPU copy: exporting leaves the caller's model where and as it was."""
+    return copy.deepcopy(model).cpu().eval()
+
+
+def _example(model: CTCModel, batch: int = 2, frames: int = 37):
+    n_feats = model.cmvn_mean.numel()
+    feats = torch.randn(batch, frames, n_feats) * model.cmvn_std + model.cmvn_mean
+    return feats, torch.tensor([frames] + [max(1, frames - 5 * i) for i in range(1, batch)])
+
+
+def _metadata_strings(metadata: dict) -> dict[str, str]:
+    """ONNX metadata values are strings: strings are kept, anything else is stored as JSON."""
+    return {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in metadata.items()}
+
+
+def export_onnx(model: CTCModel, path: str | Path, metadata: dict, opset: int = 17) -> Path:
+    """Write `model` as ONNX (inputs feats, lengths; outputs log_probs, out_lengths; batch and
+    time dynamic), `metadata` in metadata_props (values: strings as given, others as JSON).
+
+    The graph is built in memory, the metadata added, and the file written atomically.
+    """
+    import onnx
+    model = _cpu_copy(model)
+    net = InferenceModel(model, onnx_loop=True)
+    feats, lengths = _example(model)
+    buf = io.BytesIO()
+    with torch.no_grad(), _no_deprecation_notes(exporter=True):
+        torch.onnx.export(net, (feats, lengths), buf, dynamo=False, opset_version=opset,
+                          input_names=INPUT_NAMES, output_names=OUTPUT_NAMES,
+                          dynamic_axes={"feats": {0: "batch", 1: "frames"}, "lengths": {0: "batch"},
+                                        "log_probs": {0: "batch", 1: "out_frames"},
+                                        "out_lengths": {0: "batch"}})
+    proto = onnx.load_from_string(buf.getvalue())
+    onnx.checker.check_model(proto)
+    _set_metadata(proto, _metadata_strings(metadata))
+    with atomic_open(path, "wb") as f:
+        f.write(proto.SerializeToString())
+    return Path(path)
+
+
+def _set_metadata(proto, metadata: dict[str, str]) -> None:
+    del proto.metadata_props[:]
+    for key, value in metadata.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+
+
+def onnx_metadata(path: str | Path) -> dict[str, str]:
+    """The metadata_props of an ONNX file (as stored: strings)."""
+    import onnx
+    return {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+
+
+def quantize_int8(onnx_path: str | Path, out_path: str | Path) -> Path:
+    """Dynamic int8 quantisation (onnxruntime.quantization.quantize_dynamic: int8 weights,
+    activations quantised on the fly) of an exported model; its metadata is carried over,
+    plus "quantization": "int8-dynamic". Written atomically."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    source = onnx_metadata(onnx_path)
+    with atomic_path(out_path, suffix=".onnx") as tmp:
+        root = logging.getLogger()
+        root.addFilter(_quantizer_notes)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                quantize_dynamic(str(onnx_path), str(tmp), weight_type=QuantType.QInt8)
+        finally:
+            root.removeFilter(_quantizer_notes)
+        proto = onnx.load(str(tmp))
+        _set_metadata(proto, {**source, "quantization": "int8-dynamic"})
+        onnx.save(proto, str(tmp))
+    return Path(out_path)
+
+
+def _quantizer_notes(record: logging.LogRecord) -> bool:
+    """Drop the quantizer's root-logger notes (run pre-processing first; integer tensors such as
+    the lookahead's Pad amounts are left unquantised): expected, and not the user's to act on."""
+    return "onnxruntime" not in record.pathname or record.levelno > logging.WARNING
+
+
+class OnnxAcousticModel:
+    """An exported .onnx model run with onnxruntime on the CPU, called like CTCModel:
+    ``model(feats (B, T, F), lengths (B,)) -> (log_probs (B, T', V), out_lengths (B,))`` as
+    CPU torch tensors, so the decoders take it in place of the PyTorch model.
+
+    threads: onnxruntime intra-op threads (0 = its default, all cores). `.metadata`: the
+    file's metadata_props (strings, as export_onnx stored them).
+    """
+
+    def __init__(self, path: str | Path, threads: int = 0):
+        import onnxruntime as ort
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        self.path = Path(path)
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
+
+    def __call__(self, feats: torch.Tensor, lengths: torch.Tensor):
+        log_probs, out_lengths = self.session.run(OUTPUT_NAMES, {
+            "feats": feats.detach().float().cpu().numpy(),
+            "lengths": lengths.detach().long().cpu().numpy()})
+        return torch.from_numpy(log_probs), torch.from_numpy(out_lengths)
+
+    def eval(self) -> "OnnxAcousticModel":
+        """No-op, for callers that put the model in eval mode first."""
+        return self
+
+
+# ---------------------------------------------------------------- TorchScript
+
+def export_torchscript(model: CTCModel, path: str | Path, metadata: dict) -> Path:
+    """Write InferenceModel(model) as TorchScript (torch.jit.script: batch and time stay
+    dynamic, no example input fixes them), `metadata` as the JSON extra file metadata.json.
+    Written atomically; the file holds CPU weights (move the loaded module with .to())."""
+    model = _cpu_copy(model)
+    with _no_deprecation_notes(), atomic_path(path) as tmp:
+        scripted = torch.jit.script(InferenceModel(model))
+        torch.jit.save(scripted, str(tmp), _extra_files={METADATA_FILE: json.dumps(metadata)})
+    return Path(path)
+
+
+def load_torchscript(path: str | Path, device: str | torch.device = "cpu"):
+    """(module in eval mode, metadata dict) of an export_torchscript file."""
+    extra = {METADATA_FILE: ""}
+    with _no_deprecation_notes():
+        module = torch.jit.load(str(path), map_location=device, _extra_files=extra)
+    raw = extra[METADATA_FILE]
+    return module.eval(), json.loads(raw.decode() if isinstance(raw, bytes) else raw or "{}")

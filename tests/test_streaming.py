@@ -1,0 +1,169 @@
+"""Streaming recognition equals offline recognition of the whole signal, chunk size regardless."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from asr.config import FeatureConfig, ModelConfig
+from asr.data.audio import load_audio
+from asr.data.features import FeatureExtractor
+from asr.decoding.decoders import greedy_hyps
+from asr.model import CTCModel, frame_seconds
+from asr.streaming import StreamingRecognizer, _Features, stream_file, stream_pcm
+from asr.text.vocab import CharVocab
+
+SR = 16000
+FEATS = FeatureConfig(n_mels=20)
+VOCAB = CharVocab(["<blank>", " ", "a", "b", "c", "d", "e"])
+
+
+def signal(n: int, seed: int = 0) -> np.ndarray:
+    """Noise with a varying envelope and a tone: features that change from frame to frame."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n) / SR
+    env = 0.5 + 0.5 * np.sin(2 * np.pi * 1.5 * t)
+    return (0.3 * env * rng.standard_normal(n) + 0.2 * np.sin(2 * np.pi * 300 * t)).astype(np.float32)
+
+
+def make_model(seed: int = 0, **cfg) -> CTCModel:
+    """A small random-weight unidirectional model with non-trivial CMVN and BatchNorm stats,
+    and output weights large enough (and centred) that the argmax moves between labels."""
+    torch.manual_seed(seed)
+    cfg = ModelConfig(**{"bidirectional": False, "rnn_layers": 2, "rnn_hidden": 16,
+                         "conv_channels": 4, **cfg})
+    model = CTCModel(cfg, FEATS.n_mels, len(VOCAB))
+    model.set_cmvn(torch.full((FEATS.n_mels,), -4.0), torch.full((FEATS.n_mels,), 3.0))
+    for norm in model.frontend.norms:
+        norm.running_mean.uniform_(-0.2, 0.2)
+        norm.running_var.uniform_(0.5, 1.5)
+    model.eval()
+    seen = []  # centre each label's logit on a calibration signal: the argmax then follows
+    hook = model.output.register_forward_hook(lambda m, i, o: seen.append(i[0]))  # the input
+    offline(model, signal(SR, seed=99))
+    hook.remove()
+    with torch.no_grad():
+        model.output.weight.mul_(8.0)
+        model.output.bias.copy_(-seen[0].flatten(0, 1).mean(0) @ model.output.weight.T)
+    return model
+
+
+@torch.no_grad()
+def offline(model: CTCModel, wav: np.ndarray):
+    feats = FeatureExtractor(FEATS)(torch.from_numpy(wav))
+    lp, lengths = model(feats[None], torch.tensor([len(feats)]))
+    hyp = greedy_hyps(lp, lengths, VOCAB, frame_s=frame_seconds(FEATS.hop_ms, model.cfg.subsample))[0]
+    return lp[0], hyp
+
+
+def pieces(wav: np.ndarray, size: int):
+    return [wav[i:i + size] for i in range(0, len(wav), size)]
+
+
+@pytest.mark.parametrize("kind", ["fbank", "spectrogram"])
+@pytest.mark.parametrize("size", [37, 160, 1000, 5333])
+def test_features_equal_offline(kind, size):
+    cfg = FeatureConfig(kind=kind, n_mels=20)
+    wav = signal(12345)
+    want = FeatureExtractor(cfg)(torch.from_numpy(wav))
+    feats = _Features(FeatureExtractor(cfg))
+    parts = pieces(wav, size)
+    got = [feats(torch.from_numpy(p), False) for p in parts] + [feats(torch.zeros(0), True)]
+    got = torch.cat([g for g in got if g is not None])
+    assert got.shape == want.shape == (1 + len(wav) // 160, want.shape[1])
+    assert (got - want).abs().max() < 1e-4
+
+
+MODELS = [
+    {"rnn_type": "lstm", "subsample": 4, "lookahead": 0},
+    {"rnn_type": "lstm", "subsample": 2, "lookahead": 3, "projection": 8},
+    {"rnn_type": "gru", "subsample": 4, "lookahead": 2, "norm_type": "batch"},
+    {"rnn_type": "gru", "subsample": 2, "lookahead": 0, "norm_type": "none"},
+]
+
+
+@pytest.mark.parametrize("cfg", MODELS, ids=lambda c: "-".join(f"{k}{v}" for k, v in c.items()))
+def test_streamed_log_probs_and_text_equal_offline(cfg):
+    model = make_model(**cfg)
+    wav = signal(SR + 4321)  # 1.27 s: not a whole number of hops or chunks
+    want_lp, want = offline(model, wav)
+    assert want["text"].strip(), "the test model should emit labels"
+    for chunk_ms in (7, 37, 120, 500):  # 7 ms: less than a hop; 37 ms: not a multiple of it
+        rec = StreamingRecognizer(model, VOCAB, FEATS, chunk_ms=chunk_ms)
+        parts = pieces(wav, rec.chunk_samples)
+        lps = [rec.step(p) for p in parts] + [rec.step(np.zeros(0, np.float32), final=True)]
+        got_lp = torch.cat(lps)
+        assert got_lp.shape == want_lp.shape
+        assert (got_lp - want_lp).abs().max() <= 1e-4, chunk_ms
+        rec.reset()
+        partial = [rec.accept(p) for p in parts]
+        assert all(not p["final"] for p in partial)
+        final = rec.finish()
+        assert final["final"] and final["text"] == want["text"] and final["words"] == want["words"]
+        assert want["text"].startswith(partial[-1]["text"].rstrip())
+
+
+def test_uneven_pieces_and_reuse():
+    """Pieces of any size (the network runs once a chunk is pending), and the recognizer is
+    ready for a second utterance after finish."""
+    model = make_model(rnn_type="lstm", subsample=4, lookahead=1)
+    wav = signal(20000, seed=3)
+    _, want = offline(model, wav)
+    rec = StreamingRecognizer(model, VOCAB, FEATS, chunk_ms=50)
+    rng = np.random.default_rng(1)
+    for _ in range(2):
+        i = 0
+        while i < len(wav):
+            n = int(rng.integers(1, 1500))
+            rec.accept(torch.from_numpy(wav[i:i + n]))
+            i += n
+        assert rec.finish()["words"] == want["words"]
+
+
+def test_refuses_bidirectional_and_handles_empty():
+    torch.manual_seed(0)
+    bi = CTCModel(ModelConfig(bidirectional=True, rnn_layers=1, rnn_hidden=8, conv_channels=2),
+                  FEATS.n_mels, len(VOCAB))
+    with pytest.raises(ValueError, match="unidirectional"):
+        StreamingRecognizer(bi, VOCAB, FEATS)
+    rec = StreamingRecognizer(make_model(), VOCAB, FEATS)
+    assert rec.finish() == {"text": "", "words": [], "duration": 0.0, "final": True}
+    rec.accept(np.zeros(100, np.float32))  # shorter than the FFT's reflect padding
+    assert rec.finish()["text"] == ""
+
+
+def test_latency():
+    rec = StreamingRecognizer(make_model(subsample=4, lookahead=2), VOCAB, FEATS, chunk_ms=200)
+    assert rec.latency_ms == pytest.approx(200 + 2 * 40 + 16)  # + lookahead + half an FFT
+    rec = StreamingRecognizer(make_model(subsample=2, lookahead=0), VOCAB, FEATS, chunk_ms=100)
+    assert rec.latency_ms == pytest.approx(100 + 2 * 10 + 16)  # + the conv's 2 frames
+
+
+def test_stream_file_and_pcm(tmp_path):
+    model = make_model(rnn_type="gru", subsample=4, lookahead=2)
+    wav = signal(24000, seed=5)
+    path = tmp_path / "a.wav"
+    sf.write(path, wav, SR, subtype="PCM_16")
+    pcm = load_audio(path).numpy()  # the 16-bit signal
+    _, want = offline(model, pcm)
+    rec = StreamingRecognizer(model, VOCAB, FEATS, chunk_ms=200)
+    partials = []
+    final, stats = stream_file(rec, path, 100, on_partial=partials.append)
+    assert final["words"] == want["words"]
+    assert stats["chunks"] == len(partials) == 15 and stats["rtf"] > 0
+    assert stats["latency_ms"] == rec.latency_ms == pytest.approx(100 + 80 + 16)
+
+    slow = tmp_path / "b.wav"  # another rate: loaded whole and resampled, as offline
+    sf.write(slow, wav[::2], SR // 2, subtype="PCM_16")
+    assert stream_file(rec, slow)[0]["words"] == offline(model, load_audio(slow).numpy())[1]["words"]
+
+    raw = io.BytesIO((pcm * 32768).round().astype("<i2").tobytes())
+    results = list(stream_pcm(rec, raw, SR, 120))
+    assert [r["final"] for r in results] == [False] * 13 + [True]
+    assert results[-1]["words"] == want["words"]
+    with pytest.raises(ValueError, match="Hz"):
+        next(stream_pcm(rec, io.BytesIO(b""), 8000))
