@@ -36,7 +36,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from asr.model import CTCModel
+from asr.model import CTCModel, time_mask
 from asr.utils import atomic_open, atomic_path
 
 INPUT_NAMES = ["feats", "lengths"]
@@ -50,11 +50,6 @@ def _halve(lengths: torch.Tensor) -> torch.Tensor:
     """(n - 1) // 2 + 1 (a stride-2, kernel-3, pad-1 conv) written as (n + 1) // 2: the same for
     n >= 0, and never negative, so ONNX's truncating integer Div gives the floor too."""
     return torch.div(lengths + 1, 2, rounding_mode="floor")
-
-
-def _time_mask(lengths: torch.Tensor, frames: int) -> torch.Tensor:
-    """(B, T) float mask: 1 at valid frames, 0 at padded ones."""
-    return (torch.arange(frames, device=lengths.device)[None, :] < lengths[:, None]).float()
 
 
 def _reverse_index(lengths: torch.Tensor, frames: int) -> torch.Tensor:
@@ -189,7 +184,7 @@ class ConvBlock(nn.Module):
         x = torch.relu(self.norm(self.conv(x)))
         if self.halves:
             lengths = _halve(lengths)
-        return x * _time_mask(lengths, x.shape[2])[:, None, :, None], lengths
+        return x * time_mask(lengths, x.shape[2])[:, None, :, None], lengths
 
 
 class InferenceModel(nn.Module):
@@ -222,12 +217,13 @@ class InferenceModel(nn.Module):
         return super().train(False)
 
     def forward(self, feats: torch.Tensor, lengths: torch.Tensor):
-        x = ((feats - self.cmvn_mean) / self.cmvn_std).unsqueeze(1)  # (B, 1, T, F)
+        x = (feats - self.cmvn_mean) / self.cmvn_std * time_mask(lengths, feats.shape[1])[:, :, None]
+        x = x.unsqueeze(1)  # (B, 1, T, F)
         for block in self.frontend:
             x, lengths = block(x, lengths)
         b, c, t, f = x.shape
         x = x.permute(0, 2, 1, 3).reshape(b, t, c * f)
-        mask = _time_mask(lengths, t)
+        mask = time_mask(lengths, t)
         rev = _reverse_index(lengths, t)
         for layer in self.layers:
             x = layer(x, mask, rev)

@@ -1,6 +1,8 @@
 """The acoustic model: CMVN -> conv subsampling -> bidirectional LSTM/GRU stack -> Linear.
 
-Padding costs nothing: the RNNs run on packed sequences, and padded conv outputs are zeroed.
+Padding costs nothing and changes nothing: normalised padding and padded conv outputs are
+zeroed, and the RNNs run on packed sequences, so an utterance gets the same output alone or in
+any batch.
 """
 
 from __future__ import annotations
@@ -27,6 +29,11 @@ def frame_seconds(hop_ms: float, subsample: int) -> float:
     return hop_ms / 1000.0 * subsample
 
 
+def time_mask(lengths: torch.Tensor, frames: int) -> torch.Tensor:
+    """(B, T) float mask: 1 at valid frames, 0 at padded ones."""
+    return (torch.arange(frames, device=lengths.device)[None, :] < lengths[:, None]).float()
+
+
 class ConvSubsampler(nn.Module):
     """Two 3x3 conv layers (BatchNorm, ReLU), stride 2 in frequency each and 2 in time in the
     first (subsample=2) or both (subsample=4); output (B, T', channels * F/4)."""
@@ -48,8 +55,7 @@ class ConvSubsampler(nn.Module):
             x = torch.relu(norm(conv(x)))
             if stride == 2:
                 lengths = (lengths - 1) // 2 + 1
-            mask = torch.arange(x.shape[2], device=x.device)[None, :] < lengths[:, None]
-            x = x * mask[:, None, :, None]
+            x = x * time_mask(lengths, x.shape[2])[:, None, :, None]
         b, c, t, f = x.shape
         return x.permute(0, 2, 1, 3).reshape(b, t, c * f), lengths
 
@@ -128,7 +134,8 @@ class CTCModel(nn.Module):
         return torch.tensor([output_frames(int(n), self.cfg.subsample) for n in lengths])
 
     def forward(self, feats: torch.Tensor, lengths: torch.Tensor):
-        x = (feats - self.cmvn_mean) / self.cmvn_std
+        # zero padding after CMVN too: the first conv must not see -mean/std past the end
+        x = (feats - self.cmvn_mean) / self.cmvn_std * time_mask(lengths, feats.shape[1])[:, :, None]
         x, lengths = self.frontend(x, lengths)
         x = self.rnn(x, lengths)
         if self.lookahead is not None:

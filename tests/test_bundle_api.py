@@ -18,6 +18,7 @@ from asr.bundle import BundleError, load_bundle, model_source, write_bundle
 from asr.cli import main
 from asr.data.audio import AudioError
 from asr.decoding.lm import build_lm
+from asr.scoring.score import wer
 from conftest import SR, tone_speech
 from test_lm import need_kenlm
 
@@ -184,3 +185,25 @@ def test_m4a_and_mp4_video_are_transcribed(bundle, tmp_path):
     silent = encode(tmp_path / "silent.mp4", samples, 16000, video=True, audio=False)
     with pytest.raises(AudioError, match="silent.mp4: has no audio track"):
         model.transcribe(silent)
+
+
+def test_exported_engines_give_the_same_text_on_the_test_set(bundle, tone_run, tmp_path, capsys):
+    """asr export, then asr transcribe --engine onnx / onnx-int8 / torchscript on the tone
+    test set: the fp32 engines give PyTorch's greedy text on every file; int8 stays close."""
+    shipped = tmp_path / "tone.bundle"
+    shutil.copytree(bundle, shipped)
+    assert main(["export", str(shipped), "--format", "onnx", "--int8"]) == 0
+    assert main(["export", str(shipped), "--format", "torchscript"]) == 0
+    capsys.readouterr()
+    test_audio = str(tone_run / "audio" / "test")
+    texts = {}
+    for engine in ("torch", "onnx", "torchscript", "onnx-int8"):
+        assert main(["transcribe", str(shipped), test_audio, "--decoder", "greedy",
+                     "--engine", engine, "--no-progress"]) == 0
+        texts[engine] = dict(line.split("\t", 1) for line in capsys.readouterr().out.splitlines())
+    assert len(texts["torch"]) == 8
+    assert texts["onnx"] == texts["torch"] and texts["torchscript"] == texts["torch"]
+    refs = {json.loads(x)["id"]: json.loads(x)["text"] for x in (tone_run / "manifests" / "test.jsonl").open()}
+    ref_list = [refs[re.sub(r".*/|\.wav$", "", f)] for f in sorted(texts["torch"])]
+    wers = {e: wer(ref_list, [t[f] for f in sorted(t)]) for e, t in texts.items()}
+    assert wers["onnx-int8"] <= wers["torch"] + 15  # 8 short utterances: one word is 5-10 points

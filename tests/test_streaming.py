@@ -167,3 +167,46 @@ def test_stream_file_and_pcm(tmp_path):
     assert results[-1]["words"] == want["words"]
     with pytest.raises(ValueError, match="Hz"):
         next(stream_pcm(rec, io.BytesIO(b""), 8000))
+
+
+# ---------------------------------------------------------------- the CLI: asr transcribe --stream
+
+@pytest.fixture(scope="module")
+def uni_run(tone_run, tmp_path_factory):
+    """A unidirectional + lookahead model trained for a few updates on the tone corpus: its
+    text is rough, but streaming and offline must give the same one."""
+    from conftest import small_config
+    from asr.config import apply
+    from asr.train import Trainer
+    exp = tmp_path_factory.mktemp("uni") / "exp"
+    cfg = small_config(tone_run, exp, max_steps=60, epochs=6, checkpoint_every=0, log_every=1000)
+    apply(cfg, {"model": {"bidirectional": False, "lookahead": 2, "rnn_layers": 1}})
+    Trainer(cfg).train()
+    return exp
+
+
+def test_cli_stream_file_and_stdin_equal_offline(uni_run, tone_run, monkeypatch, capsys):
+    from asr.cli import main
+    wav = next((tone_run / "audio" / "test").glob("*.wav"))
+    assert main(["transcribe", str(uni_run), str(wav), "--decoder", "greedy", "--no-progress"]) == 0
+    offline_line = capsys.readouterr().out.strip()  # "<file>\t<text>"
+    assert main(["transcribe", str(uni_run), str(wav), "--stream", "--chunk-ms", "120"]) == 0
+    out, err = capsys.readouterr()
+    assert out.strip() == offline_line
+    offline_text = offline_line.split("\t", 1)[1]
+    assert len(offline_text) >= 3, "the test model emits too little to compare (test set-up)"
+    assert '"latency_ms"' in err and '"rtf"' in err  # the stream's figures, on stderr
+
+    pcm = (load_audio(wav).numpy() * 32768).round().clip(-32768, 32767).astype("<i2").tobytes()
+    monkeypatch.setattr("sys.stdin", type("Stdin", (), {"buffer": io.BytesIO(pcm)})())
+    assert main(["transcribe", str(uni_run), "-", "--stream", "--chunk-ms", "80"]) == 0
+    out, err = capsys.readouterr()
+    assert out.strip() == offline_text
+    assert err.count("... ") >= 2  # partial results while the audio arrives
+
+
+def test_cli_stream_refuses_a_bidirectional_model(tone_run, capsys):
+    from asr.cli import main
+    wav = next((tone_run / "audio" / "test").glob("*.wav"))
+    assert main(["transcribe", str(tone_run / "exp"), str(wav), "--stream"]) != 0
+    assert "needs a unidirectional model" in capsys.readouterr().err
