@@ -19,6 +19,7 @@ from pathlib import Path
 
 from asr.data.audio import AudioError
 from asr.transcribe.transcriber import Chunking, Transcriber
+from asr.transcribe.vad import VadSettings
 
 
 @dataclass(frozen=True)
@@ -99,16 +100,18 @@ def _torch_model(t: Transcriber):
 
 def load(path: str | Path, device: str = "auto", decoder: str | None = None, engine: str = "torch",
          batch_size: int = 8, chunking: Chunking | None = None, verify: bool = True,
-         **decode_settings) -> Model:
+         vad: bool | VadSettings = False, **decode_settings) -> Model:
     """Load a model from a bundle (`asr bundle`), a run folder or a checkpoint file.
 
     device: "auto" (CUDA when there is one), "cpu" or "cuda". decoder: "greedy", "beam" or
     "beam_lm"; None = the model's best (beam + LM when it has an LM). engine: "torch", "onnx",
     "onnx-int8" or "torchscript" (exported into the bundle by `asr export`). batch_size: windows
-    run through the network together. verify: check a bundle's checksums.
+    run through the network together. verify: check a bundle's checksums. vad: decode only
+    the speech that voice-activity detection finds (True, or VadSettings; needs silero-vad).
     decode_settings: DecodeConfig fields to override (lm_weight=0.8, beam_size=16, ...).
     """
     from asr.bundle import model_source
     source = model_source(path, verify=verify)
     decode = dataclasses.replace(source.decode, **decode_settings) if decode_settings else None
-    return Model(Transcriber(source, device, decoder, decode, chunking, engine, batch_size))
+    vad_settings = VadSettings() if vad is True else (vad or None)
+    return Model(Transcriber(source, device, decoder, decode, chunking, engine, batch_size, vad_settings))

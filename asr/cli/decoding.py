@@ -127,6 +127,7 @@ def transcribe_settings(args, source):
 def cmd_transcribe(args) -> int:
     from asr.bundle import model_source
     from asr.transcribe.transcriber import Chunking, CueLimits, Transcriber, transcribe_files
+    from asr.transcribe.vad import VadSettings
     if args.stream:
         return cmd_stream(args)
     formats = [f for f in args.format.split(",") if f]
@@ -135,7 +136,8 @@ def cmd_transcribe(args) -> int:
     source = model_source(args.model)
     decoder, settings = transcribe_settings(args, source)
     chunking = Chunking(args.chunk_s, args.overlap_s, args.min_pause_s)
-    t = Transcriber(source, args.device, decoder, settings, chunking, args.engine, args.batch_size)
+    vad = VadSettings(threshold=args.vad_threshold) if args.vad else None
+    t = Transcriber(source, args.device, decoder, settings, chunking, args.engine, args.batch_size, vad)
     limits = CueLimits(args.max_chars, args.max_duration, args.max_gap)
     results, errors = transcribe_files(args.model, args.files, formats=formats, out_dir=args.out,
                                        progress=not args.no_progress, transcriber=t, limits=limits)
@@ -226,6 +228,9 @@ def _transcribe_parser(sub) -> None:
     p.add_argument("--overlap-s", type=float, default=4.0, help="overlap of neighbouring windows (s)")
     p.add_argument("--min-pause-s", type=float, default=0.4,
                    help="a pause this long splits a window into separately decoded segments (0: never)")
+    p.add_argument("--vad", action="store_true",
+                   help="voice-activity detection (silero-vad): decode only the speech, skip silence and music")
+    p.add_argument("--vad-threshold", type=float, default=0.5, help="--vad: speech probability threshold")
     p.add_argument("--device", default="auto", help="auto (CUDA when there is one), cpu or cuda")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_transcribe)

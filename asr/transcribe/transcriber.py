@@ -37,6 +37,7 @@ from asr.config import DecodeConfig
 from asr.decoding.decoders import get_decoder
 from asr.data.features import FeatureExtractor
 from asr.transcribe.subtitles import group_words, to_ctm, to_srt, to_tsv, to_vtt
+from asr.transcribe.vad import SpeechDetector, VadSettings, frame_ranges
 from asr.model import frame_seconds
 from asr.utils import atomic_write_text, pick_device
 
@@ -72,6 +73,7 @@ class Window:
     start_s: float
     first: bool
     last: bool
+    speech: list[tuple[float, float]] | None = None  # with VAD: speech regions (s, in the window)
 
 
 class ArrayReader:
@@ -195,12 +197,14 @@ class Transcriber:
     decode_cfg: DecodeConfig for the beam decoders (default: the bundle's or run's tuned settings).
     chunking: how long files are cut. engine: "torch", or an exported form (see acoustic_model).
     batch_size: windows run through the network together (transcribe_many).
+    vad: voice-activity detection (asr.transcribe.vad): only the speech in each window is
+    decoded, and a window without speech skips the network. None = off.
     `__call__(path)` returns just the text.
     """
 
     def __init__(self, model, device: str = "auto", decoder: str | None = None,
                  decode_cfg: DecodeConfig | None = None, chunking: Chunking | None = None,
-                 engine: str = "torch", batch_size: int = 8):
+                 engine: str = "torch", batch_size: int = 8, vad: VadSettings | None = None):
         from asr.bundle import ModelSource, model_source
         self.source = model if isinstance(model, ModelSource) else model_source(model)
         self.device = pick_device(device) if engine in ("torch", "torchscript") else torch.device("cpu")
@@ -213,6 +217,7 @@ class Transcriber:
         self.decoder = get_decoder(decoder).decode  # a built-in Decoder: batches of outputs
         self.chunking = chunking or Chunking()
         self.batch_size = max(1, batch_size)
+        self.vad = SpeechDetector(vad) if vad is not None else None
 
     @torch.no_grad()
     def network(self, audios: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -224,25 +229,38 @@ class Transcriber:
         return [log_probs[i, :int(out_lengths[i])].float().cpu() for i in range(len(feats))]
 
     def decode_window(self, window: Window, lp: torch.Tensor) -> list[dict]:
-        """Decode one window's network output segment by segment; its words in the file's time line."""
+        """Decode one window's network output segment by segment (within its speech regions,
+        with VAD); its words in the file's time line."""
         min_pause = int(round(self.chunking.min_pause_s / self.frame_s))
+        spans = ([(0, len(lp))] if window.speech is None
+                 else frame_ranges(window.speech, self.frame_s, len(lp)))
         words = []
-        for a, b in pause_segments(lp, min_pause, self.vocab.blank):
-            hyp = self.decoder(lp[a:b].unsqueeze(0), torch.tensor([b - a]), self.vocab,
-                               self.decode_cfg, frame_s=self.frame_s)[0]
-            words += shift_words(hyp["words"], window.start_s + a * self.frame_s)
+        for start, end in spans:
+            for a, b in pause_segments(lp[start:end], min_pause, self.vocab.blank):
+                a, b = a + start, b + start
+                hyp = self.decoder(lp[a:b].unsqueeze(0), torch.tensor([b - a]), self.vocab,
+                                   self.decode_cfg, frame_s=self.frame_s)[0]
+                words += shift_words(hyp["words"], window.start_s + a * self.frame_s)
         return keep_own_words(words, window, self.chunking)
 
     def window_words(self, window: Window) -> list[dict]:
+        if window.speech == []:  # VAD heard no speech: nothing to run
+            return []
         return self.decode_window(window, self.network([window.audio])[0])
 
     def windows(self, item, sample_rate: int | None = None):
-        """The Windows of a file path, or of an array / tensor of samples at sample_rate."""
+        """The Windows of a file path, or of an array / tensor of samples at sample_rate
+        (with VAD, each with its speech regions)."""
         if isinstance(item, (str, Path)):
-            return stream_windows(item, self.sample_rate, self.chunking)
-        if sample_rate is None:
+            windows = stream_windows(item, self.sample_rate, self.chunking)
+        elif sample_rate is None:
             raise ValueError("an array of samples needs its sample_rate")
-        return reader_windows(ArrayReader(item, sample_rate), self.sample_rate, self.chunking)
+        else:
+            windows = reader_windows(ArrayReader(item, sample_rate), self.sample_rate, self.chunking)
+        for window in windows:
+            if self.vad is not None:
+                window.speech = self.vad.speech_regions(window.audio, self.sample_rate)
+            yield window
 
     def transcribe(self, item, progress: bool = False, sample_rate: int | None = None) -> dict:
         """{"path", "duration", "text", "words": [{"word","start","end","conf"}]} of one file
@@ -283,6 +301,9 @@ class Transcriber:
             states.append(state)
             try:
                 for window in self.windows(item, sample_rate):
+                    state["end"] = max(state["end"], window.start_s + len(window.audio) / self.sample_rate)
+                    if window.speech == []:  # VAD heard no speech: nothing to run
+                        continue
                     batch.append((state, window))
                     state["pending"] += 1
                     if len(batch) >= self.batch_size:
