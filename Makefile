@@ -12,7 +12,7 @@ DATA_ARGS := $(if $(DATA),data.source=$(DATA))
 ASR := .venv/bin/asr
 PY := .venv/bin/python
 
-.PHONY: setup data features train resume lm tune-lm decode score demo test bench bench-train benchmark bench-decode bundle bench-ship
+.PHONY: setup data features train resume lm tune-lm decode score demo test bench bench-train bench-memory benchmark bench-decode bundle bench-ship
 
 setup:
 	@bash tools/setup.sh
@@ -52,8 +52,9 @@ bundle: setup
 
 # PyTorch vs ONNX fp32 vs ONNX int8 (RTF, size, WER) and streaming, on a test manifest
 BENCH_MANIFEST ?= data/$(RECIPE)/manifests/test.jsonl
+STREAM_BUNDLE ?= exp/$(RECIPE)/streaming-bundle
 bench-ship: setup
-	$(PY) -m asr.bench.ship $(BUNDLE) $(BENCH_MANIFEST) $(ARGS)
+	$(PY) -m asr.bench.ship $(BUNDLE) $(BENCH_MANIFEST) $(if $(wildcard $(STREAM_BUNDLE)),--streaming-bundle $(STREAM_BUNDLE)) $(ARGS)
 
 demo: setup
 	@start=$$(date +%s); \
@@ -71,5 +72,9 @@ benchmark: setup
 
 bench-train: setup
 	$(PY) -m asr.bench.train --config $(CONFIG) $(ARGS)
+
+# the trainer's resident memory over time (default 60 min; ARGS="--minutes 15" or "--steps 500")
+bench-memory: setup
+	$(PY) -m asr.bench.memory --config $(CONFIG) $(ARGS)
 
 bench: bench-train bench-decode

@@ -210,3 +210,20 @@ def test_cli_stream_refuses_a_bidirectional_model(tone_run, capsys):
     wav = next((tone_run / "audio" / "test").glob("*.wav"))
     assert main(["transcribe", str(tone_run / "exp"), str(wav), "--stream"]) != 0
     assert "needs a unidirectional model" in capsys.readouterr().err
+
+
+def test_bench_ship_streams_a_unidirectional_bundle(uni_run, tone_run, tmp_path, capsys):
+    """make bench-ship's script on the tone test set: three engines, and the streaming figures
+    of a unidirectional bundle whose final texts equal offline decoding."""
+    import json
+    from asr.bench import ship
+    from asr.bundle import write_bundle
+    write_bundle(tone_run / "exp", tmp_path / "bi.bundle")
+    write_bundle(uni_run, tmp_path / "uni.bundle")
+    assert ship.main([str(tmp_path / "bi.bundle"), str(tone_run / "manifests" / "test.jsonl"),
+                      "--threads", "1", "--streaming-bundle", str(tmp_path / "uni.bundle")]) == 0
+    out = capsys.readouterr().out
+    assert "| onnx-int8 |" in out and "final text = offline on 8/8" in out
+    figures = json.loads((tmp_path / "bi.bundle" / "bench_ship.json").read_text())
+    assert [r["engine"] for r in figures["rows"]] == ["torch", "onnx", "onnx-int8"]
+    assert figures["streaming"]["latency_ms"] == pytest.approx(200 + 2 * 20 + 2 * 10 + 16)  # + conv context

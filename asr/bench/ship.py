@@ -1,13 +1,15 @@
 """`make bench-ship`: the shipped forms of one model side by side, in one run.
 
     python -m asr.bench.ship BUNDLE MANIFEST [--limit N] [--decoder greedy|beam_lm] [--threads 2]
+                             [--streaming-bundle UNIDIRECTIONAL_BUNDLE]
 
 For each engine (PyTorch, ONNX fp32, ONNX int8; exported into the bundle first when missing)
 the manifest's audio files are transcribed as `asr transcribe` does (read, resample, features,
 network, decoder), and the table gives the pipeline RTF (wall time / audio time), the
-network file's size and the WER against the manifest's text. A unidirectional model is also
-streamed (asr.streaming): latency (chunk + lookahead) and RTF. Figures go to stdout and to
-BUNDLE/bench_ship.json.
+network file's size, the WER against the manifest's text and how many texts equal PyTorch's. A
+unidirectional model (the bundle, or --streaming-bundle) is also streamed (asr.streaming):
+latency (chunk + lookahead), RTF, WER and whether every final text equals its offline decoding.
+Figures go to stdout and to BUNDLE/bench_ship.json.
 """
 
 from __future__ import annotations
@@ -44,7 +46,8 @@ def run_engine(bundle: Path, engine: str, entries: list[dict], decoder: str) -> 
     texts = [hyps[f]["text"] if isinstance(hyps[f], dict) else "" for f in files]
     size = (bundle / (MODEL if engine == "torch" else EXPORTED[engine])).stat().st_size
     return {"engine": engine, "decoder": decoder, "rtf": wall / audio, "seconds": wall,
-            "audio_s": audio, "size_mb": size / 1e6, "wer": wer([e["text"] for e in entries], texts)}
+            "audio_s": audio, "size_mb": size / 1e6, "wer": wer([e["text"] for e in entries], texts),
+            "texts": texts}
 
 
 def run_streaming(bundle: Path, entries: list[dict], chunk_ms: int) -> dict | None:
@@ -61,8 +64,10 @@ def run_streaming(bundle: Path, entries: list[dict], chunk_ms: int) -> dict | No
         texts.append(final["text"])
         wall += stats["rtf"] * float(e["duration"])
         audio += float(e["duration"])
-    return {"chunk_ms": chunk_ms, "latency_ms": rec.latency_ms, "rtf": wall / audio,
-            "wer": wer([e["text"] for e in entries], texts)}
+    offline = run_engine(bundle, "torch", entries, "greedy")["texts"]
+    return {"bundle": str(bundle), "chunk_ms": chunk_ms, "latency_ms": rec.latency_ms,
+            "rtf": wall / audio, "wer": wer([e["text"] for e in entries], texts),
+            "equal_to_offline": sum(a == b for a, b in zip(texts, offline))}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -73,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--decoder", default="greedy", choices=["greedy", "beam", "beam_lm"])
     p.add_argument("--threads", type=int, default=2, help="torch / onnxruntime threads")
     p.add_argument("--chunk-ms", type=int, default=200, help="streaming chunk")
+    p.add_argument("--streaming-bundle", type=Path,
+                   help="a unidirectional model's bundle to stream (default: BUNDLE, if unidirectional)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     if not (args.bundle / EXPORTED["onnx-int8"]).is_file():
@@ -82,13 +89,16 @@ def main(argv: list[str] | None = None) -> int:
     base = rows[0]
     print(f"{len(entries)} utterances, {base['audio_s'] / 60:.1f} min of audio, decoder {args.decoder}, "
           f"{args.threads} threads")
-    print("| engine | pipeline RTF | speed-up | network MB | WER % | ΔWER |\n|---|---|---|---|---|---|")
+    print("| engine | pipeline RTF | speed-up | network MB | WER % | ΔWER | text = PyTorch's |\n"
+          "|---|---|---|---|---|---|---|")
     for r in rows:
+        same = sum(a == b for a, b in zip(r["texts"], base["texts"]))
         print(f"| {r['engine']} | {r['rtf']:.4f} | {base['rtf'] / r['rtf']:.2f}× | {r['size_mb']:.1f} | "
-              f"{r['wer']:.2f} | {r['wer'] - base['wer']:+.2f} |")
-    stream = run_streaming(args.bundle, entries, args.chunk_ms)
-    print("streaming: " + (f"latency {stream['latency_ms']:.0f} ms (chunk {args.chunk_ms} ms + lookahead), "
-                           f"RTF {stream['rtf']:.4f}, WER {stream['wer']:.2f}" if stream
+              f"{r['wer']:.2f} | {r['wer'] - base['wer']:+.2f} | {same}/{len(entries)} |")
+    stream = run_streaming(args.streaming_bundle or args.bundle, entries, args.chunk_ms)
+    print("streaming: " + (f"{stream['bundle']}: latency {stream['latency_ms']:.0f} ms (chunk {args.chunk_ms} ms "
+                           f"+ lookahead + half an FFT window), RTF {stream['rtf']:.4f}, WER {stream['wer']:.2f}, "
+                           f"final text = offline on {stream['equal_to_offline']}/{len(entries)}" if stream
                            else "n/a (bidirectional model: it needs the whole utterance)"))
     atomic_write_text(args.bundle / "bench_ship.json",
                       json.dumps({"rows": rows, "streaming": stream, "utterances": len(entries)}, indent=1) + "\n")
