@@ -177,7 +177,11 @@ class ConvBlock(nn.Module):
     def __init__(self, conv: nn.Conv2d, norm: nn.BatchNorm2d, stride: int):
         super().__init__()
         self.conv = conv
-        self.norm = norm
+        # a plain BatchNorm2d on norm's tensors: MaskedBatchNorm2d's training path does not script
+        self.norm = nn.BatchNorm2d(norm.num_features, norm.eps, norm.momentum)
+        self.norm.weight, self.norm.bias = norm.weight, norm.bias
+        for name in ("running_mean", "running_var", "num_batches_tracked"):
+            setattr(self.norm, name, getattr(norm, name))
         self.halves = stride == 2
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor):

@@ -34,6 +34,26 @@ def time_mask(lengths: torch.Tensor, frames: int) -> torch.Tensor:
     return (torch.arange(frames, device=lengths.device)[None, :] < lengths[:, None]).float()
 
 
+class MaskedBatchNorm2d(nn.BatchNorm2d):
+    """BatchNorm2d whose training statistics come from valid frames only: with padding in the
+    statistics, a model would be normalised differently in a batch than alone at inference.
+    In eval mode (or without a mask) it is plain BatchNorm2d, so state dicts and export match."""
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        if not self.training or mask is None:
+            return super().forward(x)
+        mask = mask.expand(x.shape[0], 1, x.shape[2], x.shape[3])  # (B, 1, T, F)
+        n = mask.sum().clamp(min=2)
+        mean = (x * mask).sum((0, 2, 3)) / n
+        var = (((x - mean[None, :, None, None]) * mask) ** 2).sum((0, 2, 3)) / n
+        with torch.no_grad():
+            self.num_batches_tracked += 1
+            self.running_mean.lerp_(mean, self.momentum)
+            self.running_var.lerp_(var * n / (n - 1), self.momentum)  # unbiased, as BatchNorm
+        y = (x - mean[None, :, None, None]) / torch.sqrt(var[None, :, None, None] + self.eps)
+        return y * self.weight[None, :, None, None] + self.bias[None, :, None, None]
+
+
 class ConvSubsampler(nn.Module):
     """Two 3x3 conv layers (BatchNorm, ReLU), stride 2 in frequency each and 2 in time in the
     first (subsample=2) or both (subsample=4); output (B, T', channels * F/4)."""
@@ -45,17 +65,18 @@ class ConvSubsampler(nn.Module):
         self.convs = nn.ModuleList([
             nn.Conv2d(1, channels, 3, stride=(2, 2), padding=1, bias=False),  # BatchNorm follows
             nn.Conv2d(channels, channels, 3, stride=(second, 2), padding=1, bias=False)])
-        self.norms = nn.ModuleList([nn.BatchNorm2d(channels), nn.BatchNorm2d(channels)])
+        self.norms = nn.ModuleList([MaskedBatchNorm2d(channels), MaskedBatchNorm2d(channels)])
         self.strides = [2, second]
         self.out_dim = channels * math.ceil(math.ceil(n_feats / 2) / 2)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor):
         x = x.unsqueeze(1)  # (B, 1, T, F)
         for conv, norm, stride in zip(self.convs, self.norms, self.strides):
-            x = torch.relu(norm(conv(x)))
+            x = conv(x)
             if stride == 2:
                 lengths = (lengths - 1) // 2 + 1
-            x = x * time_mask(lengths, x.shape[2])[:, None, :, None]
+            mask = time_mask(lengths, x.shape[2])[:, None, :, None]
+            x = torch.relu(norm(x, mask)) * mask
         b, c, t, f = x.shape
         return x.permute(0, 2, 1, 3).reshape(b, t, c * f), lengths
 

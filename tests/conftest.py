@@ -114,6 +114,16 @@ def tone_speech(text: str, rng: np.random.Generator, rate: int = SR) -> np.ndarr
     return (sig + noise(len(sig), rate, rng)).astype(np.float32)
 
 
+def tone_phrases(texts: list[str], rng: np.random.Generator, rate: int = SR) -> np.ndarray:
+    """tone_speech of each text, with 0.2-1.2 s of noise between them."""
+    pieces = []
+    for k, text in enumerate(texts):
+        if k:
+            pieces.append(noise(int(rng.uniform(0.2, 1.2) * rate), rate, rng))
+        pieces.append(tone_speech(text, rng, rate))
+    return np.concatenate(pieces).astype(np.float32)
+
+
 def noise(n: int, rate: int, rng: np.random.Generator) -> np.ndarray:
     """Faint noise band-limited to 4 kHz, so that it sounds the same at every sample rate."""
     import torch
@@ -143,9 +153,13 @@ def tone_run(tmp_path_factory):
         (root / "audio" / split).mkdir(parents=True)
         lines = []
         for i in range(n):
-            text = " ".join(rng.choice(WORDS, size=rng.integers(1, 4)))
+            # a third of the training clips are two phrases with a pause of noise between them,
+            # as in long recordings: the model learns that a long pause is a word boundary
+            phrases = 2 if split == "train" and i % 3 == 0 else 1
+            texts = [" ".join(rng.choice(WORDS, size=rng.integers(1, 4))) for _ in range(phrases)]
+            text = " ".join(texts)
             path = root / "audio" / split / f"{split}{i:03d}.wav"
-            sf.write(path, tone_speech(text, rng), SR, subtype="PCM_16")
+            sf.write(path, tone_phrases(texts, rng), SR, subtype="PCM_16")
             lines.append({"id": f"{split}{i:03d}", "audio_filepath": str(path),
                           "duration": sf.info(path).duration, "text": text})
         (root / "manifests").mkdir(exist_ok=True)

@@ -36,6 +36,25 @@ def test_padding_does_not_change_outputs():
     assert torch.allclose(alone[0, :n[0]], together[0, :n[0]], atol=1e-5)
 
 
+def test_batchnorm_statistics_ignore_padding():
+    """In training, the front-end's BatchNorm sees only valid frames: a batch with padding
+    normalises and updates its running statistics as the valid frames alone would."""
+    from asr.model import MaskedBatchNorm2d
+    torch.manual_seed(0)
+    x = torch.randn(2, 4, 10, 6) * 3 + 1
+    x[1, :, 6:] = 50.0  # padding, far from the data
+    mask = (torch.arange(10)[None, :] < torch.tensor([10, 6])[:, None]).float()[:, None, :, None]
+    masked, plain = MaskedBatchNorm2d(4).train(), torch.nn.BatchNorm2d(4).train()
+    out = masked(x, mask)
+    valid = torch.cat([x[0], x[1, :, :6]], dim=1)[None]  # the 16 valid frames as one utterance
+    ref = plain(valid)
+    assert torch.allclose(torch.cat([out[0], out[1, :, :6]], dim=1)[None], ref, atol=1e-5)
+    assert torch.allclose(masked.running_mean, plain.running_mean, atol=1e-5)
+    assert torch.allclose(masked.running_var, plain.running_var, atol=1e-4)
+    masked.eval(), plain.eval()
+    assert torch.allclose(masked(valid), plain(valid), atol=1e-5)
+
+
 def test_bad_model_options():
     with pytest.raises(ValueError, match="rnn_type"):
         CTCModel(ModelConfig(rnn_type="transformer"), 80, 29)
