@@ -34,7 +34,7 @@ from asr.decoding.decoders import greedy_decode
 from asr.model import CTCModel, count_parameters
 from asr.scoring.score import score
 from asr.text.vocab import build_vocab, units_state
-from asr.utils import pick_device
+from asr.utils import gpu_memory_mb, memory_mb, pick_device, set_malloc_mmap_threshold
 
 log = logging.getLogger("asr.train")
 
@@ -109,6 +109,7 @@ class Trainer:
             dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
         if tc.threads:
             torch.set_num_threads(tc.threads)
+        set_malloc_mmap_threshold(tc.malloc_mmap_threshold_mb)  # flat memory over long runs
         random.seed(tc.seed)
         torch.manual_seed(tc.seed)
         if self.rank == 0:
@@ -324,7 +325,8 @@ class Trainer:
             self.metrics = open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8")
         loss = sum(update_losses) / len(update_losses)
         self.metrics.write(json.dumps({"step": self.step, "epoch": self.epoch + 1, "loss": loss,
-                                       "lr": self.scheduler.get_last_lr()[0]}) + "\n")
+                                       "lr": self.scheduler.get_last_lr()[0],
+                                       **self.memory()}) + "\n")
         self.metrics.flush()
 
     def log_step(self, losses: list[float], speed: float) -> None:
@@ -335,8 +337,21 @@ class Trainer:
         self.writer.add_scalar("train/loss", recent[-1], self.step)
         self.writer.add_scalar("train/lr", lr, self.step)
         self.writer.add_scalar("train/audio_seconds_per_second", speed, self.step)
-        log.info("epoch %d update %d loss %.3f lr %.2e %.0f audio-s/s", self.epoch + 1,
-                 self.step, sum(recent) / len(recent), lr, speed)
+        mem = self.memory()
+        for k, v in mem.items():  # train/rss_mb, anon_mb, file_mb (+ gpu_mb, gpu_peak_mb)
+            self.writer.add_scalar(f"train/{k}", v, self.step)
+        gpu = f", GPU {mem['gpu_mb']:.0f} MB (peak {mem['gpu_peak_mb']:.0f})" if "gpu_mb" in mem else ""
+        log.info("epoch %d update %d loss %.3f lr %.2e %.0f audio-s/s, RSS %.0f MB (anon %.0f, "
+                 "file %.0f)%s", self.epoch + 1, self.step, sum(recent) / len(recent), lr, speed,
+                 mem["rss_mb"], mem.get("anon_mb", mem["rss_mb"]), mem.get("file_mb", 0.0), gpu)
+
+    def memory(self) -> dict:
+        """Resident memory (total, anonymous, file-backed; MiB, rounded) and, on CUDA, GPU
+        memory allocated and its peak: logged with the other scalars."""
+        mem = memory_mb()
+        mem = {k: mem[k] for k in ("rss_mb", "anon_mb", "file_mb") if k in mem}
+        mem.update(gpu_memory_mb(self.device))
+        return {k: round(v, 1) for k, v in mem.items()}
 
     def done(self, start: float) -> bool:
         """Whether max_steps or max_minutes is reached (agreed across ranks)."""
