@@ -87,3 +87,23 @@ def test_fixed_mmap_threshold_returns_freed_batches_to_the_os():
                                        capture_output=True, text=True).stdout)
             for mode in ("default", "fixed")}
     assert kept["default"] > 6 and kept["fixed"] < 2, kept
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc/self/status is Linux's")
+def test_reading_a_whole_feature_store_leaves_resident_memory_flat(tmp_path):
+    """FeatureStore reads its shards (pread), so an epoch through a store does not make it the
+    trainer's resident memory, as memory-mapped pages would (RssFile)."""
+    import numpy as np
+    from asr.data.store import FeatureStore
+    data = np.random.default_rng(0).standard_normal((128 * 1000, 80)).astype(np.float16)  # 20 MB
+    np.save(tmp_path / "shard-00000.npy", data)
+    (tmp_path / "index.jsonl").write_text("".join(
+        json.dumps({"id": f"u{k}", "shard": 0, "offset": 1000 * k, "frames": 1000, "text": "a"}) + "\n"
+        for k in range(128)))
+    (tmp_path / "meta.json").write_text(json.dumps({"features": {"kind": "fbank", "n_mels": 80}}))
+    store = FeatureStore(tmp_path)
+    before = memory_mb()["file_mb"]
+    for k in range(len(store)):
+        feats = store.features(k)
+        assert feats.dtype == np.float32 and np.array_equal(feats, data[1000 * k:1000 * (k + 1)])
+    assert memory_mb()["file_mb"] - before < 5

@@ -21,6 +21,7 @@ import dataclasses
 import itertools
 import json
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -50,7 +51,7 @@ class FeatureStore:
         self.meta = json.loads(meta.read_text())
         with open(self.path / "index.jsonl", encoding="utf-8") as f:
             self.entries = [json.loads(line) for line in f]
-        self._shards: dict[int, np.ndarray] = {}
+        self._shards: dict[int, tuple[int, int, np.dtype, int]] = {}  # fd, data offset, dtype, dim
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -61,12 +62,30 @@ class FeatureStore:
         return f["n_mels"] if f["kind"] == "fbank" else len(self.cmvn()[0])
 
     def features(self, i: int) -> np.ndarray:
+        """Utterance i's (frames, dim) float32 features, read from its shard with pread: read,
+        not memory-mapped, so that the pages of a store read through in an epoch stay in the
+        page cache and do not count as the trainer's resident memory."""
         e = self.entries[i]
         shard = self._shards.get(e["shard"])
         if shard is None:
-            shard = np.load(self.path / f"shard-{e['shard']:05d}.npy", mmap_mode="r")
+            path = self.path / f"shard-{e['shard']:05d}.npy"
+            header = np.load(path, mmap_mode="r")  # the .npy header: data offset, dtype, shape
+            shard = (os.open(path, os.O_RDONLY), header.offset, header.dtype, header.shape[1])
+            del header
             self._shards[e["shard"]] = shard
-        return np.asarray(shard[e["offset"]:e["offset"] + e["frames"]], dtype=np.float32)
+        fd, start, dtype, dim = shard
+        row = dim * dtype.itemsize
+        data = os.pread(fd, e["frames"] * row, start + e["offset"] * row)
+        if len(data) != e["frames"] * row:
+            raise OSError(f"{self.path}: shard {e['shard']} is truncated at utterance {e['id']}")
+        return np.frombuffer(data, dtype).reshape(e["frames"], dim).astype(np.float32)
+
+    def __getstate__(self) -> dict:  # a spawned loader worker opens its own descriptors
+        return {**self.__dict__, "_shards": {}}
+
+    def __del__(self):
+        for fd, *_ in getattr(self, "_shards", {}).values():
+            os.close(fd)
 
     def cmvn(self) -> tuple[np.ndarray, np.ndarray]:
         stats = json.loads((self.path / "cmvn.json").read_text())
