@@ -6,11 +6,16 @@ wall-second, utterances per second and peak memory, with each optimisation switc
 turn. Step times are medians over the timed updates (after warm-up updates).
 
     python -m asr.bench.train --config recipes/builtin/config.yaml [--steps 20] [section.key=value ...]
+
+With --shards DIR (written by `asr shard`, e.g. from the training split's feature store) it also
+trains from the shards streamed sequentially (a row of the table), and times data loading alone
+(batches + collate, no training) from the feature store and from the shards, with their ratio.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -19,6 +24,7 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import torch
 
@@ -30,6 +36,7 @@ VARIANTS = [
     ("2 DataLoader workers", ["train.num_workers=2"]),
     ("bf16 autocast", ["train.amp=bf16"]),
     ("GRU instead of LSTM", ["model.rnn_type=gru"]),
+    ("glibc's own mmap threshold (memory grows)", ["train.malloc_mmap_threshold_mb=0"]),
     ("features on the fly (2 workers)", ["features.on_the_fly=true", "train.num_workers=2"]),
     ("features on the fly, on device", ["features.on_the_fly=true", "features.on_device=true",
                                         "train.num_workers=2"]),
@@ -40,8 +47,58 @@ VARIANTS = [
 ]
 
 
-def run_variant(config: str | None, overrides: list[str], steps: int, warmup: int) -> dict:
-    """In this process: time `steps` updates after `warmup` ones; returns the figures."""
+def shard_batches(trainer, shards: str):
+    """Endless training batches streamed from the shard folder, with the trainer's settings and
+    vocabulary, epoch after epoch (what a trainer reading shards would get)."""
+    from asr.data.shards import ShardDataset, stream_batches
+    cfg, tc = trainer.cfg, trainer.cfg.train
+    ds = ShardDataset(shards, trainer.vocab, cfg.features, subsample=cfg.model.subsample,
+                      max_duration=tc.max_duration, seed=tc.seed, rank=0, world_size=1,
+                      raw_audio=trainer.featurizer is not None)
+    hop = round(cfg.features.sample_rate * cfg.features.hop_ms / 1000)
+    length = (lambda item: 1 + len(item[0]) // hop) if trainer.featurizer is not None else None
+    for epoch in itertools.count():
+        yield from stream_batches(ds, tc.batch_frames, epoch, num_workers=tc.num_workers,
+                                  max_batch_utts=tc.max_batch_utts,
+                                  pin_memory=trainer.device.type == "cuda", length=length)
+
+
+def store_batches(trainer):
+    """Endless training batches of the trainer's own loader (feature store or on the fly)."""
+    for epoch in itertools.count():
+        trainer.sampler.set_epoch(epoch)
+        yield from trainer.loader
+
+
+def run_loading(config: str | None, overrides: list[str], steps: int, warmup: int,
+                shards: str | None) -> dict:
+    """In this process: time `steps` batches of data loading + collate alone (after `warmup`),
+    from the shard folder when given, else from the trainer's loader."""
+    from asr.config import load_config
+    from asr.train import Trainer
+    cfg = load_config(config, overrides + ["train.sortagrad=false", "train.checkpoint_every=0",
+                                           "train.exp_dir=/tmp/asr-bench-run"])
+    trainer = Trainer(cfg)
+    batches = shard_batches(trainer, shards) if shards else store_batches(trainer)
+    audio, utts = 0.0, 0
+    for i in range(warmup + steps):
+        if i == warmup:
+            t0 = time.perf_counter()
+        batch = next(batches)
+        while batch is None:
+            batch = next(batches)
+        if i >= warmup:
+            audio += trainer.batch_seconds(batch.feat_lens)
+            utts += len(batch.ids)
+    total = time.perf_counter() - t0
+    return {"audio_s_per_s": audio / total, "utts_per_s": utts / total,
+            "num_workers": cfg.train.num_workers, "store": type(trainer.train_set.store).__name__}
+
+
+def run_variant(config: str | None, overrides: list[str], steps: int, warmup: int,
+                shards: str | None = None) -> dict:
+    """In this process: time `steps` updates after `warmup` ones (batches streamed from the
+    shard folder when given); returns the figures."""
     from asr.config import load_config
     from asr.train import Trainer
     cfg = load_config(config, overrides + ["train.sortagrad=false", "train.checkpoint_every=0",
@@ -49,7 +106,7 @@ def run_variant(config: str | None, overrides: list[str], steps: int, warmup: in
     trainer = Trainer(cfg)
     trainer.model.train()
     times, audio, utts = [], [], []
-    batches = iter(trainer.loader)
+    batches = shard_batches(trainer, shards) if shards else store_batches(trainer)  # epochs on
     for i in range(warmup + steps):
         t0 = time.perf_counter()
         batch = next(batches)
@@ -82,23 +139,29 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=20, help="timed updates per variant")
     p.add_argument("--warmup", type=int, default=3, help="untimed updates first")
     p.add_argument("--only", help="comma-separated variant numbers (1 = default)")
+    p.add_argument("--shards", metavar="DIR",
+                   help="also train from, and time loading from, these shards (`asr shard`)")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--load-only", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--from-shards", help=argparse.SUPPRESS)
     p.add_argument("overrides", nargs="*")
     args = p.parse_args(argv)
     if args.worker:
-        print("RESULT " + json.dumps(run_variant(args.config, args.overrides, args.steps, args.warmup)))
+        run = run_loading if args.load_only else run_variant
+        result = run(args.config, args.overrides, args.steps, args.warmup, args.from_shards)
+        print("RESULT " + json.dumps(result))
         return 0
     chosen = [VARIANTS[int(i) - 1] for i in args.only.split(",")] if args.only else VARIANTS
+    jobs = [(name, extra, []) for name, extra in chosen]
+    if args.shards:
+        jobs.append((f"sharded streaming ({Path(args.shards).name})", [], ["--from-shards", args.shards]))
     rows = []
-    for name, extra in chosen:
-        cmd = [sys.executable, "-m", "asr.bench.train", "--worker", "--steps", str(args.steps),
-               "--warmup", str(args.warmup)] + (["--config", args.config] if args.config else [])
-        proc = subprocess.run(cmd + args.overrides + extra, capture_output=True, text=True)
-        line = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
-        if proc.returncode != 0 or not line:
-            print(f"{name}: failed\n{proc.stderr[-1500:]}", file=sys.stderr)
+    for name, extra, flags in jobs:
+        result = run_worker(args, extra, flags)
+        if result is None:
+            print(f"{name}: failed", file=sys.stderr)
             continue
-        rows.append((name, json.loads(line[0][7:])))
+        rows.append((name, result))
         print(f"{name}: {rows[-1][1]['audio_s_per_s']:.1f} audio-s/s", file=sys.stderr, flush=True)
     base = rows[0][1]["audio_s_per_s"] if rows else 1.0
     print(f"\nTraining throughput on {machine()}, {args.steps} timed updates per variant\n")
@@ -107,7 +170,41 @@ def main(argv: list[str] | None = None) -> int:
     for name, r in rows:
         print(f"| {name} | {r['audio_s_per_s']:.1f} | {r['utts_per_s']:.1f} | {r['median_step_s']:.3f} | "
               f"{r['audio_s_per_s'] / base:.2f}x | {r['peak_mem_mb']:.0f} |")
+    if args.shards:
+        print_loading(args)
     return 0
+
+
+def run_worker(args, extra: list[str], flags: list[str]) -> dict | None:
+    """One measurement in a fresh process (so peak memory is its own); None when it failed."""
+    cmd = [sys.executable, "-m", "asr.bench.train", "--worker", "--steps", str(args.steps),
+           "--warmup", str(args.warmup), *flags] + (["--config", args.config] if args.config else [])
+    proc = subprocess.run(cmd + args.overrides + extra, capture_output=True, text=True)
+    line = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
+    if proc.returncode != 0 or not line:
+        print(proc.stderr[-1500:], file=sys.stderr)
+        return None
+    return json.loads(line[0][7:])
+
+
+def print_loading(args) -> None:
+    """Data loading + collate alone, from the feature store and from the shards, side by side."""
+    kind = json.loads((Path(args.shards) / "shards.json").read_text())["kind"]
+    store = run_worker(args, [], ["--load-only"])
+    shards = run_worker(args, [], ["--load-only", "--from-shards", args.shards])
+    if store is None or shards is None:
+        print("data loading: failed", file=sys.stderr)
+        return
+    print(f"\nData loading + collate alone ({args.steps} batches, "
+          f"{store['num_workers']} DataLoader workers)\n")
+    print("| source | audio-s/s | utt/s | vs the store |")
+    print("|---|---|---|---|")
+    own = {"FeatureStore": "feature store (random access)",
+           "OnTheFlyStore": "manifest, features on the fly"}.get(store["store"], store["store"])
+    for name, r in ((own, store),
+                    (f"shards of {kind}, streamed ({args.shards})", shards)):
+        print(f"| {name} | {r['audio_s_per_s']:.1f} | {r['utts_per_s']:.1f} | "
+              f"{r['audio_s_per_s'] / store['audio_s_per_s']:.2f}x |")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@
     asr decode    --config ...
     asr score     --config ...            (or: asr score --ref REF.jsonl --hyp HYP.jsonl)
     asr transcribe MODEL FILE [FILE ...]
+    asr shard     MANIFEST OUT_DIR [--features STORE_DIR]
 
 Argument parsing and printing only; heavy imports happen inside each command so that
 `asr --help` is instant.
@@ -124,9 +125,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", help="run folder (exp/<recipe>/<run>)")
     p.add_argument("--last", type=int, default=5, help="how many of the latest epoch-<n>.pt")
     p.set_defaults(func=cmd_average)
-    from asr.cli import decoding, scoring
+    from asr.cli import decoding, scoring, shard
     decoding.add_commands(sub, stage)
     scoring.add_commands(sub, stage)
+    shard.add_commands(sub, stage)
     return parser
 
 
