@@ -26,14 +26,21 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> torch.Tensor
     path = Path(path)
     if not path.is_file():
         raise AudioError(f"{path}: no such file" if not path.exists() else f"{path}: not a file")
+    return decode_audio(str(path), str(path), sample_rate)
+
+
+def decode_audio(source, name: str, sample_rate: int = SAMPLE_RATE) -> torch.Tensor:
+    """load_audio's decoding of a path or a file object (e.g. a shard member's bytes in
+    io.BytesIO): mono float32 at sample_rate; AudioError naming `name` when it is
+    undecodable, empty or non-finite."""
     try:
-        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+        data, rate = sf.read(source, dtype="float32", always_2d=True)
     except Exception as e:  # soundfile raises several types for corrupt input
-        raise AudioError(f"{path}: cannot decode audio ({e})") from None
+        raise AudioError(f"{name}: cannot decode audio ({e})") from None
     if data.shape[0] == 0:
-        raise AudioError(f"{path}: audio has no samples")
+        raise AudioError(f"{name}: audio has no samples")
     if not np.isfinite(data).all():
-        raise AudioError(f"{path}: audio contains NaN or infinite samples")
+        raise AudioError(f"{name}: audio contains NaN or infinite samples")
     wav = torch.from_numpy(data.mean(axis=1))
     if rate != sample_rate:
         wav = AF.resample(wav, rate, sample_rate)

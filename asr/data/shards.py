@@ -44,11 +44,9 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 import numpy as np
-import soundfile as sf
 import torch
-import torchaudio.functional as AF
 
-from asr.data.audio import AudioError, load_audio
+from asr.data.audio import AudioError, decode_audio, load_audio
 from asr.data.dataset import AsrDataset, Batch, collate
 from asr.data.features import FeatureExtractor
 from asr.data.manifest import read_manifest
@@ -270,23 +268,6 @@ def write_shards(manifest: str | Path, out_dir: str | Path, features_store: str 
 
 # ---------------------------------------------------------------- reading
 
-def decode_audio(data: bytes, name: str, sample_rate: int) -> torch.Tensor:
-    """load_audio for a file's bytes (a shard member): mono float32 at sample_rate; AudioError
-    naming `name` when it is undecodable, empty or non-finite."""
-    try:
-        arr, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
-    except Exception as e:  # soundfile raises several types for corrupt input
-        raise AudioError(f"{name}: cannot decode audio ({e})") from None
-    if arr.shape[0] == 0:
-        raise AudioError(f"{name}: audio has no samples")
-    if not np.isfinite(arr).all():
-        raise AudioError(f"{name}: audio contains NaN or infinite samples")
-    wav = torch.from_numpy(arr.mean(axis=1))
-    if rate != sample_rate:
-        wav = AF.resample(wav, rate, sample_rate)
-    return wav.contiguous()
-
-
 def read_index(where) -> dict:
     """shards.json as a dict, from a dict, a local path or a URL webdataset opens (https:, pipe:)."""
     if isinstance(where, dict):
@@ -502,7 +483,7 @@ class ShardDataset(torch.utils.data.IterableDataset):
         ext = next((k for k in sample if k not in _NOT_AUDIO), None)
         if ext is None:
             raise AudioError(f"{sample['__url__']}: {uid}: the sample has neither audio nor features")
-        wav = decode_audio(sample[ext], f"{sample['__url__']}: {uid}.{ext}", self.cfg.sample_rate)
+        wav = decode_audio(io.BytesIO(sample[ext]), f"{sample['__url__']}: {uid}.{ext}", self.cfg.sample_rate)
         return wav.numpy() if self.raw_audio else self.extractor(wav).numpy()
 
 
