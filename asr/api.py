@@ -85,12 +85,14 @@ class Model:
             raise AudioError(out[0].error)
         return out[0] if single else out
 
-    def stream(self, chunk_ms: int = 200):
-        """A streaming recogniser fed with accept(samples) and finish() (asr.streaming)."""
+    def stream(self, chunk_ms: int = 200, min_pause_s: float | None = None):
+        """A streaming recogniser fed with accept(samples) and finish() (asr.streaming);
+        min_pause_s: pauses that end a word (default: this model's transcribe setting)."""
         from asr.streaming import StreamingRecognizer
         t = self.transcriber
         model, vocab, feat_cfg = _torch_model(t)
-        return StreamingRecognizer(model, vocab, feat_cfg, chunk_ms=chunk_ms)
+        pause = t.chunking.min_pause_s if min_pause_s is None else min_pause_s
+        return StreamingRecognizer(model, vocab, feat_cfg, chunk_ms=chunk_ms, min_pause_s=pause)
 
 
 def _torch_model(t: Transcriber):

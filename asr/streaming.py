@@ -38,7 +38,7 @@ from torch.nn import functional as F
 from asr.config import FeatureConfig
 from asr.data.audio import load_audio
 from asr.data.features import LOG_FLOOR, FeatureExtractor
-from asr.decoding.align import path_words
+from asr.decoding.align import path_words, pause_segments, shift_words
 from asr.model import CTCModel, frame_seconds
 
 
@@ -172,9 +172,13 @@ class StreamingRecognizer:
     features it was trained on, chunk_ms: audio gathered before each network step (smaller:
     lower latency, more steps). A bidirectional model is refused (ValueError): its backward RNN
     needs the end of the utterance before it can emit the first frame.
+    min_pause_s: a run of blank frames at least this long ends a word, as in `asr transcribe`
+    (which decodes the segments between such pauses one by one), so the final text equals the
+    offline transcription's; 0 = no pause splitting.
     """
 
-    def __init__(self, model: CTCModel, vocab, feat_cfg: FeatureConfig, chunk_ms: float = 200):
+    def __init__(self, model: CTCModel, vocab, feat_cfg: FeatureConfig, chunk_ms: float = 200,
+                 min_pause_s: float = 0.4):
         if model.cfg.bidirectional:
             raise ValueError("streaming needs a unidirectional model (model.bidirectional=false): "
                              "a bidirectional RNN needs the whole utterance")
@@ -186,6 +190,7 @@ class StreamingRecognizer:
         self.chunk_ms = chunk_ms
         self.device = next(model.parameters()).device
         self.frame_s = frame_seconds(feat_cfg.hop_ms, model.cfg.subsample)
+        self.min_pause_frames = int(round(min_pause_s / self.frame_s))
         self.features = _Features(FeatureExtractor(feat_cfg))
         fe = model.frontend
         self.stages = [_TimeConv(c, n) for c, n in zip(fe.convs, fe.norms)] + [_RNNs(model.rnn)]
@@ -203,6 +208,7 @@ class StreamingRecognizer:
         self.log_probs: list[torch.Tensor] = []  # (frames, V) per network step
         self.ids: list[int] = []
         self.prev = self.vocab.blank
+        self.blank_run = 0  # blank frames since the last label
 
     @property
     def chunk_samples(self) -> int:
@@ -244,9 +250,16 @@ class StreamingRecognizer:
 
     def _decode(self, lp: torch.Tensor) -> None:
         self.log_probs.append(lp)
+        space = self.vocab.index.get(" ")
         for tok in lp.argmax(dim=-1).tolist():
-            if tok != self.prev and tok != self.vocab.blank:
+            if tok == self.vocab.blank:
+                self.blank_run += 1
+            elif tok != self.prev:
+                if (self.min_pause_frames and self.blank_run >= self.min_pause_frames
+                        and self.ids and space is not None):
+                    self.ids.append(space)  # a pause ends a word, as in finish()
                 self.ids.append(tok)
+                self.blank_run = 0
             self.prev = tok
 
     def _text(self) -> str:
@@ -269,7 +282,11 @@ class StreamingRecognizer:
         "final": True}, as offline greedy decoding gives; then reset for the next one."""
         self._decode(self.step(torch.cat(self.pending) if self.pending else torch.zeros(0), True))
         lp = torch.cat(self.log_probs)
-        words = path_words(lp.argmax(dim=-1), lp, self.vocab, self.frame_s) if len(lp) else []
+        words = []
+        for a, b in pause_segments(lp, self.min_pause_frames, self.vocab.blank):
+            seg = lp[a:b]  # decoded alone, as Transcriber.decode_window does
+            words += shift_words(path_words(seg.argmax(dim=-1), seg, self.vocab, self.frame_s),
+                                 a * self.frame_s)
         result = {"text": " ".join(w["word"] for w in words), "words": words,
                   "duration": round(self.samples / self.sample_rate, 3), "final": True}
         self.reset()

@@ -128,7 +128,7 @@ class Trainer:
         self.sampler = BucketingBatchSampler(
             [self.train_set.frames(i) for i in range(len(self.train_set))], tc.batch_frames,
             tc.max_batch_utts, tc.seed, tc.sortagrad, self.rank, self.world, tc.accum_steps,
-            tc.bucketing)
+            tc.bucketing, tc.rebucket)
         self.loader = torch.utils.data.DataLoader(
             self.train_set, batch_sampler=self.sampler, collate_fn=collate,
             num_workers=tc.num_workers, pin_memory=self.device.type == "cuda",

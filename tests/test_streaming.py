@@ -107,6 +107,22 @@ def test_streamed_log_probs_and_text_equal_offline(cfg):
         assert want["text"].startswith(partial[-1]["text"].rstrip())
 
 
+def test_a_long_pause_ends_a_word_as_in_transcribe():
+    """Transcriber decodes the segments between pauses one by one, so a pause of min_pause_s
+    ends a word; the stream's partial and final texts do the same (and not with 0)."""
+    model = make_model(rnn_type="lstm", subsample=4, lookahead=0)
+    c, blank = VOCAB.index["c"], VOCAB.blank
+    path = [blank, c, c] + [blank] * 12 + [c, blank]  # 12 frames of 40 ms: a 0.48 s pause
+    lp = torch.nn.functional.one_hot(torch.tensor(path), len(VOCAB)).float().mul(9).log_softmax(-1)
+    for pause_s, text in ((0.4, "c c"), (0.0, "cc")):
+        rec = StreamingRecognizer(model, VOCAB, FEATS, chunk_ms=120, min_pause_s=pause_s)
+        rec.step = lambda samples, final=False: lp[:0] if final else lp  # the network's output
+        assert rec.accept(np.zeros(rec.chunk_samples, np.float32))["text"] == text  # partial
+        final = rec.finish()
+        assert final["text"] == text
+        assert final["words"][-1]["start"] == pytest.approx(0.04 * 15 if pause_s else 0.04)
+
+
 def test_uneven_pieces_and_reuse():
     """Pieces of any size (the network runs once a chunk is pending), and the recognizer is
     ready for a second utterance after finish."""

@@ -157,7 +157,8 @@ def cmd_stream(args) -> int:
     import json
     from asr import load
     from asr.streaming import stream_file, stream_pcm
-    rec = load(args.model, device="cpu", decoder="greedy").stream(chunk_ms=args.chunk_ms)
+    model = load(args.model, device="cpu", decoder="greedy")
+    rec = model.stream(chunk_ms=args.chunk_ms, min_pause_s=args.min_pause_s)
     for f in args.files:
         if f == "-":
             for result in stream_pcm(rec, sys.stdin.buffer, args.rate, args.chunk_ms):

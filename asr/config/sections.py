@@ -171,6 +171,10 @@ class TrainConfig(Section):
     max_duration: utterances longer than this (seconds) are skipped, with a count.
     bucketing: batches of similar lengths (little padding); off only to measure what it saves.
     sortagrad: first epoch in shortest-first order (easier start, off the blank plateau sooner).
+    rebucket: batches are re-formed every epoch, seeded by (seed, epoch): each utterance moves
+        up to this many batches' worth of places in the length order before the cut, so batch
+        composition changes while padding barely grows (0 = the same batches every epoch, in a
+        new order).
     lr: peak learning rate (AdamW), reached after warmup_steps, then cosine decay to lr*final_lr_ratio.
     grad_clip: max global gradient norm.
     device: "auto" (CUDA when present), "cpu" or "cuda"; threads: CPU threads (0 = torch default).
@@ -197,6 +201,7 @@ class TrainConfig(Section):
     max_duration: float = 30.0
     bucketing: bool = True
     sortagrad: bool = True
+    rebucket: float = 2.0
     lr: float = 2e-3
     final_lr_ratio: float = 0.05
     weight_decay: float = 1e-2

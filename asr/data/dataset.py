@@ -101,52 +101,104 @@ class AsrDataset(torch.utils.data.Dataset):
 class BucketingBatchSampler(torch.utils.data.Sampler):
     """Batches of similar-length utterances holding at most batch_frames padded frames.
 
-    Utterances are sorted by length and cut into batches (dynamic batch size), so padding is
-    small. Each epoch shuffles the order of batches with (seed, epoch); with sortagrad the first
-    epoch goes shortest first. With world_size > 1 every rank gets the same number of batches
-    (rank r takes batches r, r+W, ...; the tail is dropped), a multiple of `multiple_of` (the
-    gradient-accumulation steps, so no partial update is left over). start_batch skips batches
-    already trained in this epoch, for exact resume.
+    Batches are re-formed every epoch, seeded by (seed, epoch): fixed batches would repeat the
+    same gradient noise every epoch; these vary yet are reproducible. Utterances are sorted by
+    length, each moved by a random number of places up to `jitter` batches' worth (neighbours
+    of near-equal length mix, so every batch changes while padding barely grows, unlike a
+    jitter on the lengths themselves), then cut in that order whenever the next one would
+    exceed batch_frames padded frames (longest * count) or max_batch_utts. With sortagrad,
+    epoch 0 is the plain length order, shortest first, unshuffled (as is the dev sampler).
+
+    One update takes G = world_size * multiple_of batches (multiple_of: gradient-accumulation
+    steps). Consecutive batches of the length order form groups of G, the groups are shuffled
+    (not in a sortagrad epoch 0), and micro-batch j of rank r is batch j * world_size + r of
+    its group: the ranks of one step get similar lengths (little waiting at the all-reduce),
+    and an update is the same however it is split into ranks and accumulation steps. To make
+    whole groups, the batches with the most utterances are halved (nothing lost or repeated);
+    only with too few utterances for that are batches repeated to fill the last group. Every
+    rank gets per_rank batches, a multiple of multiple_of, disjoint from the other ranks';
+    per_rank is that of the epoch set last and may differ by a few between epochs.
+    set_epoch(epoch, start_batch) skips the batches already trained, for exact resume.
     """
 
     def __init__(self, lengths: list[int], batch_frames: int, max_batch_utts: int = 64,
                  seed: int = 0, sortagrad: bool = True, rank: int = 0, world_size: int = 1,
-                 multiple_of: int = 1, bucketing: bool = True):
-        if bucketing:
-            order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
-        else:  # random composition (for benchmarks: shows what bucketing saves in padding)
-            order = torch.randperm(len(lengths), generator=torch.Generator().manual_seed(seed)).tolist()
-        self.batches: list[list[int]] = []
+                 multiple_of: int = 1, bucketing: bool = True, jitter: float = 2.0):
+        self.lengths = np.asarray(lengths, dtype=np.int64)
+        self.batch_frames, self.max_batch_utts = batch_frames, max_batch_utts
+        self.seed, self.sortagrad, self.bucketing, self.jitter = seed, sortagrad, bucketing, jitter
+        self.rank, self.world_size, self.multiple_of = rank, world_size, multiple_of
+        self.sorted = np.lexsort((np.arange(len(self.lengths)), self.lengths))
+        self.per_batch = len(self.lengths) / max(1, len(self._cut(self.sorted.tolist())))
+        self._formed = None
+        self.set_epoch(0)
+
+    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
+        self.epoch, self.start_batch = epoch, start_batch
+        if self._formed != epoch:
+            self.batches, self._mine = self._form(epoch)
+            self._formed, self.per_rank = epoch, len(self._mine)
+
+    def _form(self, epoch: int) -> tuple[list[list[int]], list[list[int]]]:
+        """(all ranks' batches in length order, this rank's batches in epoch order)."""
+        rng = np.random.default_rng([self.seed % 2**32, epoch])
+        n = len(self.lengths)
+        first = self.sortagrad and epoch == 0
+        if not self.bucketing:  # random composition (for benchmarks: what bucketing saves)
+            order = rng.permutation(n)
+        elif first or not self.jitter:
+            order = self.sorted
+        else:
+            moved = np.arange(n) + rng.random(n) * (self.jitter * self.per_batch)
+            order = self.sorted[np.argsort(moved, kind="stable")]
+        batches = self._cut(order.tolist())
+        W, G = self.world_size, self.world_size * self.multiple_of
+        self._fill_groups(batches, G)
+        groups = [batches[g:g + G] for g in range(0, len(batches), G)]
+        if not first:
+            groups = [groups[g] for g in rng.permutation(len(groups))]
+        mine = [group[j * W + self.rank] for group in groups for j in range(self.multiple_of)]
+        return batches, mine
+
+    def _cut(self, order: list[int]) -> list[list[int]]:
+        """Cut utterances, in this order, into batches within batch_frames and max_batch_utts
+        (an utterance longer than batch_frames is a batch of its own)."""
+        lengths = self.lengths.tolist()
+        batches: list[list[int]] = []
         batch: list[int] = []
         longest = 0
         for i in order:
             candidate = max(longest, lengths[i])
-            if batch and (candidate * (len(batch) + 1) > batch_frames or len(batch) >= max_batch_utts):
-                self.batches.append(batch)
+            if batch and (candidate * (len(batch) + 1) > self.batch_frames
+                          or len(batch) >= self.max_batch_utts):
+                batches.append(batch)
                 batch, candidate = [], lengths[i]
             batch.append(i)
             longest = candidate
         if batch:
-            self.batches.append(batch)
-        self.seed, self.sortagrad = seed, sortagrad
-        self.rank, self.world_size = rank, world_size
-        self.epoch, self.start_batch = 0, 0
-        self.per_rank = len(self.batches) // world_size // multiple_of * multiple_of
+            batches.append(batch)
+        return batches
 
-    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
-        self.epoch, self.start_batch = epoch, start_batch
+    @staticmethod
+    def _fill_groups(batches: list[list[int]], G: int) -> None:
+        """Make len(batches) a multiple of G (in place): halve the batch with the most
+        utterances (the first such) while any has two; then repeat batches from the start."""
+        need = -len(batches) % G
+        while need:
+            k = max(range(len(batches)), key=lambda i: len(batches[i]))
+            if len(batches[k]) < 2:
+                break
+            b = batches[k]
+            batches[k:k + 1] = [b[:len(b) // 2], b[len(b) // 2:]]
+            need -= 1
+        batches.extend(batches[i % len(batches)] for i in range(need))
 
     def epoch_batches(self) -> list[list[int]]:
-        if self.sortagrad and self.epoch == 0:
-            order = list(range(len(self.batches)))
-        else:
-            g = torch.Generator().manual_seed(self.seed * 1000 + self.epoch)
-            order = torch.randperm(len(self.batches), generator=g).tolist()
-        mine = order[self.rank::self.world_size][:self.per_rank]
-        return [self.batches[i] for i in mine]
+        """This rank's batches of the epoch set last, from its first batch."""
+        return self._mine
 
     def __iter__(self):
-        return iter(self.epoch_batches()[self.start_batch:])
+        return iter(self._mine[self.start_batch:])
 
     def __len__(self) -> int:
         return self.per_rank - self.start_batch

@@ -106,3 +106,29 @@ def align_text(log_probs: torch.Tensor, text: str, vocab: Vocab, frame_s: float,
     except RuntimeError as e:
         raise ValueError(f"cannot align {text!r} to {lp.shape[1]} frames ({e})") from None
     return path_words(labels[0], log_probs, vocab, frame_s, offset_s)
+
+
+def pause_segments(log_probs: torch.Tensor, min_pause_frames: int, blank: int = 0) -> list[tuple[int, int]]:
+    """Split (T, V) network output at pauses: [(start, end)] frame ranges of the speech between
+    runs of at least min_pause_frames blank (argmax) frames, each cut in the pause's middle.
+    min_pause_frames <= 0: one segment."""
+    T = log_probs.shape[0]
+    if min_pause_frames <= 0 or T == 0:
+        return [(0, T)]
+    is_blank = (log_probs.argmax(dim=-1) == blank).tolist()
+    cuts, run = [], 0
+    for t, b in enumerate(is_blank + [False]):
+        if b:
+            run += 1
+            continue
+        if run >= min_pause_frames and run < t:  # a pause, not the window's beginning
+            cuts.append(t - run // 2)
+        run = 0
+    bounds = [0] + [c for c in cuts if 0 < c < T] + [T]
+    return [(a, b) for a, b in zip(bounds, bounds[1:]) if b > a]
+
+
+def shift_words(words: list[dict], offset_s: float) -> list[dict]:
+    """Words with offset_s added to their start/end (rounded to ms)."""
+    return [{**w, "start": round(w["start"] + offset_s, 3), "end": round(w["end"] + offset_s, 3)}
+            for w in words]

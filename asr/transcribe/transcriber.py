@@ -34,6 +34,7 @@ from asr.data.reader import AudioReader, audio_duration
 from asr.bundle import EXPORTED
 from asr.checkpoint import model_from_checkpoint
 from asr.config import DecodeConfig
+from asr.decoding.align import pause_segments, shift_words
 from asr.decoding.decoders import get_decoder
 from asr.data.features import FeatureExtractor
 from asr.transcribe.subtitles import group_words, to_ctm, to_srt, to_tsv, to_vtt
@@ -134,38 +135,12 @@ def stream_windows(path: str | Path, sample_rate: int, chunking: Chunking):
         yield from reader_windows(reader, sample_rate, chunking)
 
 
-def pause_segments(log_probs: torch.Tensor, min_pause_frames: int, blank: int = 0) -> list[tuple[int, int]]:
-    """Split (T, V) network output at pauses: [(start, end)] frame ranges of the speech between
-    runs of at least min_pause_frames blank (argmax) frames, each cut in the pause's middle.
-    min_pause_frames <= 0: one segment."""
-    T = log_probs.shape[0]
-    if min_pause_frames <= 0 or T == 0:
-        return [(0, T)]
-    is_blank = (log_probs.argmax(dim=-1) == blank).tolist()
-    cuts, run = [], 0
-    for t, b in enumerate(is_blank + [False]):
-        if b:
-            run += 1
-            continue
-        if run >= min_pause_frames and run < t:  # a pause, not the window's beginning
-            cuts.append(t - run // 2)
-        run = 0
-    bounds = [0] + [c for c in cuts if 0 < c < T] + [T]
-    return [(a, b) for a, b in zip(bounds, bounds[1:]) if b > a]
-
-
 def keep_own_words(words: list[dict], window: Window, chunking: Chunking) -> list[dict]:
     """The words whose midpoint lies in this window's own part (see the module docstring)."""
     half = chunking.overlap_s / 2
     lo = -math.inf if window.first else window.start_s + half
     hi = math.inf if window.last else window.start_s + chunking.chunk_s - half
     return [w for w in words if lo <= (w["start"] + w["end"]) / 2 < hi]
-
-
-def shift_words(words: list[dict], offset_s: float) -> list[dict]:
-    """Words with offset_s added to their start/end (rounded to ms)."""
-    return [{**w, "start": round(w["start"] + offset_s, 3), "end": round(w["end"] + offset_s, 3)}
-            for w in words]
 
 
 def acoustic_model(source, engine: str, device):
