@@ -28,6 +28,7 @@ from asr import config as config_mod
 from asr.checkpoint import epoch_checkpoints, load_checkpoint, save_checkpoint
 from asr.config import Config
 from asr.data.dataset import AsrDataset, Batch, BucketingBatchSampler, collate
+from asr.data.training import ShardStreamBatches, StoreBatches
 from asr.data.features import FeatureExtractor
 from asr.data.store import open_store
 from asr.decoding.decoders import greedy_decode
@@ -117,27 +118,28 @@ class Trainer:
 
         self.vocab = build_vocab(cfg.data)  # bpe/unigram: trains <root>/lang/*.model once
         on_device = cfg.features.on_the_fly and cfg.features.on_device
-        train_store = open_store(cfg.data.root, cfg.data.train_split, cfg.features, on_device,
-                                 need_audio=cfg.augment.wave_active)
         self.dev_store = open_store(cfg.data.root, cfg.data.dev_split, cfg.features, on_device)
         sub = cfg.model.subsample
-        self.augment = make_augmenter(cfg, train_store)
-        self.train_set = AsrDataset(train_store, self.vocab, sub, tc.max_duration, "train",
-                                    self.augment, tc.seed)
+        pin = self.device.type == "cuda"
+        if cfg.data.train_shards:  # streamed: no training store on this disk
+            self.augment = make_augmenter(cfg, None)
+            self.data = ShardStreamBatches(cfg, self.vocab, self.rank, self.world, pin,
+                                           self.augment, raw_audio=on_device)
+            dim, cmvn = self.data.dataset.dim, self.data.dataset.cmvn()
+        else:
+            train_store = open_store(cfg.data.root, cfg.data.train_split, cfg.features, on_device,
+                                     need_audio=cfg.augment.wave_active)
+            self.augment = make_augmenter(cfg, train_store)
+            train_set = AsrDataset(train_store, self.vocab, sub, tc.max_duration, "train",
+                                   self.augment, tc.seed)
+            self.data = StoreBatches(train_set, cfg, self.rank, self.world, pin)
+            dim, cmvn = train_store.dim, train_store.cmvn()
         self.dev_set = AsrDataset(self.dev_store, self.vocab, sub, 0.0, "dev")
-        self.sampler = BucketingBatchSampler(
-            [self.train_set.frames(i) for i in range(len(self.train_set))], tc.batch_frames,
-            tc.max_batch_utts, tc.seed, tc.sortagrad, self.rank, self.world, tc.accum_steps,
-            tc.bucketing, tc.rebucket)
-        self.loader = torch.utils.data.DataLoader(
-            self.train_set, batch_sampler=self.sampler, collate_fn=collate,
-            num_workers=tc.num_workers, pin_memory=self.device.type == "cuda",
-            generator=torch.Generator())  # own generator: the global RNG stays dropout's alone
 
         # with features.on_device the loader yields padded waveforms, featurised here per batch
         self.featurizer = FeatureExtractor(cfg.features).to(self.device) if on_device else None
-        self.model = CTCModel(cfg.model, train_store.dim, len(self.vocab))
-        self.model.set_cmvn(*train_store.cmvn())
+        self.model = CTCModel(cfg.model, dim, len(self.vocab))
+        self.model.set_cmvn(*cmvn)
         self.model.to(self.device)
         self.ddp = self.model
         if tc.compile:
@@ -146,7 +148,7 @@ class Trainer:
             self.ddp = torch.nn.parallel.DistributedDataParallel(self.ddp)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=tc.lr,
                                            weight_decay=tc.weight_decay)
-        steps_per_epoch = self.sampler.per_rank // tc.accum_steps
+        steps_per_epoch = max(1, self.data.per_epoch // tc.accum_steps)
         self.total_steps = tc.epochs * steps_per_epoch
         if tc.max_steps:
             self.total_steps = min(self.total_steps, tc.max_steps)
@@ -157,17 +159,19 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=tc.amp == "fp16")
         self.ctc = torch.nn.CTCLoss(blank=self.vocab.blank, reduction="sum", zero_infinity=True)
         self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
+        self.positions: list = [None]  # each rank's data.position at the last checkpoint
         self.best_cer = float("inf")
         self.skipped_steps = 0
         self.writer = None
         self.metrics = None
         if resume:
             self.resume()
-        log.info("model: %s, %.2fM parameters; %d training utterances (%.2f h) in %d batches/epoch; "
+        log.info("model: %s, %.2fM parameters; %d training utterances (%.2f h%s) in %s%d updates/epoch; "
                  "device %s, %d thread(s), world size %d", cfg.model.rnn_type.upper(),
-                 count_parameters(self.model) / 1e6, len(self.train_set),
-                 sum(self.train_set.frames(i) for i in range(len(self.train_set))) / 360000,
-                 steps_per_epoch, self.device, torch.get_num_threads(), self.world)
+                 count_parameters(self.model) / 1e6, self.data.utterances, self.data.hours,
+                 ", streamed from shards" if self.data.streamed else "",
+                 "~" if self.data.streamed else "", steps_per_epoch, self.device,
+                 torch.get_num_threads(), self.world)
 
     # -- checkpoints ---------------------------------------------------------------------------
     def state(self) -> dict:
@@ -176,7 +180,8 @@ class Trainer:
                 "config": config_mod.to_dict(self.cfg), "vocab": self.vocab.tokens,
                 **units_state(self.vocab),  # the sentencepiece model of bpe/unigram units
                 "n_feats": self.model.cmvn_mean.numel(), "step": self.step, "epoch": self.epoch,
-                "batch_in_epoch": self.batch_in_epoch, "best_cer": self.best_cer,
+                "batch_in_epoch": self.batch_in_epoch, "data_positions": self.positions,
+                "best_cer": self.best_cer,
                 "skipped_steps": self.skipped_steps, "rng": rng_state()}
 
     def save(self, name: str) -> None:
@@ -195,6 +200,10 @@ class Trainer:
         self.scaler.load_state_dict(ckpt["scaler"])
         self.step, self.epoch = ckpt["step"], ckpt["epoch"]
         self.batch_in_epoch, self.best_cer = ckpt["batch_in_epoch"], ckpt["best_cer"]
+        self.positions = ckpt.get("data_positions") or [self.batch_in_epoch]
+        if len(self.positions) != self.world and self.data.streamed and self.batch_in_epoch:
+            raise ValueError(f"{path}: saved by {len(self.positions)} rank(s); a run streaming "
+                             f"shards resumes mid-epoch with as many, not {self.world}")
         self.skipped_steps = ckpt["skipped_steps"]
         set_rng_state(ckpt["rng"])
         log.info("resumed from %s at epoch %d, step %d", path, self.epoch, self.step)
@@ -268,14 +277,14 @@ class Trainer:
         start = time.time()
         stopped = False
         while self.epoch < tc.epochs and not stopped:
-            self.sampler.set_epoch(self.epoch, self.batch_in_epoch)
-            self.train_set.epoch = self.epoch  # new augmentation draws every epoch
-            bar = tqdm(total=self.sampler.per_rank, initial=self.batch_in_epoch,
+            position = self.positions[self.rank % len(self.positions)] if self.batch_in_epoch else None
+            self.data.set_epoch(self.epoch, position)
+            bar = tqdm(total=self.data.per_epoch, initial=self.batch_in_epoch,
                        desc=f"epoch {self.epoch + 1}/{tc.epochs}", disable=self.rank != 0,
                        dynamic_ncols=True, mininterval=2.0)
             self.model.train()
             audio_s, t0, losses, update_losses = 0.0, time.time(), [], []
-            for batch in self.loader:
+            for batch in self.epoch_batches():
                 self.batch_in_epoch += 1
                 if batch is None:  # every file of the batch unreadable (on-the-fly features)
                     continue
@@ -298,11 +307,15 @@ class Trainer:
                 if self.step % tc.log_every == 0:
                     self.log_step(losses, speed)
                 if tc.checkpoint_every and self.step % tc.checkpoint_every == 0:
+                    self.gather_positions()
                     self.save("last")
                 if self.done(start):
                     stopped = True
                     break
             bar.close()
+            if update_losses:  # a stream ended between updates: drop the partial accumulation
+                self.optimizer.zero_grad(set_to_none=True)
+            self.gather_positions()
             if not stopped:
                 self.epoch += 1
                 self.batch_in_epoch = 0
@@ -315,6 +328,30 @@ class Trainer:
             self.metrics.close()
         return {"step": self.step, "epoch": self.epoch, "best_cer": self.best_cer,
                 "skipped_steps": self.skipped_steps, "minutes": (time.time() - start) / 60}
+
+    def epoch_batches(self):
+        """This rank's batches of the epoch. Streamed shards may run out a few batches sooner on
+        one rank than on another: then every rank ends the epoch together (an all_reduce per
+        batch), so no rank waits forever at the next gradient all-reduce."""
+        if not (self.data.streamed and self.world > 1):
+            yield from self.data
+            return
+        batches = iter(self.data)
+        while True:
+            batch = next(batches, StopIteration)
+            have = torch.tensor([0.0 if batch is StopIteration else 1.0], device=self.device)
+            dist.all_reduce(have, op=dist.ReduceOp.MIN)
+            if not have.item():
+                return
+            yield batch
+
+    def gather_positions(self) -> None:
+        """Every rank's data position into self.positions (saved by rank 0 for resuming)."""
+        if self.world > 1 and self.data.streamed:
+            self.positions = [None] * self.world
+            dist.all_gather_object(self.positions, self.data.position)
+        else:
+            self.positions = [self.data.position]
 
     def record(self, update_losses: list[float]) -> None:
         """Append this update's loss to metrics.jsonl (one line per update; a resumed run

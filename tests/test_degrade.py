@@ -132,12 +132,12 @@ def test_training_with_augmentation_in_workers(tone_corpus, tone_store, tmp_path
     cfg.augment.noise_prob, cfg.augment.speed_factors = 0.5, [0.9, 1.0, 1.1]
     cfg.augment.specaugment = True
     trainer = Trainer(cfg)
-    assert type(trainer.train_set.store).__name__ == "OnTheFlyStore"
+    assert type(trainer.data.dataset.store).__name__ == "OnTheFlyStore"
     assert type(trainer.dev_set.store).__name__ == "FeatureStore"
     assert "augmentation: SpecAugment, speed" in caplog.text and "babble" in caplog.text
-    one = next(iter(trainer.loader))
+    one = next(iter(trainer.data))
     cfg.train.num_workers = 2
-    two = next(iter(Trainer(cfg).loader))
+    two = next(iter(Trainer(cfg).data))
     assert one[4] == two[4] and torch.allclose(one[0], two[0], atol=1e-3)  # threads differ
     assert trainer.train()["step"] == 3
 
@@ -147,7 +147,7 @@ def test_specaugment_with_features_on_device(tone_corpus, tmp_path):
     cfg.features.on_the_fly = cfg.features.on_device = True
     cfg.augment.specaugment = True
     trainer = Trainer(cfg)
-    feats, lens, _, _, _ = next(iter(trainer.loader))
+    feats, lens, _, _, _ = next(iter(trainer.data))
     x, n = trainer.to_features(feats, lens)
     y = trainer.spec_augment_batch(x, n)
     assert y.shape == x.shape and not torch.equal(x, y)

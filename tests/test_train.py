@@ -58,7 +58,7 @@ def test_on_the_fly_features_train_and_skip_broken_audio(tone_corpus, tmp_path, 
     cfg = small_config(tone_corpus, tmp_path / "otf", epochs=2, max_steps=4)
     cfg.features.on_the_fly = True
     trainer = Trainer(cfg)
-    assert type(trainer.train_set.store).__name__ == "OnTheFlyStore"
+    assert type(trainer.data.dataset.store).__name__ == "OnTheFlyStore"
     result = trainer.train()
     assert result["step"] == 4
     assert caplog.text.count("skipped: ") == 1 and "train003.wav" in caplog.text  # reported once
@@ -134,7 +134,7 @@ def test_features_on_device_match_the_store(tone_corpus, tone_store, tmp_path):
     cfg = small_config(tone_corpus, tmp_path / "dev", epochs=2, max_steps=3)
     cfg.features.on_the_fly = cfg.features.on_device = True
     trainer = Trainer(cfg)
-    feats, lens, _, _, ids = next(iter(trainer.loader))
+    feats, lens, _, _, ids = next(iter(trainer.data))
     assert feats.dim() == 2  # raw audio
     x, n = trainer.to_features(feats, lens)
     store = FeatureStore(tone_store / "features" / "train")

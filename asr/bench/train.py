@@ -47,39 +47,30 @@ VARIANTS = [
 ]
 
 
-def shard_batches(trainer, shards: str):
-    """Endless training batches streamed from the shard folder, with the trainer's settings and
-    vocabulary, epoch after epoch (what a trainer reading shards would get)."""
-    from asr.data.shards import ShardDataset, stream_batches
-    cfg, tc = trainer.cfg, trainer.cfg.train
-    ds = ShardDataset(shards, trainer.vocab, cfg.features, subsample=cfg.model.subsample,
-                      max_duration=tc.max_duration, seed=tc.seed, rank=0, world_size=1,
-                      raw_audio=trainer.featurizer is not None)
-    hop = round(cfg.features.sample_rate * cfg.features.hop_ms / 1000)
-    length = (lambda item: 1 + len(item[0]) // hop) if trainer.featurizer is not None else None
+def endless_batches(trainer):
+    """The trainer's own batches (feature store, on the fly, or data.train_shards streamed),
+    epoch after epoch."""
     for epoch in itertools.count():
-        yield from stream_batches(ds, tc.batch_frames, epoch, num_workers=tc.num_workers,
-                                  max_batch_utts=tc.max_batch_utts,
-                                  pin_memory=trainer.device.type == "cuda", length=length)
+        trainer.data.set_epoch(epoch)
+        yield from trainer.data
 
 
-def store_batches(trainer):
-    """Endless training batches of the trainer's own loader (feature store or on the fly)."""
-    for epoch in itertools.count():
-        trainer.sampler.set_epoch(epoch)
-        yield from trainer.loader
+def bench_trainer(config: str | None, overrides: list[str], shards: str | None):
+    """A Trainer of the recipe for benchmarking (reading the shard folder when given)."""
+    from asr.config import load_config
+    from asr.train import Trainer
+    extra = [f"data.train_shards={shards}"] if shards else []
+    cfg = load_config(config, overrides + extra + ["train.sortagrad=false", "train.checkpoint_every=0",
+                                                   "train.exp_dir=/tmp/asr-bench-run"])
+    return Trainer(cfg)
 
 
 def run_loading(config: str | None, overrides: list[str], steps: int, warmup: int,
                 shards: str | None) -> dict:
     """In this process: time `steps` batches of data loading + collate alone (after `warmup`),
-    from the shard folder when given, else from the trainer's loader."""
-    from asr.config import load_config
-    from asr.train import Trainer
-    cfg = load_config(config, overrides + ["train.sortagrad=false", "train.checkpoint_every=0",
-                                           "train.exp_dir=/tmp/asr-bench-run"])
-    trainer = Trainer(cfg)
-    batches = shard_batches(trainer, shards) if shards else store_batches(trainer)
+    from the shard folder when given, else from the trainer's store."""
+    trainer = bench_trainer(config, overrides, shards)
+    batches = endless_batches(trainer)
     audio, utts = 0.0, 0
     for i in range(warmup + steps):
         if i == warmup:
@@ -92,24 +83,23 @@ def run_loading(config: str | None, overrides: list[str], steps: int, warmup: in
             utts += len(batch.ids)
     total = time.perf_counter() - t0
     return {"audio_s_per_s": audio / total, "utts_per_s": utts / total,
-            "num_workers": cfg.train.num_workers, "store": type(trainer.train_set.store).__name__}
+            "num_workers": trainer.cfg.train.num_workers,
+            "store": type(getattr(trainer.data.dataset, "store", trainer.data.dataset)).__name__}
 
 
 def run_variant(config: str | None, overrides: list[str], steps: int, warmup: int,
                 shards: str | None = None) -> dict:
     """In this process: time `steps` updates after `warmup` ones (batches streamed from the
     shard folder when given); returns the figures."""
-    from asr.config import load_config
-    from asr.train import Trainer
-    cfg = load_config(config, overrides + ["train.sortagrad=false", "train.checkpoint_every=0",
-                                           "train.exp_dir=/tmp/asr-bench-run"])
-    trainer = Trainer(cfg)
+    trainer = bench_trainer(config, overrides, shards)
     trainer.model.train()
     times, audio, utts = [], [], []
-    batches = shard_batches(trainer, shards) if shards else store_batches(trainer)  # epochs on
+    batches = endless_batches(trainer)
     for i in range(warmup + steps):
         t0 = time.perf_counter()
         batch = next(batches)
+        while batch is None:  # every file of the batch unreadable
+            batch = next(batches)
         trainer.backward(batch, sync=True)
         trainer.update()
         if trainer.device.type == "cuda":

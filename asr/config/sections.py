@@ -21,6 +21,10 @@ class DataConfig(Section):
     hours / dev_hours / test_hours: size of the synthesised built-in corpus.
     seed: corpus generation seed (sentences, voices).
     train_split / dev_split: feature-store splits used for training and validation.
+    train_shards: train from tar shards (`asr shard`) streamed in order instead of the
+        train_split store: a shard folder, or shard URLs with braces, local, https:// or pipe:
+        ("https://host/d/shard-{000000..000031}.tar"); shard_index: their shards.json (a path or
+        URL; needed with URLs for the sample counts, CMVN and exact resume with loader workers).
     test_splits: splits decoded and scored by ``make decode score``.
     nj: parallel workers for data preparation and feature extraction.
     subsets: corpus parts to prepare: LibriSpeech subsets (train-clean-100, ..., dev-clean,
@@ -73,6 +77,8 @@ class DataConfig(Section):
     seed: int = 0
     train_split: str = "train"
     dev_split: str = "dev"
+    train_shards: str = ""
+    shard_index: str = ""
     test_splits: list[str] = field(default_factory=lambda: ["test", "test_unseen_voice"])
     nj: int = 2
     subsets: list[str] = field(default_factory=list)
@@ -175,6 +181,8 @@ class TrainConfig(Section):
         up to this many batches' worth of places in the length order before the cut, so batch
         composition changes while padding barely grows (0 = the same batches every epoch, in a
         new order).
+    shuffle_buffer / sort_buffer: data.train_shards only: samples each shard reader mixes
+        (seeded), and samples sorted together by length and cut into batches.
     lr: peak learning rate (AdamW), reached after warmup_steps, then cosine decay to lr*final_lr_ratio.
     grad_clip: max global gradient norm.
     device: "auto" (CUDA when present), "cpu" or "cuda"; threads: CPU threads (0 = torch default).
@@ -202,6 +210,8 @@ class TrainConfig(Section):
     bucketing: bool = True
     sortagrad: bool = True
     rebucket: float = 2.0
+    shuffle_buffer: int = 1000
+    sort_buffer: int = 256
     lr: float = 2e-3
     final_lr_ratio: float = 0.05
     weight_decay: float = 1e-2

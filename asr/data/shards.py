@@ -39,6 +39,7 @@ import json
 import logging
 import os
 import random
+import zlib
 from collections import Counter
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -48,6 +49,7 @@ import torch
 
 from asr.data.audio import AudioError, decode_audio, load_audio
 from asr.data.dataset import AsrDataset, Batch, collate
+from asr.data.effects import item_generator
 from asr.data.features import FeatureExtractor
 from asr.data.manifest import read_manifest
 from asr.data.store import FeatureStore
@@ -326,6 +328,9 @@ class ShardDataset(torch.utils.data.IterableDataset):
         keeps shard order. shuffle_shards: permute the shard list with (seed, epoch).
     rank, world_size: this process's share; default torch.distributed's, else 0 of 1.
     raw_audio: items hold the waveform instead of features (features.on_device).
+    augment: an asr.data.augment.Augmenter, drawn per utterance with (seed, epoch, id) as
+        AsrDataset does: waveform effects (audio shards only) and SpecAugment (not with raw_audio:
+        the trainer masks features made on the device).
 
     set_epoch(epoch, skip) before iterating (each epoch, as with a sampler); the DataLoader must
     not keep workers between epochs (persistent_workers=False), or they would miss it. Iterated
@@ -336,7 +341,8 @@ class ShardDataset(torch.utils.data.IterableDataset):
     def __init__(self, source, vocab, feature_cfg=None, *, index=None, subsample: int = 4,
                  max_duration: float = 0.0, shuffle_buffer: int = 1000, seed: int = 0,
                  shuffle_shards: bool = True, rank: int | None = None,
-                 world_size: int | None = None, raw_audio: bool = False, name: str = "shards"):
+                 world_size: int | None = None, raw_audio: bool = False, augment=None,
+                 name: str = "shards"):
         from asr.config import FeatureConfig
         from braceexpand import braceexpand
         if isinstance(source, (str, Path)) and Path(source).is_dir():
@@ -367,10 +373,12 @@ class ShardDataset(torch.utils.data.IterableDataset):
                 raise ValueError(f"{name}: shards hold features {stored}, not the {wanted} asked for")
         if kind == "features" and raw_audio:
             raise ValueError(f"{name}: feature shards hold no audio for raw_audio (on-device features)")
+        if kind == "features" and augment is not None and augment.cfg.wave_active:
+            raise ValueError(f"{name}: waveform augmentation needs audio shards, not shards of features")
         self.cfg, self.extractor = feature_cfg, FeatureExtractor(feature_cfg)
         self.vocab, self.subsample, self.max_duration = vocab, subsample, max_duration
         self.shuffle_buffer, self.seed, self.shuffle_shards = shuffle_buffer, seed, shuffle_shards
-        self.raw_audio, self.name = raw_audio, name
+        self.raw_audio, self.augment, self.name = raw_audio, augment, name
         if world_size is None:
             import torch.distributed as dist
             on = dist.is_available() and dist.is_initialized()
@@ -476,15 +484,24 @@ class ShardDataset(torch.utils.data.IterableDataset):
     def features(self, sample: dict, uid: str) -> np.ndarray:
         """Features (or the waveform, raw_audio) of a sample: the stored .npy, else computed
         from the audio member."""
+        g = item_generator(self.seed, self.epoch, zlib.crc32(uid.encode())) if self.augment else None
         if "npy" in sample:
             if self.raw_audio:
                 raise ValueError(f"{sample['__url__']}: feature shards hold no audio for raw_audio")
-            return np.load(io.BytesIO(sample["npy"]), allow_pickle=False).astype(np.float32)
-        ext = next((k for k in sample if k not in _NOT_AUDIO), None)
-        if ext is None:
-            raise AudioError(f"{sample['__url__']}: {uid}: the sample has neither audio nor features")
-        wav = decode_audio(io.BytesIO(sample[ext]), f"{sample['__url__']}: {uid}.{ext}", self.cfg.sample_rate)
-        return wav.numpy() if self.raw_audio else self.extractor(wav).numpy()
+            feats = torch.from_numpy(np.load(io.BytesIO(sample["npy"]), allow_pickle=False).astype(np.float32))
+        else:
+            ext = next((k for k in sample if k not in _NOT_AUDIO), None)
+            if ext is None:
+                raise AudioError(f"{sample['__url__']}: {uid}: the sample has neither audio nor features")
+            wav = decode_audio(io.BytesIO(sample[ext]), f"{sample['__url__']}: {uid}.{ext}", self.cfg.sample_rate)
+            if self.augment is not None and self.augment.cfg.wave_active:
+                wav = self.augment(wav, g)
+            if self.raw_audio:
+                return wav.numpy()
+            feats = self.extractor(wav)
+        if self.augment is not None:
+            feats = self.augment.spec_augment(feats, g)
+        return feats.numpy()
 
 
 # ---------------------------------------------------------------- batching
