@@ -10,8 +10,9 @@ The TSVs are tab-separated with a header (client_id, path, sentence, up_votes, d
 gender, accents, ..., locale, segment; columns vary by release: they are found by name) and no
 quoting. Each TSV named in data.subsets (default train, dev, test) becomes the split of that
 name; clips stay where they are (mp3, read with soundfile). speaker = client_id. Text is
-normalised with asr.text.normalize.normalize_text (English letters: sentences of other languages are
-reported as characters outside the vocabulary).
+normalised with asr.text.normalize.normalize_text for data.language, which must be the
+release's language (its folder name: en, de, ru, zh-CN, ...); outside English the characters
+of the training text are the vocabulary.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import sys
 from pathlib import Path
 
 from asr.data.checks import BAD_LINE, Checks, Summary
+from asr.text.normalize import primary_language
 
 from .common import prepare_splits, source_dir
 
@@ -70,8 +72,18 @@ def tsv_items(release: Path, name: str):
             yield item
 
 
+def check_language(release: Path, language: str) -> None:
+    """A release folder named for another language than data.language is a configuration
+    mistake (every sentence would be normalised for the wrong script): say so."""
+    folder = release.name
+    if len(folder) <= 8 and primary_language(folder) != primary_language(language):
+        raise ValueError(f"commonvoice: {release} is the {folder!r} release but data.language is "
+                         f"{language!r}: set data.language={folder}")
+
+
 def prepare(cfg, progress: bool = True, summary: Summary | None = None) -> Summary:
     release = find_release(source_dir(cfg, "commonvoice"))
+    check_language(release, cfg.data.language)
     names = list(cfg.data.subsets or DEFAULT_SUBSETS)
     missing = [n for n in names if not (release / f"{n}.tsv").is_file()]
     if missing:

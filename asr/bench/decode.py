@@ -151,7 +151,8 @@ def ensure_lm(cfg, settings) -> None:
     paths = lm_paths(cfg)
     print(f"bench-decode: no LM at {settings.lm_path}: building it from {paths['text']}", file=sys.stderr)
     build_lm(paths["text"], paths["dir"], order=cfg.lm.order, char_order=cfg.lm.char_order,
-             memory=cfg.lm.memory, discount_fallback=cfg.lm.discount_fallback, prune=cfg.lm.prune)
+             memory=cfg.lm.memory, discount_fallback=cfg.lm.discount_fallback, prune=cfg.lm.prune,
+             language=cfg.data.language)
 
 
 def bench(cfg, peer: bool = True, threads: int = 0) -> list[dict]:

@@ -61,7 +61,8 @@ def cmd_lm_build(args) -> int:
     t0 = time.perf_counter()
     s = build_lm(text, out, order=cfg.lm.order, char_order=cfg.lm.char_order, memory=cfg.lm.memory,
                  discount_fallback=cfg.lm.discount_fallback, prune=cfg.lm.prune,
-                 vocab=lm_vocab(cfg))  # bpe/unigram: lexicon in the model's pieces
+                 vocab=lm_vocab(cfg),  # bpe/unigram: lexicon in the model's pieces
+                 language=cfg.data.language)
     print(f"lm: {s['order']}-gram from {s['sentences']} sentences ({s['words']} words, "
           f"{s['dropped']} dropped) -> {s['binary']}; lexicon {s['lexicon_words']} words -> "
           f"{s['lexicon']}" + (f"; char {s['char_order']}-gram -> {s['char_binary']}" if cfg.lm.char_order else "")

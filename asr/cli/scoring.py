@@ -30,8 +30,13 @@ def _add_scoring_options(p, compare: bool = False) -> None:
     g.add_argument("--subset-key", default="subset", help="manifest key naming an utterance's subset")
     g = p.add_argument_group("normalisation (applied to reference and hypothesis alike)")
     g.add_argument("--normalize", "--normalise", default="none", metavar="OPTS",
-                   help="comma-separated: lower, punct, numbers, nonwords, all, none (default none)")
+                   help="comma-separated: lower, punct, numbers, nonwords, all, none (default "
+                        "none); or whisper (Whisper's English normaliser) / whisper_basic (its "
+                        "multilingual one), from the whisper-normalizer package")
     g.add_argument("--mapping", help="word mapping file: 'FROM TO...' per line, or 'FROM PHRASE<TAB>TO'")
+    g.add_argument("--by-characters", action="store_true", default=None,
+                   help="score characters, not words (scripts without spaces: zh, ja, th; the "
+                        "default with --config when data.language is one)")
     g = p.add_argument_group("confidence intervals")
     g.add_argument("--by-speaker", "--speakers", dest="by_speaker", action="store_true",
                    help="bootstrap resamples speakers (whole), not utterances")
@@ -48,8 +53,11 @@ def _add_scoring_options(p, compare: bool = False) -> None:
 def _score_options(args) -> dict:
     """score()'s normalisation and bootstrap keyword arguments from the options."""
     from asr.text.normalize import Normalizer
-    return {"normalizer": Normalizer.parse(args.normalize, args.mapping),
-            "by_speaker": args.by_speaker, "n_boot": args.n_boot, "seed": args.seed}
+    options = {"normalizer": Normalizer.parse(args.normalize, args.mapping),
+               "by_speaker": args.by_speaker, "n_boot": args.n_boot, "seed": args.seed}
+    if args.by_characters:
+        options["by_characters"] = True
+    return options
 
 
 def _split_positionals(args, n_files: int, names: str):

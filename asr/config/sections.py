@@ -34,6 +34,11 @@ class DataConfig(Section):
     mirror: base URL of the LibriSpeech archives ("" = https://www.openslr.org/resources/12).
     lm_text: with download, also fetch librispeech-lm-norm.txt.gz (OpenSLR 11); a copy already
         in data.source is always used -> manifests/lm_text.txt.
+    language: the transcripts' language, an ISO 639 code ("en", "de", "ru", "zh-CN"): how text
+        is normalised (asr.text.normalize.normalize_text: English keeps a-z and the apostrophe;
+        any other language keeps its script's letters) and, for chars, where the vocabulary
+        comes from (English: fixed; others: the training text's characters, written once to
+        <root>/lang/chars.txt). Scripts without spaces (zh, ja, th, ...) are scored CER first.
     units: "char" (characters of normalised text), "phone" (space-separated phone tokens:
         TIMIT), or "bpe" / "unigram" (sentencepiece subwords of normalised text, trained once
         from the training transcripts into <root>/lang/<units>_<units_size>.model and stored
@@ -85,6 +90,7 @@ class DataConfig(Section):
     download: bool = False
     mirror: str = ""
     lm_text: bool = False
+    language: str = "en"
     units: Units = "char"
     phone_set: Literal[39, 48, 61] = 39
     units_size: int = 256

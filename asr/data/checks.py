@@ -27,7 +27,7 @@ import soundfile as sf
 
 from asr.config import SUBWORD_UNITS
 from asr.model import output_frames
-from asr.text.normalize import normalize_text
+from asr.text.normalize import ENGLISH, normalize_text, primary_language
 from asr.text.vocab import ctc_min_frames, make_vocab
 from asr.utils import atomic_open
 
@@ -61,6 +61,9 @@ class Checks:
         or read the header only (fast; trusts the file).
     normalize: run asr.text.normalize.normalize_text on character transcripts (importers) or take the
         text as it is (validating a manifest).
+    language: data.language: how text is normalised; outside English, characters and subwords
+        have no fixed vocabulary (it is built from the training text later), so any letter of
+        the language's script is accepted.
     units / phone_set: the vocabulary the text must be covered by (asr.text.vocab.make_vocab).
     subsample, hop_ms, sample_rate: to check that the label fits the frames CTC will see.
     min_letters_per_second: reject a transcript with fewer letters per second of audio than
@@ -75,15 +78,23 @@ class Checks:
     hop_ms: float = 10.0
     sample_rate: int = 16000
     min_letters_per_second: float = 0.0
+    language: str = ENGLISH
+
+    @property
+    def english(self) -> bool:
+        return primary_language(self.language) == ENGLISH
 
     @classmethod
     def from_config(cls, cfg, **kw) -> "Checks":
         return cls(check_audio=cfg.data.check_audio, units=cfg.data.units,
+                   language=cfg.data.language,
                    phone_set=cfg.data.phone_set, subsample=cfg.model.subsample,
                    hop_ms=cfg.features.hop_ms, sample_rate=cfg.features.sample_rate,
                    min_letters_per_second=cfg.data.min_letters_per_second, **kw)
 
     def vocab(self):
+        if not self.english and (self.units == "char" or self.units in SUBWORD_UNITS):
+            return _AnyCharacters()
         if self.units in SUBWORD_UNITS:
             # The sentencepiece model is trained later, from the prepared training text, with
             # character_coverage=1.0: every character of normalised text gets a piece. So the
@@ -92,6 +103,16 @@ class Checks:
             # far fewer); training checks the real pieces again (asr.data.store.AsrDataset).
             return make_vocab("char")
         return make_vocab(self.units, phone_set=self.phone_set)
+
+
+class _AnyCharacters:
+    """Stands in for a vocabulary not built yet: every character is a unit (label lengths)."""
+
+    def covers(self, text: str) -> bool:
+        return True
+
+    def encode(self, text: str) -> list[int]:
+        return [ord(c) for c in text]
 
 
 # --- one utterance -----------------------------------------------------------------------------
@@ -156,10 +177,10 @@ def oov_letters(raw: str) -> list[str]:
 def check_text(text: str, checks: Checks, vocab) -> tuple[str, str | None, str]:
     """(text to store, None, "") or (text, kind, detail)."""
     if (checks.units == "char" or checks.units in SUBWORD_UNITS) and checks.normalize:
-        bad = oov_letters(text)
+        bad = oov_letters(text) if checks.english else []
         if bad:
             return text, OOV, f"{''.join(bad)!r} in {text.strip()[:80]!r}"
-        text = normalize_text(text)
+        text = normalize_text(text, checks.language)
     elif checks.units == "phone":
         text = " ".join(text.split())
     if not text.strip():
@@ -215,7 +236,7 @@ _vocab_cache: dict = {}
 
 
 def vocab_for(checks: Checks):
-    key = (checks.units, checks.phone_set)
+    key = (checks.units, checks.phone_set, checks.english)
     if key not in _vocab_cache:
         _vocab_cache[key] = checks.vocab()
     return _vocab_cache[key]

@@ -27,7 +27,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from asr.text.normalize import normalize_text
+from asr.text.normalize import normalize_text, writes_without_spaces
 
 from asr.text.vocab import CharVocab, Vocab
 from asr.utils import atomic_open, atomic_write_text
@@ -68,18 +68,24 @@ def _run(cmd: list[str], log_path: Path) -> None:
         raise LmError(f"{Path(cmd[0]).name} failed (exit {proc.returncode}); see {log_path}:\n{tail}")
 
 
-def prepare_text(src: str | Path, dst: str | Path, vocab: Vocab | None = None) -> dict:
+def prepare_text(src: str | Path, dst: str | Path, vocab: Vocab | None = None,
+                 language: str = "en") -> dict:
     """Normalise a text file for LM training (asr.text.normalize.normalize_text, one sentence a line).
 
     src: input text, one sentence (or paragraph) a line, any case/punctuation.
     dst: output file. vocab: lines with characters outside it are dropped (default CharVocab()).
+    language: data.language; in scripts written without spaces every character is a word of
+    the LM (and of its lexicon), so the beam search can put a boundary anywhere.
     Returns {"sentences", "words", "dropped"}.
     """
     vocab = vocab or CharVocab()
+    spaceless = writes_without_spaces(language)
     kept = words = dropped = 0
     with open(src, encoding="utf-8") as fin, open(dst, "w", encoding="utf-8") as fout:
         for line in fin:
-            text = normalize_text(line)
+            text = normalize_text(line, language)
+            if spaceless:
+                text = " ".join(text.replace(" ", ""))
             if not text:
                 continue
             if not vocab.covers(text):
@@ -218,18 +224,18 @@ def read_lexicon_words(path: str | Path) -> list[str]:
 
 def build_lm(text: str | Path, out_dir: str | Path, order: int = 4, char_order: int = 0,
              memory: str = "1G", discount_fallback: bool = True, prune: str = "",
-             vocab: Vocab | None = None) -> dict:
+             vocab: Vocab | None = None, language: str = "en") -> dict:
     """Build the word LM (ARPA + binary), its lexicon and optionally a character LM.
 
     text: training sentences (normalised here). out_dir: the LM folder (created).
     order: word n-gram order. char_order: character n-gram order, 0 for none.
     memory, discount_fallback, prune: as run_lmplz. vocab: the model's tokens (default
     CharVocab; a SentencePieceVocab spells the lexicon and the token LM in its pieces).
-    Returns the build summary also written to out_dir/lm.json.
+    language: the text's language (see prepare_text). Returns the build summary also written to out_dir/lm.json.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    stats = prepare_text(text, out / "text.txt", vocab)
+    stats = prepare_text(text, out / "text.txt", vocab, language)
     run_lmplz(out / "text.txt", out / "lm.arpa", order, memory, discount_fallback, prune)
     run_build_binary(out / "lm.arpa", out / "lm.bin")
     n_words = write_lexicon(arpa_words(out / "lm.arpa"), out / "lexicon.txt", vocab)
@@ -260,7 +266,10 @@ def lm_paths(cfg) -> dict:
 def lm_vocab(cfg):
     """The vocabulary `asr lm build` spells the lexicon in: the recipe's sentencepiece model for
     data.units=bpe/unigram (the same <data.root>/lang/ file training uses, trained now if
-    missing: asr.text.vocab.build_vocab), else None (characters)."""
+    missing: asr.text.vocab.build_vocab) and the training text's characters outside English,
+    else None (English characters)."""
     from asr.config import SUBWORD_UNITS
+    from asr.text.normalize import ENGLISH, primary_language
     from asr.text.vocab import build_vocab
-    return build_vocab(cfg.data) if cfg.data.units in SUBWORD_UNITS else None
+    units, language = cfg.data.units, primary_language(cfg.data.language)
+    return build_vocab(cfg.data) if units in SUBWORD_UNITS or language != ENGLISH else None

@@ -176,14 +176,16 @@ def compare_files(ref_path: str | Path, hyp_a: str | Path, hyp_b: str | Path, na
                   fmt: str | None = None, ref_fmt: str | None = None, hyp_fmt: str | None = None,
                   utt2spk: str | Path | None = None, subset_key: str = "subset", normalizer=None,
                   by_speaker: bool = False, n_boot: int = 1000, seed: int = 0,
-                  segments: str = "sclite") -> Comparison:
+                  segments: str = "sclite", by_characters: bool = False) -> Comparison:
     """Score hyp_a and hyp_b against ref_path (read once) and compare them.
 
     fmt: format of every file, ref_fmt / hyp_fmt: of the reference / the hypotheses only
-    (None: detected); the bootstrap settings serve both the CIs and the paired test.
+    (None: detected); the bootstrap settings serve both the CIs and the paired test;
+    by_characters: compare character error rates (scripts without spaces).
     """
     ref = read_transcripts(ref_path, ref_fmt or fmt, subset_key, utt2spk)
-    opts = {"normalizer": normalizer, "by_speaker": by_speaker, "n_boot": n_boot, "seed": seed}
+    opts = {"normalizer": normalizer, "by_speaker": by_speaker, "n_boot": n_boot, "seed": seed,
+            "by_characters": by_characters}
     sa, sb = (score_transcripts(ref, read_transcripts(h, hyp_fmt or fmt, subset_key), **opts)
               for h in (hyp_a, hyp_b))
     c = compare_results(sa, sb, speakers=sa["_speakers"], by_speaker=by_speaker, n_boot=n_boot,

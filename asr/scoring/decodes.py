@@ -32,7 +32,10 @@ def score_decodes(cfg, report_dir: str | Path | None = None, fmt: str | None = N
                   plots: bool = True, **kwargs) -> tuple[list[dict], Path]:
     """Score every decode of cfg's test splits, writing each one's report beside its hyp.jsonl
     and report.md over all of them into report_dir (default exp_dir). kwargs go to score().
-    Returns the result rows ({"split", "decoder", **score()}) and report.md's path."""
+    Returns the result rows ({"split", "decoder", **score()}) and report.md's path. Languages
+    written without spaces (data.language zh, ja, th, ...) are scored by characters."""
+    from asr.text.normalize import writes_without_spaces
+    kwargs.setdefault("by_characters", writes_without_spaces(cfg.data.language))
     rows = []
     for split in cfg.data.test_splits:
         ref = Path(cfg.data.root) / "manifests" / f"{split}.jsonl"

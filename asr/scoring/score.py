@@ -88,11 +88,14 @@ def group_table(labels, arrays: dict, n_boot: int, seed: int, order=None) -> lis
     return rows
 
 
-def _tokenizer(normalizer):
-    """text -> words: the normalizer's own tokenizer, else its output split on white space."""
+def _tokenizer(normalizer, by_characters: bool = False):
+    """text -> words: the normalizer's own tokenizer, else its output split on white space;
+    by_characters: the characters of those words instead (scripts written without spaces)."""
     split = getattr(normalizer, "tokens", None)
     if split is None:
         split = (lambda s: normalizer(s).split()) if normalizer else str.split
+    if by_characters:
+        return lambda s: list("".join(split(s)))
     return split
 
 
@@ -169,8 +172,13 @@ def _per_utt(ids: list, ref_text: list, hyp_text: list, ref_tok: list, counts: t
 
 def score(refs: dict[str, str], hyps: dict[str, str], normalizer=None,
           speakers: dict[str, str] | None = None, subsets: dict[str, str] | None = None,
-          by_speaker: bool = False, n_boot: int = 1000, seed: int = 0, top: int = 50) -> dict:
+          by_speaker: bool = False, n_boot: int = 1000, seed: int = 0, top: int = 50,
+          by_characters: bool = False) -> dict:
     """WER, CER and SER over the utterances in refs (a missing hypothesis counts as empty).
+
+    by_characters: score characters, not words (scripts written without spaces: Chinese,
+    Japanese, Thai; spaces are ignored): every word count, alignment, confusion and CI is then
+    over characters, "wer" is the CER, and "unit" says "character" (else "word").
 
     normalizer: a callable applied to both sides (`asr.text.normalize.Normalizer`); white space is
     always collapsed. speakers / subsets: id -> label, for breakdowns; with by_speaker the
@@ -182,10 +190,11 @@ def score(refs: dict[str, str], hyps: dict[str, str], normalizer=None,
     ids = list(refs)
     if not ids:
         raise ValueError("no reference utterances to score")
-    split = _tokenizer(normalizer)
+    split = _tokenizer(normalizer, by_characters)
     ref_tok = [split(refs[i] or "") for i in ids]
     hyp_tok = [split(hyps.get(i) or "") for i in ids]
-    ref_text, hyp_text = [" ".join(t) for t in ref_tok], [" ".join(t) for t in hyp_tok]
+    join = "".join if by_characters else " ".join
+    ref_text, hyp_text = [join(t) for t in ref_tok], [join(t) for t in hyp_tok]
     # the words are already split: jiwer gets them through the transforms instead of re-splitting
     out = jiwer.process_words(ref_text, hyp_text, reference_transform=lambda _: ref_tok,
                               hypothesis_transform=lambda _: hyp_tok)
@@ -198,7 +207,8 @@ def score(refs: dict[str, str], hyps: dict[str, str], normalizer=None,
         raise ValueError("--by-speaker needs speakers (manifest 'speaker' key, trn ids or --utt2spk)")
     ci = bootstrap_ci(arrays["errors"], arrays["words"], groups=spk if by_speaker else None,
                       n_boot=n_boot, seed=seed)
-    result = {"utterances": len(ids), "missing": sum(i not in hyps for i in ids),
+    result = {"unit": "character" if by_characters else "word",
+              "utterances": len(ids), "missing": sum(i not in hyps for i in ids),
               "extra": sum(1 for i in hyps if i not in refs), **_totals(arrays, ci),
               "normalization": normalizer.describe() if hasattr(normalizer, "describe") else "none",
               "per_utt": _per_utt(ids, ref_text, hyp_text, ref_tok, counts),

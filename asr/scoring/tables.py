@@ -14,14 +14,22 @@ def fmt_wer(r: dict, key: str = "wer") -> str:
     return f"{r[key]:.2f}" if ci is None else f"{r[key]:.2f} ± {ci:.2f}"
 
 
+def rate_name(r: dict) -> str:
+    """"CER" for results scored by characters (scripts without spaces), else "WER"."""
+    return "CER" if r.get("unit") == "character" else "WER"
+
+
 def summary_text(s: dict) -> str:
-    """A score() result in a few lines: WER with CI, S/D/I, CER, SER, inputs, top confusions."""
+    """A score() result in a few lines: WER with CI, S/D/I, CER, SER, inputs, top confusions
+    (CER first, with the CI, for results scored by characters)."""
     ci = s["ci"]
-    lines = [f"WER {fmt_wer(s)} % (95% CI [{s['wer_lo']:.2f}, {s['wer_hi']:.2f}], {ci['n_boot']} "
-             f"bootstrap resamples of {ci['units']} {ci['unit']}s)",
-             f"    {s['sub']} sub, {s['del']} del, {s['ins']} ins of {s['words']} reference words; "
-             f"CER {s['cer']:.2f} %; SER {s['ser']:.1f} % ({s['sent_errors']} of {s['utterances']} "
-             f"utterances)",
+    by_chars = s.get("unit") == "character"
+    also = "" if by_chars else f"CER {s['cer']:.2f} %; "
+    lines = [f"{rate_name(s)} {fmt_wer(s)} % (95% CI [{s['wer_lo']:.2f}, {s['wer_hi']:.2f}], "
+             f"{ci['n_boot']} bootstrap resamples of {ci['units']} {ci['unit']}s)",
+             f"    {s['sub']} sub, {s['del']} del, {s['ins']} ins of {s['words']} reference "
+             f"{s.get('unit', 'word')}s; {also}SER {s['ser']:.1f} % ({s['sent_errors']} of "
+             f"{s['utterances']} utterances)",
              f"    normalisation: {s['normalization']}; missing hypotheses (scored as empty): "
              f"{s['missing']}; hypotheses without a reference (ignored): {s['extra']}"]
     c = s["confusions"]
@@ -34,11 +42,14 @@ def summary_text(s: dict) -> str:
 
 
 def results_table(rows: list[dict]) -> str:
-    """Markdown table: split | decoder | [checkpoint] | utts | WER ± CI | CER | SER | S/D/I | words | [RTF]."""
+    """Markdown table: split | decoder | [checkpoint] | utts | WER ± CI | CER | SER | S/D/I | words | [RTF].
+    Rows scored by characters (scripts without spaces) say so: their CER is the one with the CI."""
     ckpt = any("checkpoint" in r for r in rows)
     rtf = any("rtf" in r for r in rows)
+    by_chars = bool(rows) and all(r.get("unit") == "character" for r in rows)
+    rate, count = ("CER % ± 95% CI", "chars") if by_chars else ("WER % ± 95% CI", "words")
     head = ["split", "decoder"] + (["checkpoint"] if ckpt else []) + [
-        "utts", "WER % ± 95% CI", "CER %", "SER %", "sub", "del", "ins", "words"] + (["RTF"] if rtf else [])
+        "utts", rate, "CER %", "SER %", "sub", "del", "ins", count] + (["RTF"] if rtf else [])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         cells = [r["split"], r["decoder"]] + ([r.get("checkpoint", "")] if ckpt else []) + [
@@ -76,8 +87,8 @@ def _worst_section(r: dict, worst: int) -> list[str]:
 def write_report(path: str | Path, rows: list[dict], worst: int = 10) -> str:
     """report.md: the results table, then per split the top confusions and worst utterances."""
     parts = ["# Results", "", results_table(rows), "",
-             "WER ± is the half-width of a 95% bootstrap confidence interval (1000 resamples of "
-             "utterances).", ""]
+             f"{rate_name(rows[0]) if rows else 'WER'} ± is the half-width of a 95% bootstrap "
+             "confidence interval (1000 resamples of utterances).", ""]
     for r in rows:
         parts += _confusion_section(r) + _worst_section(r, worst)
     text = "\n".join(parts)

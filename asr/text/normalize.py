@@ -1,7 +1,13 @@
 """Text normalisation, for training and for scoring.
 
-Training transcripts (``normalize_text``): lower case, digits spelled out as words, punctuation
-removed, apostrophes inside words kept, single spaces between words.
+Training transcripts (``normalize_text(text, language)``): lower case, digits spelled out as
+words, punctuation removed, apostrophes inside words kept, single spaces between words. English
+(the default) keeps only ``a-z``, the apostrophe and the space (accents folded: "café" ->
+"cafe"). Any other language (``data.language``, an ISO 639 code such as "de", "ru", "zh-CN")
+keeps its script: NFKC (full-width forms, ligatures), lower case where the script has case,
+every letter and combining mark kept, digits spelled by num2words where it knows the language
+(else kept), everything else a word break. Scripts written without spaces (Chinese, Japanese,
+Thai, Lao, Khmer, Burmese: :func:`writes_without_spaces`) are scored by CER first.
 
 Scoring (``Normalizer``): configurable, so that other systems' outputs are scored fairly; both
 sides are normalised the same way. The options (``--normalize`` takes a comma-separated list):
@@ -13,6 +19,10 @@ sides are normalised the same way. The options (``--normalize`` takes a comma-se
                 five``, ``1,000`` -> ``one thousand``, ``2nd`` -> ``second``
 - ``nonwords``  drop Kaldi/sclite-style non-speech tokens: ``[noise]``, ``<unk>``, ``(%hesitation)``
 - ``all``       all of the above; ``none`` (the default) only collapses white space
+- ``whisper``   OpenAI Whisper's English normaliser (spellings, numbers, contractions, fillers;
+                the ``whisper-normalizer`` package), applied first, so scores compare with
+                papers that use it; ``whisper_basic``: its language-agnostic one (lower case,
+                symbols and bracketed text dropped)
 
 A mapping file (``--mapping FILE``) is applied last, to both reference and hypothesis, on whole
 words: one rule per line, ``FROM TO...`` (first word -> the rest of the line; nothing after the
@@ -66,12 +76,31 @@ def _spell_digits(match: re.Match) -> str:
     return number_to_words(int(digits))
 
 
-def normalize_text(text: str) -> str:
-    """Lower-case, spell digits, drop punctuation, keep word-internal apostrophes.
+ENGLISH = "en"
+# primary language subtags of scripts written without spaces between words
+_NO_SPACES = {"zh", "ja", "th", "lo", "km", "my", "yue", "wuu", "bo", "dz"}
+
+
+def primary_language(language: str) -> str:
+    """The primary subtag, lower case: "zh-CN" -> "zh", "pt_BR" -> "pt", "" -> "en"."""
+    return (language or ENGLISH).replace("_", "-").split("-")[0].lower()
+
+
+def writes_without_spaces(language: str) -> bool:
+    """Whether the language's script puts no spaces between words (its WER is meaningless)."""
+    return primary_language(language) in _NO_SPACES
+
+
+def normalize_text(text: str, language: str = ENGLISH) -> str:
+    """Training-transcript normalisation for `language` (see the module doc).
 
     >>> normalize_text("It's 5 o'clock, Mr. O'Brien!")
     "it's five o'clock mr o'brien"
+    >>> normalize_text("Straße, 3 Äpfel!", "de")
+    'straße drei äpfel'
     """
+    if primary_language(language) != ENGLISH:
+        return _normalize_any_script(text, language)
     text = unicodedata.normalize("NFKD", text)
     text = "".join(c for c in text if not unicodedata.combining(c))
     text = text.replace("\u2019", "'").replace("\u2018", "'").replace("`", "'")
@@ -85,9 +114,65 @@ def normalize_text(text: str) -> str:
     return " ".join(text.split())
 
 
+def _word_char(c: str) -> bool:
+    """Letters and combining marks of any script (Devanagari vowel signs, Arabic harakat)."""
+    return unicodedata.category(c)[0] in "LM"
+
+
+def spell_number(digits: str, language: str) -> str:
+    """Digits as words in `language` (num2words), or the digits unchanged where num2words is
+    not installed or does not know the language."""
+    try:
+        from num2words import num2words
+        return num2words(int(digits), lang=language.replace("-", "_"))
+    except (ImportError, NotImplementedError, OverflowError, ValueError):
+        try:
+            from num2words import num2words
+            return num2words(int(digits), lang=primary_language(language))
+        except (ImportError, NotImplementedError, OverflowError, ValueError):
+            return digits
+
+
+def _normalize_any_script(text: str, language: str) -> str:
+    lang = primary_language(language)
+    text = unicodedata.normalize("NFKC", text)
+    text = _APOSTROPHE_VARIANTS.sub("'", text)
+    if lang in ("tr", "az"):  # dotted and dotless i: I -> ı, İ -> i
+        text = text.replace("I", "\u0131").replace("\u0130", "i")
+    text = text.lower()  # a no-op for scripts without case
+    text = re.sub(r"(?<=\d)[,.\u00a0 ](?=\d{3}(?!\d))", "", text)  # 1,000 / 1.000 / 1 000
+    text = re.sub(r"\d+", lambda m: f" {spell_number(m.group(0), language)} ", text)
+    text = "".join(c if _word_char(c) or c in "' " or c.isdigit() else " " for c in text)
+    text = _LONE_APOSTROPHE.sub(" ", text)
+    text = " ".join(text.split())
+    if lang in _NO_SPACES:  # a break next to such a script's character is no word boundary
+        text = _SPACELESS_GAP.sub("", text)
+    return unicodedata.normalize("NFC", text)
+
+
+# characters of scripts without spaces: Thai, Lao, Tibetan, Burmese, Khmer, kana, CJK ideographs
+_SPACELESS = ("\u0e00-\u0eff\u0f00-\u0fff\u1000-\u109f\u1780-\u17ff\u3040-\u30ff"
+              "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003ffff")
+_SPACELESS_GAP = re.compile(f"(?<=[{_SPACELESS}]) | (?=[{_SPACELESS}])")
+
+
 # ---------------------------------------------------------------- scoring
 
 OPTIONS = ("lower", "punct", "numbers", "nonwords")
+WHISPER = ("whisper", "whisper_basic")  # external normalisers, not part of "all"
+
+
+def whisper_normalizer(kind: str):
+    """Whisper's EnglishTextNormalizer ("whisper") or BasicTextNormalizer ("whisper_basic")."""
+    try:
+        if kind == "whisper":
+            from whisper_normalizer.english import EnglishTextNormalizer
+            return EnglishTextNormalizer()
+        from whisper_normalizer.basic import BasicTextNormalizer
+        return BasicTextNormalizer()
+    except ImportError:
+        raise ImportError(f"--normalize {kind} needs the whisper-normalizer package: "
+                          "pip install 'asr-ctc[text]' (or whisper-normalizer)") from None
 
 _NONWORD = re.compile(r"(?<!\S)(?:\[[^\]\s]*\]|<[^>\s]*>|\(%[^)\s]*\))(?!\S)")
 _ORDINAL_EXCEPTIONS = {"one": "first", "two": "second", "three": "third", "five": "fifth",
@@ -172,8 +257,11 @@ class Normalizer:
     """Callable text -> normalised text; `Normalizer.parse("lower,punct", mapping="map.txt")`."""
 
     def __init__(self, lower: bool = False, punct: bool = False, numbers: bool = False,
-                 nonwords: bool = False, mapping: dict[str, str] | None = None):
+                 nonwords: bool = False, mapping: dict[str, str] | None = None,
+                 whisper: str = ""):
         self.lower, self.punct, self.numbers, self.nonwords = lower, punct, numbers, nonwords
+        self.whisper = whisper  # "", "whisper" or "whisper_basic"
+        self._whisper = whisper_normalizer(whisper) if whisper else None
         self.mapping = dict(mapping or {})
         self._map_re = None
         if self.mapping:
@@ -190,18 +278,23 @@ class Normalizer:
         if "all" in opts:
             opts = (opts - {"all"}) | set(OPTIONS)
         opts.discard("none")
-        unknown = opts - set(OPTIONS)
+        unknown = opts - set(OPTIONS) - set(WHISPER)
         if unknown:
             raise ValueError(f"unknown normalisation option(s) {sorted(unknown)}; "
-                             f"choose from {', '.join(OPTIONS)}, all, none")
-        return cls(**{o: True for o in opts}, mapping=read_mapping(mapping) if mapping else None)
+                             f"choose from {', '.join(OPTIONS + WHISPER)}, all, none")
+        external = sorted(opts & set(WHISPER))
+        if len(external) > 1:
+            raise ValueError("choose one of whisper and whisper_basic")
+        return cls(**{o: True for o in opts - set(WHISPER)}, whisper=external[0] if external else "",
+                   mapping=read_mapping(mapping) if mapping else None)
 
     @property
     def is_identity(self) -> bool:
-        return not (self.lower or self.punct or self.numbers or self.nonwords or self.mapping)
+        return not (self.lower or self.punct or self.numbers or self.nonwords or self.mapping
+                    or self.whisper)
 
     def describe(self) -> str:
-        opts = [o for o in OPTIONS if getattr(self, o)]
+        opts = ([self.whisper] if self.whisper else []) + [o for o in OPTIONS if getattr(self, o)]
         if self.mapping:
             opts.append(f"mapping ({len(self.mapping)} rules)")
         return ", ".join(opts) if opts else "none (white space only)"
@@ -211,6 +304,8 @@ class Normalizer:
 
     def tokens(self, text: str) -> list[str]:
         """The normalised words of text."""
+        if self._whisper is not None:
+            text = self._whisper(text)
         if self.nonwords and ("[" in text or "<" in text or "(%" in text):
             text = _NONWORD.sub(" ", text)
         if self.numbers:

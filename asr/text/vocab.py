@@ -27,8 +27,9 @@ import os
 from pathlib import Path
 
 from asr.config import SUBWORD_UNITS, Units, choices
+from asr.text.normalize import primary_language
 from asr.text.phones import PHONE_SETS, TIMIT_39
-from asr.utils import atomic_open
+from asr.utils import atomic_open, atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -207,6 +208,11 @@ def train_sentencepiece(text_path: str | Path, model_path: str | Path, kind: str
         lines = [line.strip() for line in f if line.strip()]
     if not lines:
         raise ValueError(f"{text_path}: no text to train a sentencepiece model on")
+    chars = len(set("".join(lines)) - {" "})
+    if chars + 2 > size:  # every character is a piece (coverage 1.0), plus <unk> and "▁"
+        raise ValueError(f"{text_path} has {chars} distinct characters, more than a {kind} model "
+                         f"of {size} pieces can hold: set data.units_size above {chars + 2} "
+                         "(scripts with thousands of characters: data.units=char)")
     if hasattr(spm, "set_random_generator_seed"):
         spm.set_random_generator_seed(seed)
     out = io.BytesIO()
@@ -245,23 +251,58 @@ def _training_text(data_cfg, dst: Path) -> Path:
     return dst
 
 
+def character_inventory(text_path: str | Path) -> list[str]:
+    """The tokens of a character vocabulary for a text of any script: the blank, the space, then
+    every other character of the text in code-point order."""
+    chars: set[str] = set()
+    with open(text_path, encoding="utf-8") as f:
+        for line in f:
+            chars.update(line.strip())
+    chars.discard(" ")
+    if not chars:
+        raise ValueError(f"{text_path}: no text to take a character vocabulary from")
+    return [BLANK, " ", *sorted(chars)]
+
+
+def _with_training_text(data_cfg, path: Path, build) -> None:
+    """Run build(text_path) on the corpus's training text (see _training_text) for `path`."""
+    tmp_text = path.with_name(f".{path.stem}.text.tmp{os.getpid()}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        build(_training_text(data_cfg, tmp_text))
+    finally:
+        tmp_text.unlink(missing_ok=True)
+
+
+def script_char_vocab(data_cfg) -> CharVocab:
+    """The character vocabulary of a non-English corpus: <root>/lang/chars.txt (one token a
+    line, the blank first), written once from the training text."""
+    path = Path(data_cfg.root) / "lang" / "chars.txt"
+    if not path.is_file():
+        def write(text: Path) -> None:
+            tokens = character_inventory(text)
+            atomic_write_text(path, "".join(t + "\n" for t in tokens))
+            log.info("%d characters of the %s training text -> %s", len(tokens) - 1,
+                     data_cfg.language, path)
+        _with_training_text(data_cfg, path, write)
+    return CharVocab(path.read_text(encoding="utf-8").split("\n")[:-1])
+
+
 def build_vocab(data_cfg):
-    """The vocabulary for a DataConfig: make_vocab for char/phone; for bpe/unigram the
-    sentencepiece model <data.root>/lang/<units>_<units_size>.model, trained first (once, from
+    """The vocabulary for a DataConfig: make_vocab for char/phone (characters outside English:
+    those of the training text, script_char_vocab); for bpe/unigram the sentencepiece model
+    <data.root>/lang/<units>_<units_size>.model, trained first (once, from
     manifests/train_text.txt, else the train_split manifest's texts) when it does not exist."""
     units = data_cfg.units
+    if units == "char" and primary_language(getattr(data_cfg, "language", "en")) != "en":
+        return script_char_vocab(data_cfg)
     if units not in SUBWORD_UNITS:
         return make_vocab(units, phone_set=data_cfg.phone_set)
     path = subword_model_path(data_cfg)
     if not path.is_file():
-        tmp_text = path.with_name(f".{path.stem}.text.tmp{os.getpid()}")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            text = _training_text(data_cfg, tmp_text)
-            train_sentencepiece(text, path, units, data_cfg.units_size)
-        finally:
-            tmp_text.unlink(missing_ok=True)
-        log.info("%s model of %d pieces trained from %s -> %s", units, data_cfg.units_size, text, path)
+        _with_training_text(data_cfg, path,
+                            lambda text: train_sentencepiece(text, path, units, data_cfg.units_size))
+        log.info("%s model of %d pieces trained -> %s", units, data_cfg.units_size, path)
     return SentencePieceVocab.from_file(path, units)
 
 
