@@ -2,6 +2,7 @@
 
     asr prepare --config recipes/librispeech_100/config.yaml data.source=/data/LibriSpeech
     asr export-kaldi data/ljspeech/manifests/train.jsonl kaldi/data/train
+    asr export-lhotse data/ljspeech/manifests/train.jsonl lhotse/ [--corpus ljspeech]
 
 `asr` finds these through the "asr.commands" entry point (pyproject.toml): asr never imports
 data_prep, data_prep builds on asr.
@@ -35,6 +36,13 @@ def cmd_export_kaldi(args) -> int:
     return 0
 
 
+def cmd_export_lhotse(args) -> int:
+    from data_prep.lhotse import export
+    recordings, supervisions, n = export(args.manifest, args.out_dir, args.corpus, args.split)
+    print(f"{args.out_dir}: {n} supervisions -> {supervisions.name}, recordings -> {recordings.name}")
+    return 0
+
+
 def add_commands(sub, stage) -> None:
     """Register data-preparation subcommands on the `asr` parser."""
     from data_prep.prepare import CORPORA
@@ -45,3 +53,10 @@ def add_commands(sub, stage) -> None:
     p.add_argument("manifest")
     p.add_argument("out_dir")
     p.set_defaults(func=cmd_export_kaldi)
+    p = sub.add_parser("export-lhotse", help="write a manifest as lhotse recordings + supervisions "
+                                             "(<corpus>_recordings_<split>.jsonl.gz, ...)")
+    p.add_argument("manifest")
+    p.add_argument("out_dir")
+    p.add_argument("--corpus", default="asr", help="the corpus part of the file names (default asr)")
+    p.add_argument("--split", help="the split part of the file names (default: the manifest's name)")
+    p.set_defaults(func=cmd_export_lhotse)

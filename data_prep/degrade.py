@@ -33,7 +33,7 @@ from tqdm import tqdm
 
 from asr.config import Degradation, choices
 from asr.data import effects as A
-from asr.data.audio import AudioError, load_audio, write_wav
+from asr.data.audio import AudioError, entry_audio, load_audio, write_wav
 from asr.data.manifest import read_manifest, write_manifest
 from asr.utils import WorkerPool
 
@@ -93,7 +93,7 @@ def _one(job: tuple[int, dict, str, int, str]) -> tuple[int, float | None, str |
     try:
         if not out.exists():
             g = A.item_generator(_condition_seed(seed, condition), 0, index)
-            wav = load_audio(entry["audio_filepath"], SAMPLE_RATE)
+            wav = entry_audio(entry, SAMPLE_RATE)
             write_wav(out, degrade(wav, condition, g, _babble(g, index)), SAMPLE_RATE)
         info = sf.info(str(out))
         return index, info.frames / info.samplerate, None
@@ -134,7 +134,7 @@ def make_degraded(root: str | Path, split: str, condition: str, seed: int = 0, n
         log.warning("skipped: %s", err)
     mdir = root / "manifests"
     path = mdir / f"{name}.jsonl"
-    write_manifest(path, ({**{k: v for k, v in entries[i].items() if k != "audio_filepath"},
+    write_manifest(path, ({**{k: v for k, v in entries[i].items() if k not in ("audio_filepath", "offset")},
                            "audio_filepath": os.path.relpath(audio_dir / f"{entries[i]['id']}.wav", mdir),
                            "duration": round(results[i], 3)}
                           for i in range(len(entries)) if i in results))

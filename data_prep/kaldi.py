@@ -191,10 +191,11 @@ def prepare(cfg, progress: bool = True, summary: Summary | None = None) -> Summa
 # --- export ------------------------------------------------------------------------------------
 
 def export(manifest: str | Path, out_dir: str | Path) -> int:
-    """Write a Kaldi data dir for a manifest; returns the number of utterances."""
+    """Write a Kaldi data dir for a manifest; returns the number of utterances. Entries with an
+    "offset" (segments of long recordings) become a `segments` file over their recordings."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    rows = []
+    rows, offsets = [], {}
     for e in read_manifest(manifest):
         uid = str(e["id"]).replace(" ", "_")
         spk = str(e.get("speaker") or "").replace(" ", "_")
@@ -202,6 +203,8 @@ def export(manifest: str | Path, out_dir: str | Path) -> int:
             uid = f"{spk}-{uid}"
         rows.append((uid, spk or uid, str(Path(e["audio_filepath"]).absolute()),
                      " ".join(str(e.get("text", "")).split()), float(e.get("duration", 0.0))))
+        if "offset" in e:
+            offsets[uid] = float(e["offset"])
     rows.sort(key=lambda r: r[0].encode())  # LC_ALL=C order
     if len({r[0] for r in rows}) != len(rows):
         raise ValueError(f"{manifest}: duplicate utterance ids")
@@ -211,10 +214,16 @@ def export(manifest: str | Path, out_dir: str | Path) -> int:
             return path
         return f"sox {shlex.quote(path)} -t wav -b 16 - |"
 
-    tables = {"wav.scp": [f"{u} {scp(p)}" for u, _, p, _, _ in rows],
-              "text": [f"{u} {t}" for u, _, _, t, _ in rows],
-              "utt2spk": [f"{u} {s}" for u, s, _, _, _ in rows],
-              "utt2dur": [f"{u} {d:.3f}" for u, _, _, _, d in rows]}
+    if offsets:  # utterances are segments of recordings (a whole file: 0 to the end, -1)
+        recs = {p: f"rec{i:06d}" for i, p in enumerate(sorted({p for _, _, p, _, _ in rows}))}
+        tables = {"wav.scp": [f"{r} {scp(p)}" for p, r in recs.items()],
+                  "segments": [f"{u} {recs[p]} {offsets[u]:.3f} {offsets[u] + d:.3f}"
+                               if u in offsets else f"{u} {recs[p]} 0 -1" for u, _, p, _, d in rows]}
+    else:
+        tables = {"wav.scp": [f"{u} {scp(p)}" for u, _, p, _, _ in rows]}
+    tables.update({"text": [f"{u} {t}" for u, _, _, t, _ in rows],
+                   "utt2spk": [f"{u} {s}" for u, s, _, _, _ in rows],
+                   "utt2dur": [f"{u} {d:.3f}" for u, _, _, _, d in rows]})
     spk2utt: dict[str, list] = defaultdict(list)
     for u, s, _, _, _ in rows:
         spk2utt[s].append(u)

@@ -10,6 +10,7 @@ from pathlib import Path
 # data.corpus -> module of data_prep with prepare(cfg, progress) -> common.Summary
 CORPORA = {"librispeech": "librispeech", "commonvoice": "commonvoice", "ljspeech": "ljspeech",
            "timit": "timit", "kaldi": "kaldi", "folder": "folder",
+           "lhotse": "lhotse",  # manifests of any of lhotse's recipes
            # real recorded English speech in Debian game-data packages (docs/corpora.md)
            "queen": "queen", "hedgewars": "hedgewars", "ktuberling": "ktuberling",
            "tuxpaint": "tuxpaint", "warzone2100": "warzone2100"}

@@ -49,13 +49,13 @@ def front_end(model, features, manifest: Path, sample_rate: int) -> dict:
 
     Returns {"ids", "refs", "log_probs": [(T, V)], "audio_s", "front_s"}.
     """
-    from asr.data.audio import load_audio
+    from asr.data.audio import entry_audio
     from asr.data.manifest import read_manifest
     entries = list(read_manifest(manifest))
     out = {"ids": [], "refs": [], "log_probs": [], "audio_s": 0.0}
     t0 = time.perf_counter()
     for e in entries:
-        wav = load_audio(e["audio_filepath"], sample_rate)
+        wav = entry_audio(e, sample_rate)
         feats = features(wav).unsqueeze(0)
         lp, n = model(feats, torch.tensor([feats.shape[1]]))
         out["log_probs"].append(lp[0, :int(n[0])].float().contiguous())

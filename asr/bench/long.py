@@ -75,7 +75,7 @@ def run_transcribe(model: str, audio: Path, out_dir: Path, decoder: str, lm: str
 def reference_words(run: str, placed: list[dict], entries: dict) -> list[dict]:
     """Forced-aligned word times of every placed utterance, in the long file's time line."""
     from asr.decoding.align import align_text
-    from asr.data.audio import load_audio
+    from asr.data.audio import entry_audio
     from asr.checkpoint import load_checkpoint, model_from_checkpoint
     from asr.data.features import FeatureExtractor
     model, vocab, feat_cfg = model_from_checkpoint(load_checkpoint(run))
@@ -85,7 +85,7 @@ def reference_words(run: str, placed: list[dict], entries: dict) -> list[dict]:
     words = []
     for p in placed:
         if p["id"] not in cache:
-            feats = features(load_audio(entries[p["id"]]["audio_filepath"], feat_cfg.sample_rate)).unsqueeze(0)
+            feats = features(entry_audio(entries[p["id"]], feat_cfg.sample_rate)).unsqueeze(0)
             lp, n = model(feats, torch.tensor([feats.shape[1]]))
             cache[p["id"]] = align_text(lp[0, :int(n[0])], p["text"], vocab, frame_s)
         words += [{**w, "start": w["start"] + p["offset"], "end": w["end"] + p["offset"]} for w in cache[p["id"]]]

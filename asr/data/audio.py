@@ -18,33 +18,69 @@ class AudioError(Exception):
     """An audio file that cannot be used; the message names the file and the reason."""
 
 
-def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> torch.Tensor:
-    """Read an audio file as a mono float32 tensor at sample_rate.
+def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE, offset: float = 0.0,
+               duration: float | None = None) -> torch.Tensor:
+    """Read an audio file as a mono float32 tensor at sample_rate; with offset / duration
+    (seconds) only that segment of it is read (a NeMo or lhotse segment of a long recording).
 
-    Raises AudioError (naming the file) if it is missing, undecodable, empty or non-finite.
+    Raises AudioError (naming the file) if it is missing, undecodable, empty or non-finite, or
+    if the segment starts past its end.
     """
     path = Path(path)
     if not path.is_file():
         raise AudioError(f"{path}: no such file" if not path.exists() else f"{path}: not a file")
-    return decode_audio(str(path), str(path), sample_rate)
+    return decode_audio(str(path), str(path), sample_rate, offset, duration)
 
 
-def decode_audio(source, name: str, sample_rate: int = SAMPLE_RATE) -> torch.Tensor:
+def entry_audio(entry: dict, sample_rate: int = SAMPLE_RATE) -> torch.Tensor:
+    """The audio of a manifest entry: its whole file, or, when the entry has an "offset", the
+    segment of "duration" seconds from there."""
+    if "offset" in entry:
+        return load_audio(entry["audio_filepath"], sample_rate, float(entry["offset"]),
+                          entry.get("duration"))
+    return load_audio(entry["audio_filepath"], sample_rate)
+
+
+def _read(source, offset: float, duration: float | None):
+    """(samples, rate) of the whole source, or of its segment (only those frames are read)."""
+    if not offset and duration is None:
+        return sf.read(source, dtype="float32", always_2d=True)
+    with sf.SoundFile(source) as f:
+        start = int(round(offset * f.samplerate))
+        if f.frames > 0 and start >= f.frames:
+            raise ValueError(f"the segment starts at {offset:.3f} s, after the end "
+                             f"({f.frames / f.samplerate:.3f} s)")
+        f.seek(start)
+        frames = -1 if duration is None else max(1, int(round(duration * f.samplerate)))
+        return f.read(frames, dtype="float32", always_2d=True), f.samplerate
+
+
+def decode_audio(source, name: str, sample_rate: int = SAMPLE_RATE, offset: float = 0.0,
+                 duration: float | None = None) -> torch.Tensor:
     """load_audio's decoding of a path or a file object (e.g. a shard member's bytes in
-    io.BytesIO): mono float32 at sample_rate; AudioError naming `name` when it is
-    undecodable, empty or non-finite."""
+    io.BytesIO): mono float32 at sample_rate (the segment at offset, of duration seconds, when
+    given); AudioError naming `name` when it is undecodable, empty or non-finite."""
+    where = f" [{offset:.3f} s +{duration:.3f} s]" if offset or duration is not None else ""
     try:
-        data, rate = sf.read(source, dtype="float32", always_2d=True)
+        data, rate = _read(source, offset, duration)
     except Exception as e:  # soundfile raises several types for corrupt input
-        raise AudioError(f"{name}: cannot decode audio ({e})") from None
+        raise AudioError(f"{name}{where}: cannot decode audio ({e})") from None
     if data.shape[0] == 0:
-        raise AudioError(f"{name}: audio has no samples")
+        raise AudioError(f"{name}{where}: audio has no samples")
     if not np.isfinite(data).all():
         raise AudioError(f"{name}: audio contains NaN or infinite samples")
     wav = torch.from_numpy(data.mean(axis=1))
     if rate != sample_rate:
         wav = AF.resample(wav, rate, sample_rate)
     return wav.contiguous()
+
+
+def flac_bytes(wav: torch.Tensor, sample_rate: int = SAMPLE_RATE) -> bytes:
+    """A waveform as the bytes of a 16-bit FLAC file (lossless for 16-bit sources)."""
+    import io
+    buf = io.BytesIO()
+    sf.write(buf, np.clip(wav.numpy(), -1.0, 1.0), sample_rate, subtype="PCM_16", format="FLAC")
+    return buf.getvalue()
 
 
 def write_wav(path: str | Path, wav, sample_rate: int = SAMPLE_RATE) -> None:

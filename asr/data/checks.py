@@ -167,6 +167,35 @@ def probe_audio(path: str | Path, decode: bool = True) -> tuple[float | None, st
     return count / rate, None, ""
 
 
+def probe_segment(path: str | Path, offset: float, duration: float,
+                  decode: bool = True) -> tuple[float | None, str | None, str]:
+    """probe_audio for a segment of a long recording (offset and duration in seconds): the
+    segment must lie inside the file (within 50 ms); decode=True reads only its samples and
+    rejects non-finite or all-zero ones. (duration, None, "") or (None, kind, detail)."""
+    path = Path(path)
+    if not path.is_file():
+        return None, (MISSING if not path.exists() else NOT_A_FILE), ""
+    try:
+        info = sf.info(str(path))
+    except Exception as e:  # noqa: BLE001 - libsndfile raises several types
+        return None, UNDECODABLE, (getattr(e, "error_string", None) or str(e)).replace(str(path), path.name)
+    total = info.frames / info.samplerate if info.frames > 0 else float("inf")
+    if offset < 0 or duration <= 0:
+        return None, DURATION, f"segment {offset:.3f} s +{duration:.3f} s"
+    if offset + duration > total + 0.05:
+        return None, TRUNCATED, (f"segment {offset:.3f}-{offset + duration:.3f} s of a "
+                                 f"{total:.3f} s recording")
+    if decode:
+        from asr.data.audio import AudioError, load_audio
+        try:
+            wav = load_audio(path, info.samplerate, offset, duration)
+        except AudioError as e:
+            return None, UNDECODABLE, str(e).replace(str(path), path.name)
+        if not bool(wav.abs().max() > 0):
+            return None, SILENT, f"every sample of {offset:.3f} s +{duration:.3f} s is zero"
+    return duration, None, ""
+
+
 def oov_letters(raw: str) -> list[str]:
     """Letters of raw text that normalisation cannot map to a-z (it would silently drop them)."""
     text = unicodedata.normalize("NFKD", raw)
@@ -266,7 +295,11 @@ def probe(item: dict, checks: Checks) -> list[tuple]:
         text, kind, detail = read_transcript_file(item["text_file"])
         if kind:
             return [("bad", item.get("report", audio), kind, detail)]
-    duration, kind, detail = probe_audio(audio, checks.check_audio)
+    if "offset" in item:  # a segment of a long recording (lhotse supervisions, NeMo offsets)
+        duration, kind, detail = probe_segment(audio, item["offset"], item["duration"],
+                                               checks.check_audio)
+    else:
+        duration, kind, detail = probe_audio(audio, checks.check_audio)
     if kind:
         return [("bad", item.get("report", audio), kind, detail)]
     text, kind, detail = check_transcript(text, duration, checks)
@@ -274,6 +307,8 @@ def probe(item: dict, checks: Checks) -> list[tuple]:
         return [("bad", item.get("report", audio), kind, detail)]
     entry = {"id": item["id"], "audio_filepath": str(audio), "duration": round(duration, 3),
              "text": text, "speaker": item.get("speaker", "")}
+    if "offset" in item:
+        entry["offset"] = round(float(item["offset"]), 3)
     if item.get("subset"):
         entry["subset"] = item["subset"]
     return [("ok", entry)]

@@ -1,4 +1,6 @@
-"""JSON Lines manifests with NeMo's keys: id, audio_filepath, duration, text, speaker."""
+"""JSON Lines manifests with NeMo's keys: id, audio_filepath, duration, text, speaker, and
+optionally offset: then the utterance is the segment of `duration` seconds from `offset` seconds
+into audio_filepath (segments of long recordings; asr.data.audio.entry_audio reads only it)."""
 
 from __future__ import annotations
 

@@ -47,7 +47,7 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 import torch
 
-from asr.data.audio import AudioError, decode_audio, load_audio
+from asr.data.audio import AudioError, decode_audio, entry_audio, flac_bytes
 from asr.data.dataset import AsrDataset, Batch, collate
 from asr.data.effects import item_generator
 from asr.data.features import FeatureExtractor
@@ -124,7 +124,7 @@ def _meta_json(e: dict, duration: float, frames: int | None = None) -> bytes:
     meta = {"id": e["id"], "duration": duration}
     if frames is not None:
         meta["frames"] = frames
-    for key in ("speaker", "audio_filepath"):
+    for key in ("speaker", "audio_filepath", "offset"):
         if e.get(key):
             meta[key] = e[key]
     return json.dumps(meta, ensure_ascii=False).encode("utf-8")
@@ -144,16 +144,19 @@ class _AudioSamples:
         for e in self.entries:
             path = Path(e["audio_filepath"])
             try:
-                wav = load_audio(path, self.cfg.sample_rate)
+                wav = entry_audio(e, self.cfg.sample_rate)
             except AudioError as err:
                 yield None, 0.0, str(err)
                 continue
             duration = round(len(wav) / self.cfg.sample_rate, 3)
             if self._utts < self.cmvn_utts:
                 self._add_stats(self.extractor(wav).double())
-            ext = path.suffix.lower().lstrip(".") or "wav"
+            if "offset" in e:  # a segment of a long recording: only its samples, as FLAC
+                ext, data = "flac", flac_bytes(wav, self.cfg.sample_rate)
+            else:
+                ext, data = path.suffix.lower().lstrip(".") or "wav", path.read_bytes()
             yield {"__key__": sample_key(e["id"]), "txt": e.get("text", "").encode("utf-8"),
-                   "json": _meta_json(e, duration), ext: path.read_bytes()}, duration, None
+                   "json": _meta_json(e, duration), ext: data}, duration, None
 
     def _add_stats(self, feats: torch.Tensor) -> None:
         part = torch.stack([feats.sum(0), feats.square().sum(0)])

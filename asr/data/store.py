@@ -29,7 +29,7 @@ import torch
 from tqdm import tqdm
 
 from asr.config import FeatureConfig
-from asr.data.audio import AudioError, load_audio
+from asr.data.audio import AudioError, entry_audio
 from asr.data.features import FeatureExtractor
 from asr.data.manifest import read_manifest
 from asr.utils import WorkerPool, atomic_open, atomic_path, atomic_write_text
@@ -110,7 +110,8 @@ class OnTheFlyStore:
             samples = int(round(float(e.get("duration", 0.0)) * cfg.sample_rate))
             self.entries.append({"id": e["id"], "audio_filepath": e["audio_filepath"],
                                  "duration": float(e.get("duration", 0.0)), "text": e.get("text", ""),
-                                 "speaker": e.get("speaker", ""), "frames": 1 + samples // hop})
+                                 "speaker": e.get("speaker", ""), "frames": 1 + samples // hop,
+                                 **({"offset": float(e["offset"])} if "offset" in e else {})})
         self.dim = self.extractor.dim
         self.cmvn_utts, self.seed = cmvn_utts, seed
         self.raw_audio = raw_audio  # features(i) returns the waveform (features made on device)
@@ -127,7 +128,7 @@ class OnTheFlyStore:
         return wav.numpy() if self.raw_audio else self.extractor(wav).numpy()
 
     def audio(self, i: int) -> torch.Tensor:
-        return load_audio(self.entries[i]["audio_filepath"], self.extractor.cfg.sample_rate)
+        return entry_audio(self.entries[i], self.extractor.cfg.sample_rate)
 
     def cmvn(self) -> tuple[np.ndarray, np.ndarray]:
         if self._cmvn is None:
@@ -181,7 +182,7 @@ def _process_chunk(job: tuple[int, list[dict], str]) -> tuple[int, int, list[str
     offset = 0
     for e in entries:
         try:
-            wav = load_audio(e["audio_filepath"], _extractor.cfg.sample_rate)
+            wav = entry_audio(e, _extractor.cfg.sample_rate)
         except AudioError as err:
             errors.append(str(err))
             continue
@@ -190,7 +191,8 @@ def _process_chunk(job: tuple[int, list[dict], str]) -> tuple[int, int, list[str
         lines.append({"id": e["id"], "shard": k, "offset": offset, "frames": len(f),
                       "duration": round(len(wav) / _extractor.cfg.sample_rate, 3),
                       "text": e.get("text", ""), "speaker": e.get("speaker", ""),
-                      "audio_filepath": e["audio_filepath"]})
+                      "audio_filepath": e["audio_filepath"],
+                      **({"audio_offset": e["offset"]} if "offset" in e else {})})
         offset += len(f)
     mat = np.concatenate(feats) if feats else np.zeros((0, _extractor.dim), np.float32)
     stats = {"sum": mat.sum(0, dtype=np.float64).tolist(),

@@ -2,7 +2,8 @@
 
 Each entry is checked for: valid JSON with audio_filepath / text / duration; a unique id; the
 audio file exists, is a file and decodes (not truncated, not empty, no NaN/inf, not all zero);
-the manifest duration matches the decoded one (within --tolerance seconds); the text is
+the manifest duration matches the decoded one (within --tolerance seconds; an entry with an
+"offset" is a segment of a longer recording and must lie inside it); the text is
 non-empty and covered by the vocabulary (data.units: characters or phones); the label fits the
 frames left after the model's subsampling (model.subsample, features.hop_ms; a repeated token
 needs a blank between, so it counts twice). The summary is the one `asr prepare` ends with:
@@ -17,7 +18,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from asr.data.checks import BAD_LINE, DURATION, DUPLICATE, Summary, check_transcript, probe_audio
+from asr.data.checks import (BAD_LINE, DURATION, DUPLICATE, Summary, check_transcript, probe_audio,
+                             probe_segment)
 from asr.utils import pool_map
 
 
@@ -59,13 +61,18 @@ def check_entry(item: tuple, arg) -> list[tuple]:
     file = e["audio_filepath"] if e else where
     if problem:
         return [("bad", file, *problem, where)]
-    duration, kind, detail = probe_audio(file, checks.check_audio)
-    if kind:
-        return [("bad", file, kind, detail, where)]
     try:
         declared = float(e["duration"])
+        offset = float(e["offset"]) if "offset" in e else None
     except (TypeError, ValueError):
-        return [("bad", file, BAD_LINE, f"duration {e['duration']!r} is not a number", where)]
+        return [("bad", file, BAD_LINE, f"duration {e['duration']!r} or offset "
+                 f"{e.get('offset')!r} is not a number", where)]
+    if offset is not None:  # a segment: its own bounds are the check
+        duration, kind, detail = probe_segment(file, offset, declared, checks.check_audio)
+    else:
+        duration, kind, detail = probe_audio(file, checks.check_audio)
+    if kind:
+        return [("bad", file, kind, detail, where)]
     if abs(declared - duration) > max(tolerance, 0.01 * duration):
         return [("bad", file, DURATION, f"{declared:.3f} s in the manifest, {duration:.3f} s in the file", where)]
     _, kind, detail = check_transcript(str(e["text"]), duration, checks)

@@ -186,7 +186,7 @@ def compare_files(ref_path: str | Path, hyp_a: str | Path, hyp_b: str | Path, na
     ref = read_transcripts(ref_path, ref_fmt or fmt, subset_key, utt2spk)
     opts = {"normalizer": normalizer, "by_speaker": by_speaker, "n_boot": n_boot, "seed": seed,
             "by_characters": by_characters}
-    sa, sb = (score_transcripts(ref, read_transcripts(h, hyp_fmt or fmt, subset_key), **opts)
+    sa, sb = (score_transcripts(ref, read_transcripts(h, hyp_fmt or fmt, subset_key, hypotheses=True), **opts)
               for h in (hyp_a, hyp_b))
     c = compare_results(sa, sb, speakers=sa["_speakers"], by_speaker=by_speaker, n_boot=n_boot,
                         seed=seed, segments=segments)

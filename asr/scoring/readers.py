@@ -3,7 +3,10 @@
 Formats (`read_transcripts`, auto-detected by `detect_format`, or forced with ``fmt``):
 
 - JSON Lines manifests / hypotheses: ``{"id", "text", "speaker"?, "audio_filepath"?, ...}``
-  (``.jsonl``/``.json``; an entry without ``id`` is keyed by its audio file's stem)
+  (``.jsonl``/``.json``; an entry without ``id`` is keyed by its audio file's stem, plus
+  ``@<offset>`` for a segment). Read as hypotheses, NeMo's output manifests are understood: an
+  entry's ``pred_text`` is the hypothesis (its ``text`` is NeMo's copy of the reference), so
+  one NeMo file can be both REF and HYP.
 - Kaldi ``text`` files: ``uttid word word ...`` (any other extension), speakers from ``utt2spk``
 - sclite ``trn`` files: ``word word ... (uttid)`` (``.trn``); the speaker is the part of the
   id before the first ``-`` or ``_`` (sclite's ``(spk-utt)`` convention)
@@ -30,6 +33,8 @@ class Transcripts:
     durations: dict[str, float] = field(default_factory=dict)
     format: str = "jsonl"
     path: str = ""
+
+    hypotheses: bool = False  # read pred_text (NeMo's hypothesis) before text
 
     def where(self, lineno: int) -> str:
         """'file:line', the prefix of every error about that line."""
@@ -92,8 +97,9 @@ def _add_jsonl_line(t: Transcripts, line: str, lineno: int, subset_key: str) -> 
     key = e.get("id") or Path(e.get("audio_filepath") or "").stem
     if not key:
         raise ValueError(f"{t.where(lineno)}: entry has neither 'id' nor 'audio_filepath'")
-    key = str(key)
-    t.add(key, e.get("text") or "", lineno)
+    key = str(key) if e.get("id") or "offset" not in e else f"{key}@{float(e['offset']):g}"
+    text = e["pred_text"] if t.hypotheses and "pred_text" in e else e.get("text")
+    t.add(key, text or "", lineno)
     if e.get("speaker") not in (None, ""):
         t.speakers[key] = str(e["speaker"])
     if subset_key and e.get(subset_key) not in (None, ""):
@@ -122,12 +128,13 @@ _LINE_READERS = {"jsonl": _add_jsonl_line, "trn": _add_trn_line, "kaldi": _add_k
 
 
 def read_transcripts(path: str | Path, fmt: str | None = None, subset_key: str = "subset",
-                     utt2spk: str | Path | None = None) -> Transcripts:
-    """Read a JSONL manifest/hypothesis file, a Kaldi text file or an sclite trn file."""
+                     utt2spk: str | Path | None = None, hypotheses: bool = False) -> Transcripts:
+    """Read a JSONL manifest/hypothesis file, a Kaldi text file or an sclite trn file;
+    hypotheses: the file holds hypotheses (a JSONL entry's pred_text wins over its text)."""
     fmt = fmt or detect_format(path)
     if fmt not in FORMATS:
         raise ValueError(f"unknown transcript format {fmt!r} (choose from {', '.join(FORMATS)})")
-    t = Transcripts(format=fmt, path=str(path))
+    t = Transcripts(format=fmt, path=str(path), hypotheses=hypotheses)
     add_line = _LINE_READERS[fmt]
     with open(path, encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):

@@ -239,7 +239,7 @@ def score_files(ref_path: str | Path, hyp_path: str | Path, fmt: str | None = No
     fmt: format of both files, ref_fmt / hyp_fmt: of one only (None: detected).
     """
     ref = read_transcripts(ref_path, ref_fmt or fmt, subset_key=subset_key, utt2spk=utt2spk)
-    hyp = read_transcripts(hyp_path, hyp_fmt or fmt, subset_key=subset_key)
+    hyp = read_transcripts(hyp_path, hyp_fmt or fmt, subset_key=subset_key, hypotheses=True)
     return score_transcripts(ref, hyp, **kwargs)
 
 
