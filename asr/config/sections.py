@@ -295,17 +295,28 @@ class AugmentConfig(Section):
     pitch_prob / pitch_min / pitch_max: chance of a pitch shift keeping the duration, and its
         range in semitones.
     noise_prob: chance of additive noise; snr_min / snr_max: its signal-to-noise ratio in dB,
-        drawn uniformly; noise_types: drawn uniformly from white, pink (1/f) and babble (a sum of
-        babble_talkers_min..babble_talkers_max other utterances; needs a babble source).
-    reverb_prob: chance of reverberation with a synthetic room impulse response; rt60_min /
-        rt60_max: its reverberation time in seconds; drr_min / drr_max: its direct-to-reverberant
+        drawn uniformly; noise_types: drawn uniformly from white, pink (1/f), babble (a sum of
+        babble_talkers_min..babble_talkers_max other utterances; needs a babble source) and
+        recorded (an excerpt of a file of noise_dirs; training refuses it without noise_dirs:
+        checked when the augmenter is built, so a recipe and the command line may each give one).
+    noise_dirs: folders of recorded noise, e.g. MUSAN's noise/ and music/ (searched recursively
+        for .wav, .flac and .ogg files; resampled to features.sample_rate, mixed to mono, looped
+        when shorter than the utterance). While noise_types is left at its default, recorded is
+        drawn too (see noise_kinds): white, pink, babble and recorded, a quarter each.
+    reverb_prob: chance of reverberation; rt60_min / rt60_max: the synthetic room impulse
+        response's reverberation time in seconds; drr_min / drr_max: its direct-to-reverberant
         energy ratio in dB.
+    rir_dirs: folders of recorded room impulse responses, e.g. RIRS_NOISES'
+        real_rirs_isotropic_noises/ and simulated_rirs/ (searched like noise_dirs; first channel,
+        cut to start at its direct-path peak, unit energy). When given, a reverberation uses one
+        of them (drawn uniformly) with chance rir_share, else the synthetic response.
     telephone_prob: chance of a telephone channel (300-3400 Hz, 8 kHz); mu_law: with 8-bit
         mu-law companding.
     gain_min_db / gain_max_db: random level change in dB (both 0: off).
     """
 
     SECTION: ClassVar[str] = "augment"
+    DEFAULT_NOISE_TYPES: ClassVar[tuple[str, ...]] = ("white", "pink", "babble")
 
     specaugment: bool = False
     freq_masks: int = 2
@@ -320,6 +331,7 @@ class AugmentConfig(Section):
     snr_min: float = 0.0
     snr_max: float = 20.0
     noise_types: list[NoiseType] = field(default_factory=lambda: ["white", "pink", "babble"])
+    noise_dirs: list[str] = field(default_factory=list)
     babble_talkers_min: int = 3
     babble_talkers_max: int = 7
     reverb_prob: float = 0.0
@@ -327,6 +339,8 @@ class AugmentConfig(Section):
     rt60_max: float = 0.8
     drr_min: float = 0.0
     drr_max: float = 10.0
+    rir_dirs: list[str] = field(default_factory=list)
+    rir_share: float = 1.0
     telephone_prob: float = 0.0
     mu_law: bool = True
     gain_min_db: float = 0.0
@@ -335,7 +349,7 @@ class AugmentConfig(Section):
     def check_values(self) -> None:
         if any(f <= 0 for f in self.speed_factors):
             raise ValueError(f"augment.speed_factors must be positive: {self.speed_factors}")
-        for name in ("pitch_prob", "noise_prob", "reverb_prob", "telephone_prob"):
+        for name in ("pitch_prob", "noise_prob", "reverb_prob", "rir_share", "telephone_prob"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"augment.{name} must be in [0, 1], not {getattr(self, name)}")
         for lo, hi in (("pitch_min", "pitch_max"), ("snr_min", "snr_max"), ("rt60_min", "rt60_max"),
@@ -345,6 +359,15 @@ class AugmentConfig(Section):
                 raise ValueError(f"augment.{lo} must not exceed augment.{hi}")
         if self.reverb_prob > 0 and self.rt60_min <= 0:
             raise ValueError("augment.rt60_min must be positive")
+
+    @property
+    def noise_kinds(self) -> list[str]:
+        """The noise types drawn from: noise_types, plus recorded when noise_dirs are given and
+        noise_types is left at its default."""
+        kinds = list(self.noise_types)
+        if self.noise_dirs and kinds == list(self.DEFAULT_NOISE_TYPES):
+            kinds.append("recorded")
+        return kinds
 
     @property
     def wave_active(self) -> bool:

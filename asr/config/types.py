@@ -18,7 +18,7 @@ NormType = Literal["layer", "batch", "none"]
 Amp = Literal["none", "bf16", "fp16"]
 DecoderName = Literal["greedy", "beam", "beam_lm"]
 LexiconMode = Literal["auto", "on", "off"]
-NoiseType = Literal["white", "pink", "babble"]
+NoiseType = Literal["white", "pink", "babble", "recorded"]
 LmSource = Literal["gcide", "manpages"]
 
 

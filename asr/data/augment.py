@@ -16,12 +16,12 @@ import torch
 
 from asr.config import AugmentConfig
 from asr.data.audio import AudioError
-from asr.data.effects import (BabbleSource, add_noise, gain, item_generator, pitch_shift, randint,
-                              random_noise, reverberate, speed_perturb, synthetic_rir, telephone,
-                              uniform)
+from asr.data.effects import (AudioFolder, BabbleSource, add_noise, gain, item_generator,
+                              pitch_shift, randint, random_noise, reverberate, speed_perturb,
+                              synthetic_rir, telephone, uniform)
 
-__all__ = ["Augmenter", "SpecAugment", "StoreBabble", "item_generator", "spec_augment",
-           "spec_augment_masks"]
+__all__ = ["AudioFolder", "Augmenter", "SpecAugment", "StoreBabble", "item_generator",
+           "spec_augment", "spec_augment_masks"]
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +135,10 @@ class Augmenter(torch.nn.Module):
     reverberation, additive noise, telephone channel, gain. Draws are made only for effects that
     are on, so an all-off config returns the input tensor itself. ``spec_augment(feats,
     generator)`` applies the config's SpecAugment to features (input unchanged when off).
+    Noise types are cfg.noise_kinds ("recorded": excerpts of cfg.noise_dirs' files); with
+    cfg.rir_dirs, a reverberation convolves with one of their responses (chance cfg.rir_share)
+    instead of a synthetic one. Their files are listed here (:class:`AudioFolder`: ValueError
+    for a folder without audio), only when the effect is on.
     """
 
     def __init__(self, cfg: AugmentConfig | None = None, sample_rate: int = 16000,
@@ -143,13 +147,31 @@ class Augmenter(torch.nn.Module):
         cfg = cfg or AugmentConfig()
         self.cfg, self.sample_rate, self.babble_source = cfg, sample_rate, babble_source
         self.speed_factors = cfg.speed_factors
-        self.noise_types = list(cfg.noise_types)
+        self.noise_types = list(cfg.noise_kinds)
         if "babble" in self.noise_types and babble_source is None:
             self.noise_types = [t for t in self.noise_types if t != "babble"]
             if cfg.noise_prob > 0:
                 log.warning("augment: no babble source given; babble noise not used")
         if cfg.noise_prob > 0 and not self.noise_types:
             raise ValueError("augment.noise_prob > 0 but no usable noise type")
+        self.noise_folder = self.rir_folder = None
+        if cfg.noise_prob > 0 and "recorded" in self.noise_types:
+            if not cfg.noise_dirs:
+                raise ValueError("augment.noise_types has 'recorded' but augment.noise_dirs is "
+                                 "empty: give folders of recorded noise (e.g. augment.noise_dirs="
+                                 "[/data/musan/noise,/data/musan/music]) or drop 'recorded'")
+            self.noise_folder = AudioFolder(cfg.noise_dirs, sample_rate, "noise")
+            log.info("augment: %d recorded noise files in %s", len(self.noise_folder),
+                     ", ".join(cfg.noise_dirs))
+        elif cfg.noise_dirs:
+            log.warning("augment.noise_dirs not used (noise_prob is 0 or noise_types lacks "
+                        "'recorded')")
+        if cfg.reverb_prob > 0 and cfg.rir_dirs and cfg.rir_share > 0:
+            self.rir_folder = AudioFolder(cfg.rir_dirs, sample_rate, "rir")
+            log.info("augment: %d room impulse responses in %s", len(self.rir_folder),
+                     ", ".join(cfg.rir_dirs))
+        elif cfg.rir_dirs:
+            log.warning("augment.rir_dirs not used (reverb_prob or rir_share is 0)")
         self.specaug = SpecAugment(cfg.freq_masks, cfg.freq_width, cfg.time_masks,
                                    cfg.time_width_ratio) if cfg.specaugment else None
 
@@ -159,7 +181,19 @@ class Augmenter(torch.nn.Module):
     def noise(self, n: int, generator: torch.Generator) -> torch.Tensor:
         """n samples of unit-RMS noise of a type drawn from the usable noise types."""
         return random_noise(n, generator, self.noise_types, self.babble_source,
-                            self.cfg.babble_talkers_min, self.cfg.babble_talkers_max)
+                            self.cfg.babble_talkers_min, self.cfg.babble_talkers_max,
+                            self.noise_folder)
+
+    def rir(self, generator: torch.Generator) -> torch.Tensor:
+        """A room impulse response: a recorded one (with chance cfg.rir_share, when rir_dirs
+        are given and one is readable), else a synthetic one of the config's ranges."""
+        c = self.cfg
+        if self.rir_folder is not None and self._happens(c.rir_share, generator):
+            rir = self.rir_folder.rir(generator)
+            if rir is not None:
+                return rir
+        return synthetic_rir(uniform(generator, c.rt60_min, c.rt60_max), self.sample_rate,
+                             generator, uniform(generator, c.drr_min, c.drr_max))
 
     def forward(self, wav: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """wav: (samples,) float waveform; generator: source of every draw. Returns the
@@ -173,9 +207,7 @@ class Augmenter(torch.nn.Module):
         if self._happens(c.pitch_prob, generator):
             wav = pitch_shift(wav, uniform(generator, c.pitch_min, c.pitch_max))
         if self._happens(c.reverb_prob, generator):
-            rir = synthetic_rir(uniform(generator, c.rt60_min, c.rt60_max), sr, generator,
-                                uniform(generator, c.drr_min, c.drr_max))
-            wav = reverberate(wav, rir)
+            wav = reverberate(wav, self.rir(generator))
         if self._happens(c.noise_prob, generator):
             snr = uniform(generator, c.snr_min, c.snr_max)
             wav = add_noise(wav, self.noise(wav.shape[-1], generator), snr)
