@@ -15,7 +15,7 @@ PY := .venv/bin/python
 .PHONY: setup data features train resume lm tune-lm decode score demo test bench bench-train bench-memory benchmark bench-decode bundle bench-ship
 
 setup:
-	@bash tools/setup.sh
+	@bash tools/setup.sh $(CONFIG)
 
 data: setup
 	$(ASR) prepare --config $(CONFIG) $(DATA_ARGS) $(ARGS)

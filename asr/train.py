@@ -94,6 +94,27 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+
+class _NoWriter:
+    """Stands in for a SummaryWriter when tensorboard is not installed."""
+
+    def add_scalar(self, *args, **kwargs) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def tensorboard_writer(folder: Path):
+    """A TensorBoard SummaryWriter, or a writer of nothing without the tensorboard package (the
+    scalars are in metrics.jsonl and train.log all the same)."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        log.info("tensorboard is not installed: no TensorBoard logs (pip install 'asr-ctc[tensorboard]')")
+        return _NoWriter()
+    return SummaryWriter(str(folder))
+
 class Trainer:
     """Holds the model, optimiser, data and counters of one training run."""
 
@@ -272,8 +293,7 @@ class Trainer:
     def train(self) -> dict:
         tc = self.cfg.train
         if self.rank == 0:
-            from torch.utils.tensorboard import SummaryWriter
-            self.writer = SummaryWriter(str(self.run_dir / "tensorboard"))
+            self.writer = tensorboard_writer(self.run_dir / "tensorboard")
         start = time.time()
         stopped = False
         while self.epoch < tc.epochs and not stopped:

@@ -50,6 +50,17 @@ def cmd_decode(args) -> int:
 
 # ---------------------------------------------------------------- asr lm build
 
+def cmd_lm_install_tools(args) -> int:
+    from asr.decoding.kenlm_tools import KenlmBuildError, install_tools
+    try:
+        bin_dir = install_tools(args.prefix, args.jobs)
+    except KenlmBuildError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(f"KenLM tools: {bin_dir}/lmplz, {bin_dir}/build_binary")
+    return 0
+
+
 def cmd_lm_build(args) -> int:
     from asr.decoding.lm import build_lm, lm_paths, lm_vocab
     cfg = load_config(args.config, args.overrides)
@@ -260,6 +271,10 @@ def add_commands(sub, stage) -> None:
     b.add_argument("--out", help="output folder (default lm.dir or <data.root>/lm)")
     b.add_argument("overrides", nargs="*", help="section.key=value overrides (lm.order=3 ...)")
     b.set_defaults(func=cmd_lm_build)
+    i = lm_sub.add_parser("install-tools", help="build KenLM's lmplz and build_binary (once per user)")
+    i.add_argument("--prefix", help="folder for the programs (default ~/.cache/asr-ctc/kenlm-<version>/bin)")
+    i.add_argument("--jobs", type=int, default=2, help="parallel compile jobs (default 2)")
+    i.set_defaults(func=cmd_lm_install_tools)
     t = stage("tune-lm", cmd_tune_lm, "search LM weight / word score on dev; writes <exp_dir>/decode.yaml")
     t.add_argument("--method", choices=["grid", "random"], default="grid")
     t.add_argument("--trials", type=int, default=20, help="random search: number of trials")

@@ -1,7 +1,7 @@
 """N-gram language models with KenLM: `asr lm build` (lmplz -> ARPA -> build_binary) and lexicons.
 
-KenLM's programs ship in no wheel; ``tools/build_kenlm.sh`` (run by ``make setup``) compiles
-``lmplz`` and ``build_binary`` into ``.venv/kenlm/bin``. Decoding then loads the binary model
+KenLM's programs ship in no wheel; ``asr lm install-tools`` (asr.decoding.kenlm_tools; ``make
+setup`` runs it for ``.venv/kenlm/bin``) compiles ``lmplz`` and ``build_binary``, once per user. Decoding then loads the binary model
 through flashlight-text (inside torchaudio's ``ctc_decoder``); the ``kenlm`` Python module is
 not needed.
 
@@ -45,10 +45,13 @@ class LmError(RuntimeError):
 def kenlm_program(name: str) -> str:
     """Path of a KenLM program (``lmplz`` or ``build_binary``).
 
-    Looked for in $ASR_KENLM_BIN, then <venv>/kenlm/bin (where tools/build_kenlm.sh puts it),
-    then on PATH. Raises LmError naming the fix when it is nowhere.
+    Looked for in $ASR_KENLM_BIN, then <venv>/kenlm/bin (where `make setup` puts it), then the
+    user's cache (`asr lm install-tools`), then on PATH. Raises LmError naming the fix when it
+    is nowhere.
     """
-    dirs = [os.environ.get("ASR_KENLM_BIN", ""), str(Path(sys.prefix) / "kenlm" / "bin")]
+    from asr.decoding.kenlm_tools import user_tools_dir
+    dirs = [os.environ.get("ASR_KENLM_BIN", ""), str(Path(sys.prefix) / "kenlm" / "bin"),
+            str(user_tools_dir())]
     for d in dirs:
         if d and os.access(Path(d) / name, os.X_OK):
             return str(Path(d) / name)
@@ -56,7 +59,7 @@ def kenlm_program(name: str) -> str:
     if found:
         return found
     raise LmError(f"KenLM's {name} not found (looked in {', '.join(d for d in dirs if d)} and PATH): "
-                  "run `make setup` or `bash tools/build_kenlm.sh` to build it")
+                  "run `asr lm install-tools` (or `make setup`) to build it")
 
 
 def _run(cmd: list[str], log_path: Path) -> None:
