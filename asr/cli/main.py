@@ -125,10 +125,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", help="run folder (exp/<recipe>/<run>)")
     p.add_argument("--last", type=int, default=5, help="how many of the latest epoch-<n>.pt")
     p.set_defaults(func=cmd_average)
-    from asr.cli import decoding, scoring, shard
+    from asr.cli import decoding, plot, scoring, shard
     decoding.add_commands(sub, stage)
     scoring.add_commands(sub, stage)
     shard.add_commands(sub, stage)
+    plot.add_commands(sub, stage)
     return parser
 
 

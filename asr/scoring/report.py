@@ -20,6 +20,7 @@ import base64
 import html
 import json
 import logging
+import os
 from pathlib import Path
 
 from asr.scoring.score import aligned_rows, format_alignment, summary, write_alignments
@@ -291,16 +292,22 @@ def write_per_utt(path: Path, s: dict) -> None:
 
 
 def write_all(out_dir: str | Path, s: dict, title: str = "Scoring report",
-              sources: dict | None = None, plots: bool = True) -> dict[str, Path]:
-    """Write the report files of a score() result into out_dir; returns {kind: path}."""
+              sources: dict | None = None, plots: bool = True,
+              pictures: list[str | Path] | None = None) -> dict[str, Path]:
+    """Write the report files of a score() result into out_dir; returns {kind: path}.
+
+    pictures: more PNG files to show after the plots (e.g. `asr plot utterances` pictures):
+    embedded in report.html, linked (relative to out_dir) from report.md."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     pngs = write_plots(out, s) if plots else []
+    extra = {os.path.relpath(p, out): Path(p) for p in pictures or []}
     paths = {"markdown": out / "report.md", "html": out / "report.html",
              "alignments": out / "alignments.txt", "json": out / "scores.json",
              "per_utt": out / "per_utt.jsonl"}
-    atomic_write_text(paths["markdown"], markdown_report(s, title, sources, plots=pngs))
-    atomic_write_text(paths["html"], html_report(s, title, sources, {p: (out / p).read_bytes() for p in pngs}))
+    atomic_write_text(paths["markdown"], markdown_report(s, title, sources, plots=pngs + list(extra)))
+    images = {**{p: (out / p).read_bytes() for p in pngs}, **{k: p.read_bytes() for k, p in extra.items()}}
+    atomic_write_text(paths["html"], html_report(s, title, sources, images))
     write_alignments(paths["alignments"], s)
     meta = {"title": title, "sources": {k: str(v) for k, v in (sources or {}).items()}}
     atomic_write_text(paths["json"], json.dumps({**meta, **summary(s)}, indent=1, ensure_ascii=False))
