@@ -1,7 +1,8 @@
 """Export of the acoustic model (asr.model.CTCModel) to ONNX and TorchScript, and int8 ONNX.
 
-CTCModel runs its RNNs on PackedSequences, which neither exporter can carry. InferenceModel
-computes the same function on a padded batch with plain tensor ops:
+InferenceModel computes CTCModel's function on a padded batch with plain tensor ops that both
+exporters carry (the padded way asr.model.RNNStack runs on CPU, with the helpers it shares;
+on CUDA the model runs PackedSequences, which no exporter carries):
 
 * the forward direction of each RNN layer runs on the padded batch as is: an RNN's output at
   a valid frame depends only on the frames before it, never on the pads after it;
@@ -36,7 +37,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from asr.model import CTCModel, time_mask
+from asr.model import CTCModel, gather_time, one_direction, reverse_index, time_mask
 from asr.utils import atomic_open, atomic_path
 
 INPUT_NAMES = ["feats", "lengths"]
@@ -50,18 +51,6 @@ def _halve(lengths: torch.Tensor) -> torch.Tensor:
     """(n - 1) // 2 + 1 (a stride-2, kernel-3, pad-1 conv) written as (n + 1) // 2: the same for
     n >= 0, and never negative, so ONNX's truncating integer Div gives the floor too."""
     return torch.div(lengths + 1, 2, rounding_mode="floor")
-
-
-def _reverse_index(lengths: torch.Tensor, frames: int) -> torch.Tensor:
-    """(B, T) gather index that reverses each sequence within its own length (pads stay put);
-    it is its own inverse, so the same gather undoes it."""
-    t = torch.arange(frames, device=lengths.device)[None, :]
-    n = lengths[:, None]
-    return torch.where(t < n, n - 1 - t, t)
-
-
-def _gather_time(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    return torch.gather(x, 1, index.unsqueeze(2).expand(-1, -1, x.shape[2]))
 
 
 def _lstmp_scan(x: torch.Tensor, w_ih: torch.Tensor, w_hh: torch.Tensor, b_ih: torch.Tensor,
@@ -108,17 +97,6 @@ def _no_deprecation_notes(exporter: bool = False):
         yield
 
 
-def _one_direction(rnn: nn.RNNBase, suffix: str) -> nn.RNNBase:
-    """A unidirectional copy of one direction of `rnn` ("" forward, "_reverse" backward) that
-    shares its Parameters (no copy: a later change to the model's weights shows here too)."""
-    kw = {"proj_size": rnn.proj_size} if isinstance(rnn, nn.LSTM) and rnn.proj_size else {}
-    single = type(rnn)(rnn.input_size, rnn.hidden_size, num_layers=1, bias=rnn.bias,
-                       batch_first=True, bidirectional=False, **kw)
-    for name in single._flat_weights_names:  # RNNBase.__setattr__ keeps _flat_weights in step
-        setattr(single, name, getattr(rnn, name + suffix))
-    return single
-
-
 class Direction(nn.Module):
     """One direction of one RNN layer on a padded (B, T, D) batch: the native kernel."""
 
@@ -152,9 +130,9 @@ class RNNLayer(nn.Module):
 
     def __init__(self, rnn: nn.RNNBase, norm: nn.Module, onnx_loop: bool):
         super().__init__()
-        self.forward_rnn = _direction(_one_direction(rnn, ""), onnx_loop)
+        self.forward_rnn = _direction(one_direction(rnn, ""), onnx_loop)
         self.bidirectional = rnn.bidirectional
-        self.backward_rnn = _direction(_one_direction(rnn, "_reverse"), onnx_loop) \
+        self.backward_rnn = _direction(one_direction(rnn, "_reverse"), onnx_loop) \
             if rnn.bidirectional else nn.Identity()
         self.norm = norm
         self.channels_first = isinstance(norm, nn.BatchNorm1d)  # BatchNorm1d wants (B, C, T)
@@ -162,7 +140,7 @@ class RNNLayer(nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor, rev: torch.Tensor) -> torch.Tensor:
         y = self.forward_rnn(x)
         if self.bidirectional:
-            back = _gather_time(self.backward_rnn(_gather_time(x, rev)), rev)
+            back = gather_time(self.backward_rnn(gather_time(x, rev)), rev)
             y = torch.cat([y, back], 2)
         if self.channels_first:  # eval BatchNorm: running statistics, so per frame
             y = self.norm(y.transpose(1, 2)).transpose(1, 2)
@@ -228,7 +206,7 @@ class InferenceModel(nn.Module):
         b, c, t, f = x.shape
         x = x.permute(0, 2, 1, 3).reshape(b, t, c * f)
         mask = time_mask(lengths, t)
-        rev = _reverse_index(lengths, t)
+        rev = reverse_index(lengths, t)
         for layer in self.layers:
             x = layer(x, mask, rev)
         x = self.lookahead(x)

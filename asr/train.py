@@ -295,7 +295,7 @@ class Trainer:
         if self.rank == 0:
             self.writer = tensorboard_writer(self.run_dir / "tensorboard")
         start = time.time()
-        stopped = False
+        stopped = self.done(start)  # a resumed run may have finished already
         while self.epoch < tc.epochs and not stopped:
             position = self.positions[self.rank % len(self.positions)] if self.batch_in_epoch else None
             self.data.set_epoch(self.epoch, position)

@@ -144,3 +144,12 @@ def test_features_on_device_match_the_store(tone_corpus, tone_store, tmp_path):
     # frames away from the utterance's end match (the end differs: zeros vs reflection padding)
     assert torch.allclose(x[0, 1:len(ref) - 2], ref[1:-2], atol=0.05)
     assert trainer.train()["step"] == 3
+
+
+def test_resuming_a_finished_run_trains_no_further(tone_store, tmp_path):
+    cfg = small_config(tone_store, tmp_path / "done", epochs=5, max_steps=2)
+    assert Trainer(cfg).train()["step"] == 2
+    again = Trainer(small_config(tone_store, tmp_path / "done", epochs=5, max_steps=2), resume=True)
+    assert again.train()["step"] == 2
+    steps = [json.loads(line)["step"] for line in (tmp_path / "done" / "metrics.jsonl").open()]
+    assert steps == [1, 2]

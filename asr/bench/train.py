@@ -68,10 +68,11 @@ def bench_trainer(config: str | None, overrides: list[str], shards: str | None):
 def run_loading(config: str | None, overrides: list[str], steps: int, warmup: int,
                 shards: str | None) -> dict:
     """In this process: time `steps` batches of data loading + collate alone (after `warmup`),
-    from the shard folder when given, else from the trainer's store."""
+    from the shard folder when given, else from the trainer's store; also the share of the
+    padded batch frames that are real frames (what length bucketing buys)."""
     trainer = bench_trainer(config, overrides, shards)
     batches = endless_batches(trainer)
-    audio, utts = 0.0, 0
+    audio, utts, real, padded = 0.0, 0, 0, 0
     for i in range(warmup + steps):
         if i == warmup:
             t0 = time.perf_counter()
@@ -81,8 +82,10 @@ def run_loading(config: str | None, overrides: list[str], steps: int, warmup: in
         if i >= warmup:
             audio += trainer.batch_seconds(batch.feat_lens)
             utts += len(batch.ids)
+            real += int(batch.feat_lens.sum())
+            padded += int(batch.feat_lens.max()) * len(batch.ids)
     total = time.perf_counter() - t0
-    return {"audio_s_per_s": audio / total, "utts_per_s": utts / total,
+    return {"audio_s_per_s": audio / total, "utts_per_s": utts / total, "fill": real / padded,
             "num_workers": trainer.cfg.train.num_workers,
             "store": type(getattr(trainer.data.dataset, "store", trainer.data.dataset)).__name__}
 
@@ -180,21 +183,22 @@ def run_worker(args, extra: list[str], flags: list[str]) -> dict | None:
 def print_loading(args) -> None:
     """Data loading + collate alone, from the feature store and from the shards, side by side."""
     kind = json.loads((Path(args.shards) / "shards.json").read_text())["kind"]
-    store = run_worker(args, [], ["--load-only"])
-    shards = run_worker(args, [], ["--load-only", "--from-shards", args.shards])
+    many = ["--steps", str(max(args.steps, 200))]  # loading is fast: more batches, steadier
+    store = run_worker(args, [], ["--load-only", *many])
+    shards = run_worker(args, [], ["--load-only", *many, "--from-shards", args.shards])
     if store is None or shards is None:
         print("data loading: failed", file=sys.stderr)
         return
-    print(f"\nData loading + collate alone ({args.steps} batches, "
-          f"{store['num_workers']} DataLoader workers)\n")
-    print("| source | audio-s/s | utt/s | vs the store |")
-    print("|---|---|---|---|")
+    print(f"\nData loading + collate alone ({max(args.steps, 200)} batches, "
+          f"{store['num_workers']} DataLoader workers; real frames: share of the padded batch)\n")
+    print("| source | audio-s/s | utt/s | vs the store | real frames |")
+    print("|---|---|---|---|---|")
     own = {"FeatureStore": "feature store (random access)",
            "OnTheFlyStore": "manifest, features on the fly"}.get(store["store"], store["store"])
     for name, r in ((own, store),
                     (f"shards of {kind}, streamed ({args.shards})", shards)):
         print(f"| {name} | {r['audio_s_per_s']:.1f} | {r['utts_per_s']:.1f} | "
-              f"{r['audio_s_per_s'] / store['audio_s_per_s']:.2f}x |")
+              f"{r['audio_s_per_s'] / store['audio_s_per_s']:.2f}x | {100 * r['fill']:.1f} % |")
 
 
 if __name__ == "__main__":

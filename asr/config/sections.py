@@ -217,7 +217,7 @@ class TrainConfig(Section):
     sortagrad: bool = True
     rebucket: float = 2.0
     shuffle_buffer: int = 1000
-    sort_buffer: int = 256
+    sort_buffer: int = 1024
     lr: float = 2e-3
     final_lr_ratio: float = 0.05
     weight_decay: float = 1e-2
