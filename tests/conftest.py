@@ -143,31 +143,36 @@ def word_times(text: str, start: float) -> list[tuple[str, float, float]]:
     return out
 
 
-@pytest.fixture(scope="session")
-def tone_run(tmp_path_factory):
-    """A tone corpus (features, train text) and a small BiLSTM trained on it to CER ~0 (~15 s)."""
-    from asr.train import Trainer
-    root = tmp_path_factory.mktemp("tones")
-    rng = np.random.default_rng(0)
-    for split, n in (("train", 48), ("dev", 8), ("test", 8)):
-        (root / "audio" / split).mkdir(parents=True)
+def write_tone_splits(root: Path, counts=(("train", 48), ("dev", 8), ("test", 8)),
+                      two_phrase_every: int = 3, seed: int = 0) -> None:
+    """Tone corpus splits under root: wavs, manifests, feature stores, train_text.txt. Every
+    two_phrase_every-th training clip (0: none) is two phrases with a pause of noise between
+    them, as in long recordings: the model learns that a long pause is a word boundary."""
+    rng = np.random.default_rng(seed)
+    for split, n in counts:
+        (root / "audio" / split).mkdir(parents=True, exist_ok=True)
         lines = []
         for i in range(n):
-            # a third of the training clips are two phrases with a pause of noise between them,
-            # as in long recordings: the model learns that a long pause is a word boundary
-            phrases = 2 if split == "train" and i % 3 == 0 else 1
-            texts = [" ".join(rng.choice(WORDS, size=rng.integers(1, 4))) for _ in range(phrases)]
-            text = " ".join(texts)
+            two = split == "train" and two_phrase_every and i % two_phrase_every == 0
+            texts = [" ".join(rng.choice(WORDS, size=rng.integers(1, 4))) for _ in range(2 if two else 1)]
             path = root / "audio" / split / f"{split}{i:03d}.wav"
             sf.write(path, tone_phrases(texts, rng), SR, subtype="PCM_16")
             lines.append({"id": f"{split}{i:03d}", "audio_filepath": str(path),
-                          "duration": sf.info(path).duration, "text": text})
+                          "duration": sf.info(path).duration, "text": " ".join(texts)})
         (root / "manifests").mkdir(exist_ok=True)
         (root / "manifests" / f"{split}.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
         extract_features(root / "manifests" / f"{split}.jsonl", root / "features" / split,
                          FeatureConfig(), nj=1, progress=False)
     (root / "manifests" / "train_text.txt").write_text(
         "".join(json.loads(x)["text"] + "\n" for x in (root / "manifests" / "train.jsonl").open()))
+
+
+@pytest.fixture(scope="session")
+def tone_run(tmp_path_factory):
+    """A tone corpus (features, train text) and a small BiLSTM trained on it to CER ~0 (~15 s)."""
+    from asr.train import Trainer
+    root = tmp_path_factory.mktemp("tones")
+    write_tone_splits(root)
     cfg = Config()
     apply(cfg, {"data": {"root": str(root), "test_splits": ["test"]},
                 "model": {"rnn_layers": 1, "rnn_hidden": 64, "conv_channels": 8, "subsample": 2,

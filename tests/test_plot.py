@@ -10,13 +10,10 @@ import shutil
 
 import numpy as np
 import pytest
-import soundfile as sf
 
 from asr.cli import main
-from asr.config import FeatureConfig
-from asr.data.store import extract_features
 from asr.scoring import pictures
-from conftest import SR, WORDS, small_config, tone_phrases
+from conftest import small_config, write_tone_splits
 
 
 @pytest.fixture(scope="module")
@@ -24,20 +21,7 @@ def tiny_run(tmp_path_factory):
     """(run folder, test manifest) of 3 updates on 6 tone utterances (~5 s)."""
     from asr.train import Trainer
     root = tmp_path_factory.mktemp("plot")
-    rng = np.random.default_rng(0)
-    for split, n in (("train", 6), ("dev", 2), ("test", 4)):
-        (root / "audio" / split).mkdir(parents=True)
-        lines = []
-        for i in range(n):
-            text = " ".join(rng.choice(WORDS, size=rng.integers(1, 4)))
-            path = root / "audio" / split / f"{split}{i:03d}.wav"
-            sf.write(path, tone_phrases([text], rng), SR, subtype="PCM_16")
-            lines.append({"id": f"{split}{i:03d}", "audio_filepath": str(path),
-                          "duration": sf.info(path).duration, "text": text})
-        (root / "manifests").mkdir(exist_ok=True)
-        (root / "manifests" / f"{split}.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
-        extract_features(root / "manifests" / f"{split}.jsonl", root / "features" / split,
-                         FeatureConfig(), nj=1, progress=False)
+    write_tone_splits(root, (("train", 6), ("dev", 2), ("test", 4)), two_phrase_every=0)
     Trainer(small_config(root, root / "exp", epochs=3, max_steps=3, log_every=1)).train()
     return root / "exp", root / "manifests" / "test.jsonl"
 

@@ -13,7 +13,6 @@ It runs what `asr plot utterances` and `asr plot training` run (asr.scoring.pict
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 from pathlib import Path
@@ -26,28 +25,11 @@ def tone_run(root: Path) -> tuple[Path, Path]:
     """The tests' tone corpus and tone model (as conftest.tone_run), made under root:
     (run folder, test manifest)."""
     sys.path.insert(0, str(REPO / "tests"))
-    import numpy as np
-    import soundfile as sf
-    from conftest import SR, WORDS, tone_phrases
+    from conftest import write_tone_splits
 
-    from asr.config import Config, FeatureConfig, apply
-    from asr.data.store import extract_features
+    from asr.config import Config, apply
     from asr.train import Trainer
-    rng = np.random.default_rng(0)
-    for split, n in (("train", 48), ("dev", 8), ("test", 8)):
-        (root / "audio" / split).mkdir(parents=True, exist_ok=True)
-        lines = []
-        for i in range(n):
-            phrases = 2 if split == "train" and i % 3 == 0 else 1
-            texts = [" ".join(rng.choice(WORDS, size=rng.integers(1, 4))) for _ in range(phrases)]
-            path = root / "audio" / split / f"{split}{i:03d}.wav"
-            sf.write(path, tone_phrases(texts, rng), SR, subtype="PCM_16")
-            lines.append({"id": f"{split}{i:03d}", "audio_filepath": str(path),
-                          "duration": sf.info(path).duration, "text": " ".join(texts)})
-        (root / "manifests").mkdir(exist_ok=True)
-        (root / "manifests" / f"{split}.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
-        extract_features(root / "manifests" / f"{split}.jsonl", root / "features" / split,
-                         FeatureConfig(), nj=1, progress=False)
+    write_tone_splits(root)
     cfg = Config()
     apply(cfg, {"data": {"root": str(root), "test_splits": ["test"]},
                 "model": {"rnn_layers": 1, "rnn_hidden": 64, "conv_channels": 8, "subsample": 2,
