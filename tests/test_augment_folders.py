@@ -18,19 +18,7 @@ from asr.data import effects as A
 from asr.data.augment import Augmenter
 from asr.data.effects import AudioFolder
 
-SR = 16000
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-def gen(seed: int = 0) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
+from test_augment import SR, gen, one_thread  # noqa: F401  (one_thread: an autouse fixture)
 
 
 def tone(freq: float, seconds: float, sr: int, amp: float = 0.5) -> np.ndarray:
