@@ -167,20 +167,25 @@ def write_tone_splits(root: Path, counts=(("train", 48), ("dev", 8), ("test", 8)
         "".join(json.loads(x)["text"] + "\n" for x in (root / "manifests" / "train.jsonl").open()))
 
 
+def tone_model_config(root: Path, log_every: int = 1000) -> Config:
+    """The small BiLSTM of tone_run, trained into <root>/exp on the corpus at root."""
+    cfg = Config()
+    apply(cfg, {"data": {"root": str(root), "test_splits": ["test"]},
+                "model": {"rnn_layers": 1, "rnn_hidden": 64, "conv_channels": 8, "subsample": 2,
+                          "dropout": 0.0},
+                "train": {"exp_dir": str(root / "exp"), "batch_frames": 400, "warmup_steps": 10,
+                          "lr": 1e-2, "epochs": 16, "threads": 2, "log_every": log_every,
+                          "checkpoint_every": 0}})
+    return cfg
+
+
 @pytest.fixture(scope="session")
 def tone_run(tmp_path_factory):
     """A tone corpus (features, train text) and a small BiLSTM trained on it to CER ~0 (~15 s)."""
     from asr.train import Trainer
     root = tmp_path_factory.mktemp("tones")
     write_tone_splits(root)
-    cfg = Config()
-    apply(cfg, {"data": {"root": str(root), "test_splits": ["test"]},
-                "model": {"rnn_layers": 1, "rnn_hidden": 64, "conv_channels": 8, "subsample": 2,
-                          "dropout": 0.0},
-                "train": {"exp_dir": str(root / "exp"), "batch_frames": 400, "warmup_steps": 10,
-                          "lr": 1e-2, "epochs": 16, "threads": 2, "log_every": 1000,
-                          "checkpoint_every": 0}})
-    trainer = Trainer(cfg)
+    trainer = Trainer(tone_model_config(root))
     trainer.train()
     assert trainer.validate()["cer"] < 5, "the tone model did not learn (test set-up)"
     return root

@@ -25,19 +25,11 @@ def tone_run(root: Path) -> tuple[Path, Path]:
     """The tests' tone corpus and tone model (as conftest.tone_run), made under root:
     (run folder, test manifest)."""
     sys.path.insert(0, str(REPO / "tests"))
-    from conftest import write_tone_splits
+    from conftest import tone_model_config, write_tone_splits
 
-    from asr.config import Config, apply
     from asr.train import Trainer
     write_tone_splits(root)
-    cfg = Config()
-    apply(cfg, {"data": {"root": str(root), "test_splits": ["test"]},
-                "model": {"rnn_layers": 1, "rnn_hidden": 64, "conv_channels": 8, "subsample": 2,
-                          "dropout": 0.0},
-                "train": {"exp_dir": str(root / "exp"), "batch_frames": 400, "warmup_steps": 10,
-                          "lr": 1e-2, "epochs": 16, "threads": 2, "log_every": 10,
-                          "checkpoint_every": 0}})
-    Trainer(cfg).train()
+    Trainer(tone_model_config(root, log_every=10)).train()
     return root / "exp", root / "manifests" / "test.jsonl"
 
 
