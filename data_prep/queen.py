@@ -17,7 +17,8 @@ package (1.0.0-9, CEM10, 7,671 entries, 54,108,887 bytes):
             the data is in this file), offset (4, from the start of the file), size (4)
 
 ``*.SB`` entries are the voice clips and sound effects: bare MPEG-2.5 layer III frames (11,025 Hz
-mono, 16 kbit/s) that libsndfile decodes, so they are copied out unchanged as .mp3.
+mono, 16 kbit/s); FFmpeg decodes them into FLAC files (libsndfile's decoder gives NaN samples
+for some, not the same ones every run).
 
 ``*.DOG`` entries are the conversations: a 20-byte AMOS "AmBk" bank header, then (offsets from
 after it) level count (int16; negative = cannot quit), unique key, talk key, Joe's entry count,
@@ -58,13 +59,19 @@ are sound effects. Each is counted in a Summary note.
 
 from __future__ import annotations
 
+import io
 import re
 import struct
 from collections import Counter
 from pathlib import Path
 from typing import NamedTuple
 
-from asr.data.checks import EMPTY_TEXT, NON_SPEECH, Summary
+import numpy as np
+import soundfile as sf
+
+from asr.data.audio import AudioError
+from asr.data.checks import EMPTY_TEXT, NON_SPEECH, UNDECODABLE, Summary
+from asr.data.reader import ffmpeg_decode
 from asr.utils import atomic_path
 
 from . import queen_cutaway as cutaway
@@ -250,11 +257,16 @@ def clip_kind(name: str) -> str:
 # --- items and prepare -------------------------------------------------------------------------
 
 def extract_clip(path: Path, entry: Entry, target: Path) -> Path:
-    """Copy one clip's MP3 bytes out once (atomic; an existing file is kept)."""
+    """Decode one clip's MP3 bytes with FFmpeg into a 16-bit FLAC file at the clip's rate, once
+    (atomic; an existing file is kept). Not libsndfile: its MP3 decoder turns a varying few
+    hundred of these clips into NaN samples from run to run, so the corpus would differ."""
     if not target.exists():
-        with open(path, "rb") as f, atomic_path(target, fsync=False) as tmp:
+        with open(path, "rb") as f:
             f.seek(entry.offset)
-            tmp.write_bytes(f.read(entry.size))
+            data = f.read(entry.size)
+        samples, rate = ffmpeg_decode(io.BytesIO(data), f"{path}:{entry.name}")
+        with atomic_path(target, fsync=False) as tmp:
+            sf.write(str(tmp), np.clip(samples, -1.0, 1.0), rate, subtype="PCM_16", format="FLAC")
     return target
 
 
@@ -303,7 +315,11 @@ def items(queen_1c: str | Path, audio_dir: str | Path, counts: Counter | None = 
         if is_vocalisation(text):
             yield {"id": uid, "audio": f"{path.name}:{name}", "reject": (NON_SPEECH, repr(text))}
             continue
-        audio = extract_clip(path, index[name], audio_dir / f"{uid}.mp3")
+        try:
+            audio = extract_clip(path, index[name], audio_dir / f"{uid}.flac")
+        except AudioError as e:
+            yield {"id": uid, "audio": f"{path.name}:{name}", "reject": (UNDECODABLE, str(e))}
+            continue
         yield {"id": uid, "audio": str(audio), "text": text, "speaker": speaker}
 
 

@@ -7,10 +7,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+import pytest
+import soundfile as sf
 import torch
 
 from asr.checkpoint import save_checkpoint
 from asr.config import FeatureConfig
+from asr.data.audio import AudioError, load_audio
 from asr.data.store import FeatureStore
 from asr.data.dataset import AsrDataset
 from asr.decoding.decoders import decode_store
@@ -18,7 +22,7 @@ from asr.text.normalize import normalize_text
 from asr.text.vocab import CharVocab
 from asr.train import Trainer
 from asr.transcribe.transcriber import transcribe_files
-from conftest import small_config
+from conftest import small_config, write_sine
 from asr.data.store import extract_features
 from test_prepare_folder import make_bad, make_good
 
@@ -81,3 +85,25 @@ def test_every_stage_reports_bad_items_once_and_processes_the_rest(tmp_path, ton
     results, errors = transcribe_files(ckpt, files)
     assert {Path(p).name for p in errors} == AUDIO_BAD - {"dirfile.wav"} | {"gone.wav"}
     assert len(results) == len(files) - len(errors)
+
+
+def test_mp3_decoded_to_nan_by_libsndfile_is_decoded_again_by_ffmpeg(tmp_path, monkeypatch):
+    # libmpg123 (inside libsndfile) turns a varying few frames of some valid MP3s into NaN
+    # samples; the reader then decodes the same file, or its segment, with FFmpeg.
+    path = write_sine(tmp_path / "clip.mp3", 1.0, 300.0, rate=11025, fmt="MP3", subtype=None)
+    clean = load_audio(path, 11025)
+    real_read = sf.read
+
+    def nan_read(*args, **kw):
+        data, rate = real_read(*args, **kw)
+        data[100:200] = np.nan
+        return data, rate
+
+    monkeypatch.setattr(sf, "read", nan_read)
+    again = load_audio(path, 11025)
+    assert torch.isfinite(again).all() and len(again) == len(clean)
+    assert (again - clean).abs().max() < 0.05
+    nan_wav = tmp_path / "nan.wav"  # FFmpeg reads the same NaN from a float WAV: still refused
+    sf.write(str(nan_wav), np.full(8000, np.nan, np.float32), 16000, subtype="FLOAT")
+    with pytest.raises(AudioError, match="nan.wav: audio contains NaN"):
+        load_audio(nan_wav)

@@ -4,11 +4,14 @@ sine, a sound effect) -> items and manifests. No game data."""
 
 from __future__ import annotations
 
+import io
 import struct
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile as sf
 
 from conftest import sine_audio
 from test_prepare_common import corpus_config, read_jsonl
@@ -187,7 +190,9 @@ def test_items_extract_and_count(queen_1c, tmp_path):
         "unnamed-c1a__031": ("UNNAMED", "Welcome!"),  # no BOB.DOG: the voice is not known
         "unnamed-c1a__041": ("UNNAMED", "Computer says no.")}
     audio = Path(good["ape-050006p2"]["audio"])
-    assert audio.read_bytes() == RESOURCES["050006P2.SB"] and audio.suffix == ".mp3"
+    assert audio.suffix == ".flac" and sf.info(str(audio)).samplerate == 11025
+    decoded, _ = sf.read(io.BytesIO(RESOURCES["050006P2.SB"]), dtype="float32")
+    assert np.abs(sf.read(str(audio), dtype="float32")[0] - decoded).max() < 1e-3
     assert [i["reject"][0] for i in out if "reject" in i] == [queen.NON_SPEECH]
     assert counts["sound effect"] == 1 and counts[queen.clip_kind("JOE00011.SB")] == 1
     assert counts["cutaway clip without a sentence"] == 1

@@ -1,4 +1,5 @@
-"""Audio input: soundfile reads (wav, flac, ogg, mp3), mono mix, torchaudio resampling."""
+"""Audio input: soundfile reads (wav, flac, ogg, mp3; FFmpeg when its MP3 decoder gives NaN),
+mono mix, torchaudio resampling."""
 
 from __future__ import annotations
 
@@ -67,12 +68,30 @@ def decode_audio(source, name: str, sample_rate: int = SAMPLE_RATE, offset: floa
         raise AudioError(f"{name}{where}: cannot decode audio ({e})") from None
     if data.shape[0] == 0:
         raise AudioError(f"{name}{where}: audio has no samples")
+    data = data.mean(axis=1)
     if not np.isfinite(data).all():
-        raise AudioError(f"{name}: audio contains NaN or infinite samples")
-    wav = torch.from_numpy(data.mean(axis=1))
+        data = ffmpeg_retry(source, name, rate, offset, len(data))
+    wav = torch.from_numpy(data)
     if rate != sample_rate:
         wav = AF.resample(wav, rate, sample_rate)
     return wav.contiguous()
+
+
+def ffmpeg_retry(source, name: str, rate: int, offset: float, frames: int) -> np.ndarray:
+    """The same samples decoded by FFmpeg when libsndfile gave NaN or infinite ones: its MP3
+    decoder (libmpg123) sometimes does on valid files, not the same frames on every run.
+    AudioError naming the file when FFmpeg cannot do better."""
+    from asr.data.reader import ffmpeg_decode
+    if hasattr(source, "seek"):
+        source.seek(0)
+    try:
+        samples, ff_rate = ffmpeg_decode(source, name)
+    except AudioError:
+        raise AudioError(f"{name}: audio contains NaN or infinite samples") from None
+    if ff_rate != rate:
+        raise AudioError(f"{name}: audio contains NaN or infinite samples")
+    start = int(round(offset * rate))
+    return samples[start:start + frames]
 
 
 def flac_bytes(wav: torch.Tensor, sample_rate: int = SAMPLE_RATE) -> bytes:

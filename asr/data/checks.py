@@ -26,6 +26,8 @@ import numpy as np
 import soundfile as sf
 
 from asr.config import SUBWORD_UNITS
+from asr.data.audio import AudioError
+from asr.data.reader import ffmpeg_decode
 from asr.model import output_frames
 from asr.text.normalize import ENGLISH, normalize_text, primary_language
 from asr.text.vocab import ctc_min_frames, make_vocab
@@ -152,8 +154,12 @@ def probe_audio(path: str | Path, decode: bool = True) -> tuple[float | None, st
         return None, UNDECODABLE, msg.replace(str(path), path.name).strip()
     if count == 0:
         return None, NO_SAMPLES, ""
-    if not finite:
-        return None, NON_FINITE, ""
+    if not finite:  # libmpg123 turns frames of some valid MP3s into NaN: FFmpeg decodes them
+        try:
+            samples, _ = ffmpeg_decode(str(path), path.name)
+        except AudioError:
+            return None, NON_FINITE, ""
+        peak = float(np.abs(samples).max()) if len(samples) else 0.0
     if peak == 0.0:
         return None, SILENT, "every sample is zero"
     m = _WAV_DATA.search(extra or "")
