@@ -35,7 +35,8 @@ from asr.decoding.decoders import greedy_decode
 from asr.model import CTCModel, count_parameters
 from asr.scoring.score import score
 from asr.text.vocab import build_vocab, units_state
-from asr.utils import gpu_memory_mb, memory_mb, pick_device, set_malloc_mmap_threshold
+from asr.utils import (gpu_memory_mb, memory_mb, pick_device, set_malloc_mmap_threshold,
+                       tcmalloc_loaded)
 
 log = logging.getLogger("asr.train")
 
@@ -131,7 +132,11 @@ class Trainer:
             dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
         if tc.threads:
             torch.set_num_threads(tc.threads)
-        set_malloc_mmap_threshold(tc.malloc_mmap_threshold_mb)  # flat memory over long runs
+        # flat memory over long runs: tcmalloc when `asr train` preloaded it, else glibc's
+        # allocator with a fixed mmap threshold
+        self.allocator = "tcmalloc" if tcmalloc_loaded() else (
+            f"glibc, mmap threshold {tc.malloc_mmap_threshold_mb} MB"
+            if set_malloc_mmap_threshold(tc.malloc_mmap_threshold_mb) else "glibc")
         random.seed(tc.seed)
         torch.manual_seed(tc.seed)
         if self.rank == 0:
@@ -188,11 +193,11 @@ class Trainer:
         if resume:
             self.resume()
         log.info("model: %s, %.2fM parameters; %d training utterances (%.2f h%s) in %s%d updates/epoch; "
-                 "device %s, %d thread(s), world size %d", cfg.model.rnn_type.upper(),
+                 "device %s, %d thread(s), world size %d, allocator %s", cfg.model.rnn_type.upper(),
                  count_parameters(self.model) / 1e6, self.data.utterances, self.data.hours,
                  ", streamed from shards" if self.data.streamed else "",
                  "~" if self.data.streamed else "", steps_per_epoch, self.device,
-                 torch.get_num_threads(), self.world)
+                 torch.get_num_threads(), self.world, self.allocator)
 
     # -- checkpoints ---------------------------------------------------------------------------
     def state(self) -> dict:

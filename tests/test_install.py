@@ -115,6 +115,7 @@ def test_setup_without_root_prints_the_command_and_carries_on(tmp_path, config, 
     assert proc.returncode == 0, proc.stderr
     command = next(line for line in proc.stderr.splitlines() if "sudo apt-get install -y" in line)
     assert "cmake g++ libboost-program-options-dev" in command and "liblzma-dev" in command
+    assert "libtcmalloc-minimal4" in command
     assert ("espeak-ng" in command) == voices and ("festvox-us-slt-hts" in command) == voices
     assert "apt-get must not run" not in proc.stderr
 

@@ -1,6 +1,7 @@
 """Memory accounting of the trainer (asr.utils.memory_mb) and the benchmark's table."""
 
 import json
+import os
 import sys
 
 import pytest
@@ -107,3 +108,40 @@ def test_reading_a_whole_feature_store_leaves_resident_memory_flat(tmp_path):
         feats = store.features(k)
         assert feats.dtype == np.float32 and np.array_equal(feats, data[1000 * k:1000 * (k + 1)])
     assert memory_mb()["file_mb"] - before < 5
+
+
+def test_allocator_choices(monkeypatch):
+    from asr import utils
+    monkeypatch.setattr(utils, "find_tcmalloc", lambda: "libtcmalloc_minimal.so.4")
+    env = utils.allocator_env("auto", {"LD_PRELOAD": "libother.so"})
+    assert env["LD_PRELOAD"] == "libtcmalloc_minimal.so.4 libother.so"
+    assert utils.allocator_env("tcmalloc", {"LD_PRELOAD": "/x/libtcmalloc_minimal.so.4"}) is None
+    assert utils.allocator_env("glibc", {}) is None
+    monkeypatch.setattr(utils, "find_tcmalloc", lambda: None)
+    assert utils.allocator_env("auto", {}) is None  # glibc then, with its mmap threshold
+    with pytest.raises(RuntimeError, match="apt-get install -y libtcmalloc-minimal4"):
+        utils.allocator_env("tcmalloc", {})
+
+
+RESTART_SCRIPT = """
+import os, sys
+from asr.utils import restart_with_allocator, tcmalloc_loaded
+print("start", os.getpid(), flush=True)
+restart_with_allocator(sys.argv[1])
+print("tcmalloc" if tcmalloc_loaded() else "glibc", os.getpid(), sys.argv[1:])
+"""
+
+
+@pytest.mark.parametrize("choice", ["auto", "glibc"])
+def test_the_process_restarts_with_tcmalloc_preloaded(choice):
+    import subprocess
+    from asr.utils import find_tcmalloc
+    if choice == "auto" and find_tcmalloc() is None:
+        pytest.skip("tcmalloc is not installed (apt-get install libtcmalloc-minimal4)")
+    env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "ASR_ALLOCATOR_RESTARTED")}
+    out = subprocess.run([sys.executable, "-c", RESTART_SCRIPT, choice, "x=1"], env=env, check=True,
+                         capture_output=True, text=True).stdout.split("\n")
+    pid = out[0].split()[1]
+    want = "tcmalloc" if choice == "auto" else "glibc"
+    assert out[-2] == f"{want} {pid} ['{choice}', 'x=1']"  # the same process, the same arguments
+    assert len(out) == (4 if choice == "auto" else 3)  # "start" twice after the restart

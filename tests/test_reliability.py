@@ -18,6 +18,7 @@ from asr.config import save_config
 from asr.data.store import FeatureStore
 from asr.data.dataset import AsrDataset
 from asr.text.vocab import CharVocab
+from asr.utils import find_tcmalloc
 from conftest import small_config
 
 
@@ -47,6 +48,8 @@ def test_kill9_then_resume_matches_uninterrupted_run(tone_store, tmp_path):
     subprocess.run(train_cmd(configs["straight"]), check=True, capture_output=True, env=env, timeout=300)
     reference = losses_by_step(tmp_path / "straight")
     assert sorted(reference) == list(range(1, steps + 1))
+    allocator = "tcmalloc" if find_tcmalloc() else "glibc, mmap threshold 1 MB"
+    assert f"allocator {allocator}\n" in (tmp_path / "straight" / "train.log").read_text()
 
     rng = random.Random(7)
     last = tmp_path / "killed" / "checkpoints" / "last.pt"

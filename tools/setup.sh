@@ -3,7 +3,7 @@
 # KenLM's programs. Re-running is fast: each part is skipped when already done.
 #   bash tools/setup.sh [CONFIG]    (make setup passes the recipe's config)
 # The built-in recipe needs the TTS voices and text corpora; every recipe needs KenLM's build
-# dependencies (for lmplz/build_binary). As root the missing ones are installed with apt-get;
+# dependencies (for lmplz/build_binary) and gains from tcmalloc (asr.utils.allocator_env). As root the missing ones are installed with apt-get;
 # otherwise the exact command is printed and setup carries on with the rest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,9 +14,10 @@ BUILTIN_PACKAGES="espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k fe
 sox fortunes wordnet-base bible-kjv dict-gcide"
 KENLM_PACKAGES="cmake g++ libboost-program-options-dev libboost-system-dev libboost-thread-dev \
 libboost-test-dev zlib1g-dev libbz2-dev liblzma-dev"  # asr/decoding/kenlm_tools.py BUILD_NEEDS
+ALLOCATOR_PACKAGES="libtcmalloc-minimal4"  # train.allocator=auto: 2x the CPU training speed
 
 # the built-in corpus is the default data.corpus: a config that names another corpus skips it
-needed="$KENLM_PACKAGES"
+needed="$KENLM_PACKAGES $ALLOCATOR_PACKAGES"
 if ! grep -Eq '^\s+corpus:\s*["'\'']?[a-z]' "$CONFIG" 2>/dev/null \
    || grep -Eq '^\s+corpus:\s*["'\'']?builtin' "$CONFIG"; then
     needed="$BUILTIN_PACKAGES $needed"
@@ -37,7 +38,7 @@ else
     elif [ -n "$missing" ]; then
         echo "setup: these Debian packages are missing:$missing" >&2
         echo "setup: install them with:  sudo apt-get install -y$missing" >&2
-        echo "setup: carrying on without them (the built-in corpus needs the voices; an LM needs KenLM's build tools)" >&2
+        echo "setup: carrying on without them (the built-in corpus needs the voices; an LM needs KenLM's build tools; without tcmalloc CPU training is slower)" >&2
     fi
 fi
 

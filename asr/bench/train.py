@@ -36,7 +36,9 @@ VARIANTS = [
     ("2 DataLoader workers", ["train.num_workers=2"]),
     ("bf16 autocast", ["train.amp=bf16"]),
     ("GRU instead of LSTM", ["model.rnn_type=gru"]),
-    ("glibc's own mmap threshold (memory grows)", ["train.malloc_mmap_threshold_mb=0"]),
+    ("glibc's allocator, 1 MB mmap threshold (flat memory)", ["train.allocator=glibc"]),
+    ("glibc's allocator, its own threshold (memory grows)", [
+        "train.allocator=glibc", "train.malloc_mmap_threshold_mb=0"]),
     ("features on the fly (2 workers)", ["features.on_the_fly=true", "train.num_workers=2"]),
     ("features on the fly, on device", ["features.on_the_fly=true", "features.on_device=true",
                                         "train.num_workers=2"]),
@@ -140,6 +142,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("overrides", nargs="*")
     args = p.parse_args(argv)
     if args.worker:
+        from asr.config import load_config
+        from asr.utils import restart_with_allocator
+        restart_with_allocator(load_config(args.config, args.overrides).train.allocator)  # as `asr train`
         run = run_loading if args.load_only else run_variant
         result = run(args.config, args.overrides, args.steps, args.warmup, args.from_shards)
         print("RESULT " + json.dumps(result))

@@ -48,7 +48,14 @@ def cmd_features(args) -> int:
 
 def cmd_train(args) -> int:
     from asr.train import train
-    result = train(_config(args), resume=args.resume)
+    from asr.utils import restart_with_allocator
+    cfg = _config(args)
+    try:
+        restart_with_allocator(cfg.train.allocator)  # returns when already preloaded or glibc
+    except RuntimeError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    result = train(cfg, resume=args.resume)
     print(json.dumps(result))
     return 0
 
