@@ -1,5 +1,6 @@
 # Stages of a recipe. Examples:
-#   make demo            # setup, data, features, train, lm, tune-lm, decode (greedy, beam_lm), score
+#   make demo            # setup, data, features, train, lm, tune-lm, evaluate (decode greedy + beam_lm, score)
+#   make features train tune-lm evaluate CONFIG=recipes/builtin/real.yaml   # after make demo
 #   make train RECIPE=builtin ARGS="train.epochs=2 model.rnn_type=gru"
 #   make test
 RECIPE ?= builtin
@@ -12,7 +13,7 @@ DATA_ARGS := $(if $(DATA),data.source=$(DATA))
 ASR := .venv/bin/asr
 PY := .venv/bin/python
 
-.PHONY: setup data features train resume lm tune-lm decode score demo test bench bench-train bench-memory benchmark bench-decode bundle bench-ship
+.PHONY: setup data features train resume lm tune-lm decode score evaluate demo test bench bench-train bench-memory benchmark bench-decode bundle bench-ship
 
 setup:
 	@bash tools/setup.sh $(CONFIG)
@@ -56,12 +57,15 @@ STREAM_BUNDLE ?= exp/$(RECIPE)/streaming-bundle
 bench-ship: setup
 	$(PY) -m asr.bench.ship $(BUNDLE) $(BENCH_MANIFEST) $(if $(wildcard $(STREAM_BUNDLE)),--streaming-bundle $(STREAM_BUNDLE)) $(ARGS)
 
-demo: setup
-	@start=$$(date +%s); \
-	$(MAKE) --no-print-directory data features train lm tune-lm && \
+# greedy and beam + LM decoding of every test split, then the results table
+evaluate: setup
 	$(MAKE) --no-print-directory decode DECODER=greedy && \
 	$(MAKE) --no-print-directory decode DECODER=beam_lm && \
-	$(MAKE) --no-print-directory score && \
+	$(MAKE) --no-print-directory score
+
+demo: setup
+	@start=$$(date +%s); \
+	$(MAKE) --no-print-directory data features train lm tune-lm evaluate && \
 	echo "demo finished in $$(( ($$(date +%s) - start) / 60 )) min $$(( ($$(date +%s) - start) % 60 )) s"
 
 test: setup
