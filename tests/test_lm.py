@@ -82,3 +82,44 @@ def test_tiny_vocabulary_lm_loads(tmp_path):
     s = build_lm(tmp_path / "t.txt", tmp_path / "lm", order=3)
     assert "-inf" not in (tmp_path / "lm" / "lm.arpa").read_text()
     assert (tmp_path / "lm" / "lm.bin").is_file() and s["lexicon_words"] == 2
+
+
+def _unigram_logprob(arpa, word: str) -> float:
+    for line in arpa.read_text().splitlines():
+        parts = line.split("\t")
+        if len(parts) >= 2 and parts[1] == word:
+            return float(parts[0])
+    raise AssertionError(f"{word} not in {arpa}")
+
+
+def test_training_transcripts_are_count_merged(tmp_path, capsys):
+    """lm.transcript_times adds the training split's unique transcripts that many times to
+    the broad text, so the acoustic training's domain weighs more in the same estimate."""
+    need_kenlm()
+    (tmp_path / "broad.txt").write_text(TINY_TEXT)
+    manifests = tmp_path / "data" / "manifests"
+    manifests.mkdir(parents=True)
+    lines = ["the parrot sat on the mat", "the parrot sat on the mat", "a parrot ran"]
+    (manifests / "train_mix.jsonl").write_text("".join(
+        json.dumps({"id": f"u{i}", "audio_filepath": f"u{i}.wav", "duration": 1.0, "text": t}) + "\n"
+        for i, t in enumerate(lines)))
+    def build(out: str, times: int) -> int:
+        return main(["lm", "build", "--text", str(tmp_path / "broad.txt"), "--out", str(tmp_path / out),
+                     f"data.root={tmp_path / 'data'}", "data.train_split=train_mix", "lm.order=2",
+                     f"lm.transcript_times={times}"])
+    assert build("once", 1) == 0 and build("five", 5) == 0
+    assert "2-gram from 15 sentences" in capsys.readouterr().out  # 5 broad + 2 unique x 5
+    text = (tmp_path / "five" / "text.txt").read_text().splitlines()
+    assert text[:5] == (tmp_path / "once" / "text.txt").read_text().splitlines()[:5]
+    assert text.count("the parrot sat on the mat") == 5 and text.count("a parrot ran") == 5
+    assert (_unigram_logprob(tmp_path / "five" / "lm.arpa", "parrot")
+            > _unigram_logprob(tmp_path / "once" / "lm.arpa", "parrot"))
+    weighted = json.loads((tmp_path / "five" / "lm.json").read_text())["weighted"]
+    assert list(weighted.values()) == [5]
+
+
+def test_transcript_times_without_a_training_manifest_is_a_clear_error(tmp_path, capsys):
+    (tmp_path / "t.txt").write_text(TINY_TEXT)
+    assert main(["lm", "build", "--text", str(tmp_path / "t.txt"), "--out", str(tmp_path / "lm"),
+                 f"data.root={tmp_path}", "data.train_split=train", "lm.transcript_times=2"]) == 2
+    assert "train.jsonl does not exist" in capsys.readouterr().err

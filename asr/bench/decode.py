@@ -147,12 +147,10 @@ def ensure_lm(cfg, settings) -> None:
     """Build the LM (asr lm build) when the decode settings' LM or lexicon is missing."""
     if Path(settings.lm_path).is_file() and Path(settings.lexicon_path).is_file():
         return
-    from asr.decoding.lm import build_lm, lm_paths
-    paths = lm_paths(cfg)
-    print(f"bench-decode: no LM at {settings.lm_path}: building it from {paths['text']}", file=sys.stderr)
-    build_lm(paths["text"], paths["dir"], order=cfg.lm.order, char_order=cfg.lm.char_order,
-             memory=cfg.lm.memory, discount_fallback=cfg.lm.discount_fallback, prune=cfg.lm.prune,
-             language=cfg.data.language)
+    from asr.decoding.lm import build_config_lm, lm_paths
+    print(f"bench-decode: no LM at {settings.lm_path}: building it from {lm_paths(cfg)['text']}",
+          file=sys.stderr)
+    build_config_lm(cfg)
 
 
 def bench(cfg, peer: bool = True, threads: int = 0) -> list[dict]:

@@ -62,18 +62,10 @@ def cmd_lm_install_tools(args) -> int:
 
 
 def cmd_lm_build(args) -> int:
-    from asr.decoding.lm import build_lm, lm_paths, lm_vocab
+    from asr.decoding.lm import build_config_lm
     cfg = load_config(args.config, args.overrides)
-    paths = lm_paths(cfg)
-    text = Path(args.text) if args.text else paths["text"]
-    out = Path(args.out) if args.out else paths["dir"]
-    if not text.is_file():
-        raise FileNotFoundError(f"{text}: no LM training text (run `make data`, or give --text)")
     t0 = time.perf_counter()
-    s = build_lm(text, out, order=cfg.lm.order, char_order=cfg.lm.char_order, memory=cfg.lm.memory,
-                 discount_fallback=cfg.lm.discount_fallback, prune=cfg.lm.prune,
-                 vocab=lm_vocab(cfg),  # bpe/unigram: lexicon in the model's pieces
-                 language=cfg.data.language)
+    s = build_config_lm(cfg, args.text, args.out)
     print(f"lm: {s['order']}-gram from {s['sentences']} sentences ({s['words']} words, "
           f"{s['dropped']} dropped) -> {s['binary']}; lexicon {s['lexicon_words']} words -> "
           f"{s['lexicon']}" + (f"; char {s['char_order']}-gram -> {s['char_binary']}" if cfg.lm.char_order else "")

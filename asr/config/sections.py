@@ -394,6 +394,9 @@ class LmConfig(Section):
         for lexicon-free beam+LM search (0 = none).
     memory: lmplz -S memory cap ("1G", "30%"); discount_fallback: lmplz --discount_fallback
         (small corpora); prune: lmplz --prune thresholds, e.g. "0 0 1" ("" = none).
+    transcript_times: the training split's transcripts (unique lines) are added this many more
+        times to the text: count merging, which weights the domain of the acoustic training
+        (a game's dialogue, a corpus's prompts) against a broad text (0 = the text as it is).
     """
 
     SECTION: ClassVar[str] = "lm"
@@ -405,6 +408,7 @@ class LmConfig(Section):
     memory: str = "1G"
     discount_fallback: bool = True
     prune: str = ""
+    transcript_times: int = 0
 
 
 @dataclass

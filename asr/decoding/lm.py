@@ -72,31 +72,36 @@ def _run(cmd: list[str], log_path: Path) -> None:
 
 
 def prepare_text(src: str | Path, dst: str | Path, vocab: Vocab | None = None,
-                 language: str = "en") -> dict:
+                 language: str = "en", weighted: list[tuple[Path, int]] = ()) -> dict:
     """Normalise a text file for LM training (asr.text.normalize.normalize_text, one sentence a line).
 
     src: input text, one sentence (or paragraph) a line, any case/punctuation.
     dst: output file. vocab: lines with characters outside it are dropped (default CharVocab()).
     language: data.language; in scripts written without spaces every character is a word of
     the LM (and of its lexicon), so the beam search can put a boundary anywhere.
-    Returns {"sentences", "words", "dropped"}.
+    weighted: (path, times) of further texts, each of their sentences written `times` times
+        after src's: count merging (Bacchiani & Roark), which gives an in-domain text the weight
+        of `times` copies against a broad one in the same Kneser-Ney estimate.
+    Returns {"sentences", "words", "dropped"} (sentences and words count every copy).
     """
     vocab = vocab or CharVocab()
     spaceless = writes_without_spaces(language)
     kept = words = dropped = 0
-    with open(src, encoding="utf-8") as fin, open(dst, "w", encoding="utf-8") as fout:
-        for line in fin:
-            text = normalize_text(line, language)
-            if spaceless:
-                text = " ".join(text.replace(" ", ""))
-            if not text:
-                continue
-            if not vocab.covers(text):
-                dropped += 1
-                continue
-            fout.write(text + "\n")
-            kept += 1
-            words += len(text.split())
+    with open(dst, "w", encoding="utf-8") as fout:
+        for path, times in [(src, 1), *weighted]:
+            with open(path, encoding="utf-8") as fin:
+                for line in fin:
+                    text = normalize_text(line, language)
+                    if spaceless:
+                        text = " ".join(text.replace(" ", ""))
+                    if not text:
+                        continue
+                    if not vocab.covers(text):
+                        dropped += 1
+                        continue
+                    fout.write((text + "\n") * times)
+                    kept += times
+                    words += times * len(text.split())
     if kept == 0:
         raise LmError(f"{src}: no usable sentences for a language model")
     return {"sentences": kept, "words": words, "dropped": dropped}
@@ -227,22 +232,25 @@ def read_lexicon_words(path: str | Path) -> list[str]:
 
 def build_lm(text: str | Path, out_dir: str | Path, order: int = 4, char_order: int = 0,
              memory: str = "1G", discount_fallback: bool = True, prune: str = "",
-             vocab: Vocab | None = None, language: str = "en") -> dict:
+             vocab: Vocab | None = None, language: str = "en",
+             weighted: list[tuple[Path, int]] = ()) -> dict:
     """Build the word LM (ARPA + binary), its lexicon and optionally a character LM.
 
     text: training sentences (normalised here). out_dir: the LM folder (created).
     order: word n-gram order. char_order: character n-gram order, 0 for none.
     memory, discount_fallback, prune: as run_lmplz. vocab: the model's tokens (default
     CharVocab; a SentencePieceVocab spells the lexicon and the token LM in its pieces).
-    language: the text's language (see prepare_text). Returns the build summary also written to out_dir/lm.json.
+    language: the text's language; weighted: further texts and their copies (see prepare_text).
+    Returns the build summary also written to out_dir/lm.json.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    stats = prepare_text(text, out / "text.txt", vocab, language)
+    stats = prepare_text(text, out / "text.txt", vocab, language, weighted)
     run_lmplz(out / "text.txt", out / "lm.arpa", order, memory, discount_fallback, prune)
     run_build_binary(out / "lm.arpa", out / "lm.bin")
     n_words = write_lexicon(arpa_words(out / "lm.arpa"), out / "lexicon.txt", vocab)
     summary = {"text": str(text), "order": order, **stats, "lexicon_words": n_words,
+               "weighted": {str(path): times for path, times in weighted},
                "arpa": str(out / "lm.arpa"), "binary": str(out / "lm.bin"),
                "lexicon": str(out / "lexicon.txt")}
     if is_subword(vocab):
@@ -276,3 +284,36 @@ def lm_vocab(cfg):
     from asr.text.vocab import build_vocab
     units, language = cfg.data.units, primary_language(cfg.data.language)
     return build_vocab(cfg.data) if units in SUBWORD_UNITS or language != ENGLISH else None
+
+
+def transcript_text(cfg, out_dir: str | Path) -> Path:
+    """Write the unique transcripts of the training split (<data.root>/manifests/
+    <data.train_split>.jsonl) to out_dir/transcripts.txt, for lm.transcript_times; LmError when
+    the split has no manifest (training from shards only: give the text with lm.text instead)."""
+    from asr.data.manifest import read_manifest
+    manifest = Path(cfg.data.root) / "manifests" / f"{cfg.data.train_split}.jsonl"
+    if not manifest.is_file():
+        raise LmError(f"lm.transcript_times={cfg.lm.transcript_times} needs the training "
+                      f"transcripts, but {manifest} does not exist (run `make data`, or set "
+                      "lm.transcript_times=0)")
+    lines = dict.fromkeys(e.get("text", "").strip() for e in read_manifest(manifest))
+    out = Path(out_dir) / "transcripts.txt"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out, "".join(t + "\n" for t in lines if t))
+    return out
+
+
+def build_config_lm(cfg, text: str | Path | None = None, out_dir: str | Path | None = None) -> dict:
+    """`asr lm build` for a Config: its text (default lm_paths), folder, order, units and
+    language, with the training transcripts weighted lm.transcript_times more times."""
+    paths = lm_paths(cfg)
+    text = Path(text) if text else paths["text"]
+    out = Path(out_dir) if out_dir else paths["dir"]
+    if not text.is_file():
+        raise FileNotFoundError(f"{text}: no LM training text (run `make data`, or give --text)")
+    times = cfg.lm.transcript_times
+    weighted = [(transcript_text(cfg, out), times)] if times > 0 else []
+    return build_lm(text, out, order=cfg.lm.order, char_order=cfg.lm.char_order,
+                    memory=cfg.lm.memory, discount_fallback=cfg.lm.discount_fallback,
+                    prune=cfg.lm.prune, vocab=lm_vocab(cfg), language=cfg.data.language,
+                    weighted=weighted)
