@@ -10,6 +10,7 @@ import tracemalloc
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 import yaml
 
 from asr.cli import main
@@ -162,3 +163,23 @@ def test_decode_lm_and_tune_lm_commands(tone_run, capsys):
     from asr.decoding.decoders import DECODERS
     from asr.decoding.decoders import get_decoder
     assert get_decoder("beam_lm") is DECODERS["beam_lm"]  # asr benchmark finds the decoders
+
+
+def test_tune_lm_trials_in_two_processes_equal_one(tone_run):
+    from asr.checkpoint import load_run_model
+    from asr.data.store import open_store
+    from asr.decoding import tuning
+    config = str(tone_run / "exp" / "config.yaml")
+    cfg = tuning.run_config(config, ["decode.decoder=beam_lm"])
+    if not (tone_run / "lm" / "lm.bin").is_file():
+        assert main(["lm", "build", "--config", config, "lm.order=3", "lm.char_order=4"]) == 0
+    base = tuning.decode_settings(cfg)
+    model, vocab, _ = load_run_model(cfg.train.exp_dir, "best")
+    store = open_store(cfg.data.root, cfg.data.dev_split, cfg.features)
+    outputs = tuning.split_outputs(model, store, torch.device("cpu"))
+    refs = [e.get("text", "") for e in store.entries]
+    space = [(0.5, 0.0), (2.0, -1.0), (1.0, 1.0)]
+    seen = []
+    forked = tuning.tune(outputs, refs, vocab, base, space, on_trial=lambda t, s: seen.append(t), nj=2)
+    assert forked == tuning.tune(outputs, refs, vocab, base, space, nj=1) == seen
+    assert [(t["lm_weight"], t["word_score"]) for t in forked] == space

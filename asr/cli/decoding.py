@@ -99,7 +99,7 @@ def cmd_tune_lm(args) -> int:
     refs = [e.get("text", "") for e in store.entries]
     space = tuning.search_space(args.method, args.trials, _floats(args.lm_weights),
                                 _floats(args.word_scores), args.seed)
-    trials = tuning.tune(outputs, refs, vocab, base, space, on_trial=_print_trial)
+    trials = tuning.tune(outputs, refs, vocab, base, space, on_trial=_print_trial, nj=cfg.data.nj)
     best = tuning.write_tuned(cfg.train.exp_dir, split, args.method, trials)
     print(f"best on {split}: lm_weight {best['lm_weight']}, word_score {best['word_score']} "
           f"(WER {best['wer']}%) -> {Path(cfg.train.exp_dir) / tuning.TUNED}")

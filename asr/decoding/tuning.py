@@ -111,18 +111,39 @@ def evaluate(outputs: list[torch.Tensor], refs: list[str], vocab, settings: Deco
     return wer(refs, hyps)
 
 
-def tune(outputs, refs, vocab, base: DecodeConfig, space, on_trial: Callable | None = None) -> list[dict]:
-    """Decode with every (lm_weight, word_score) of space; the trials [{lm_weight, word_score,
-    wer}] in order. on_trial(trial, seconds) is called after each (progress)."""
+_TRIAL_INPUTS: tuple | None = None  # (outputs, refs, vocab, base) for the forked trial workers
+
+
+def _trial(point: tuple[float, float]) -> tuple[dict, float]:
+    """One (lm_weight, word_score) trial on _TRIAL_INPUTS: ({lm_weight, word_score, wer}, seconds)."""
     import time
-    trials = []
-    for w, s in space:
-        t0 = time.perf_counter()
-        wer = evaluate(outputs, refs, vocab, dataclasses.replace(base, lm_weight=w, word_score=s))
-        trials.append({"lm_weight": w, "word_score": s, "wer": round(wer, 3)})
-        if on_trial:
-            on_trial(trials[-1], time.perf_counter() - t0)
-    return trials
+    outputs, refs, vocab, base = _TRIAL_INPUTS
+    w, s = point
+    t0 = time.perf_counter()
+    wer = evaluate(outputs, refs, vocab, dataclasses.replace(base, lm_weight=w, word_score=s))
+    return {"lm_weight": w, "word_score": s, "wer": round(wer, 3)}, time.perf_counter() - t0
+
+
+def tune(outputs, refs, vocab, base: DecodeConfig, space, on_trial: Callable | None = None,
+         nj: int = 1) -> list[dict]:
+    """Decode with every (lm_weight, word_score) of space; the trials [{lm_weight, word_score,
+    wer}] in order. on_trial(trial, seconds) is called after each (progress). nj: trials run in
+    that many forked processes (the beam search is one thread each; the outputs are shared by
+    the fork, not copied)."""
+    from asr.utils import WorkerPool
+    global _TRIAL_INPUTS
+    _TRIAL_INPUTS = (outputs, refs, vocab, base)  # before the fork, so the workers see it
+    pool = WorkerPool(min(nj, len(space)))
+    try:
+        trials = []
+        for trial, seconds in pool.imap(_trial, space):
+            trials.append(trial)
+            if on_trial:
+                on_trial(trial, seconds)
+        return trials
+    finally:
+        pool.close()
+        _TRIAL_INPUTS = None
 
 
 def write_tuned(exp_dir: str | Path, split: str, method: str, trials: list[dict]) -> dict:
