@@ -85,26 +85,32 @@ def prepare_text(src: str | Path, dst: str | Path, vocab: Vocab | None = None,
     Returns {"sentences", "words", "dropped"} (sentences and words count every copy).
     """
     vocab = vocab or CharVocab()
-    spaceless = writes_without_spaces(language)
     kept = words = dropped = 0
     with open(dst, "w", encoding="utf-8") as fout:
         for path, times in [(src, 1), *weighted]:
-            with open(path, encoding="utf-8") as fin:
-                for line in fin:
-                    text = normalize_text(line, language)
-                    if spaceless:
-                        text = " ".join(text.replace(" ", ""))
-                    if not text:
-                        continue
-                    if not vocab.covers(text):
-                        dropped += 1
-                        continue
-                    fout.write((text + "\n") * times)
-                    kept += times
-                    words += times * len(text.split())
+            for text in _lm_lines(path, language):
+                if not vocab.covers(text):
+                    dropped += 1
+                    continue
+                fout.write((text + "\n") * times)
+                kept += times
+                words += times * len(text.split())
     if kept == 0:
         raise LmError(f"{src}: no usable sentences for a language model")
     return {"sentences": kept, "words": words, "dropped": dropped}
+
+
+def _lm_lines(path: str | Path, language: str):
+    """The non-empty normalised lines of a text file; in scripts without spaces, one word a
+    character."""
+    spaceless = writes_without_spaces(language)
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            text = normalize_text(line, language)
+            if spaceless:
+                text = " ".join(text.replace(" ", ""))
+            if text:
+                yield text
 
 
 def is_subword(vocab) -> bool:
