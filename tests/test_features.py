@@ -76,3 +76,16 @@ def test_store_roundtrip_cmvn_and_resume(tone_corpus, tmp_path, nj, caplog):
     # Different settings are refused rather than mixed into the same store.
     with pytest.raises(ValueError, match="other feature settings"):
         extract_features(manifest, out, FeatureConfig(n_mels=40), nj=nj, progress=False)
+
+
+@pytest.mark.parametrize("rate, dtype", [(11025, torch.float32), (44100, torch.float64), (8000, torch.float32)])
+def test_cached_resampler_equals_torchaudio(rate, dtype):
+    """asr.data.audio.resample builds each rate pair's kernel once; its output is torchaudio's,
+    on the first call and on a later one with another length."""
+    import torchaudio.functional as AF
+    from asr.data.audio import resample
+    for n in (rate, rate // 3 + 7):
+        x = torch.randn(n, dtype=dtype)
+        y = resample(x, rate, 16000)
+        assert y.dtype == dtype and torch.equal(y, AF.resample(x, rate, 16000))
+    assert resample(x, 16000, 16000) is x

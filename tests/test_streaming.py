@@ -233,13 +233,14 @@ def test_bench_ship_streams_a_unidirectional_bundle(uni_run, tone_run, tmp_path,
     of a unidirectional bundle whose final texts equal offline decoding."""
     import json
     from asr.bench import ship
-    from asr.bundle import write_bundle
+    from asr.bundle import verify_bundle, write_bundle
     write_bundle(tone_run / "exp", tmp_path / "bi.bundle")
     write_bundle(uni_run, tmp_path / "uni.bundle")
     assert ship.main([str(tmp_path / "bi.bundle"), str(tone_run / "manifests" / "test.jsonl"),
-                      "--threads", "1", "--streaming-bundle", str(tmp_path / "uni.bundle")]) == 0
+                      "--threads", "1", "--repeats", "2", "--streaming-bundle", str(tmp_path / "uni.bundle")]) == 0
     out = capsys.readouterr().out
     assert "| onnx-int8 |" in out and "final text = offline on 8/8" in out
-    figures = json.loads((tmp_path / "bi.bundle" / "bench_ship.json").read_text())
+    figures = json.loads((tmp_path / "bi.bundle.bench_ship.json").read_text())
+    verify_bundle(tmp_path / "bi.bundle")  # the figures went beside the bundle, not into it
     assert [r["engine"] for r in figures["rows"]] == ["torch", "onnx", "onnx-int8"]
     assert figures["streaming"]["latency_ms"] == pytest.approx(200 + 2 * 20 + 2 * 10 + 16)  # + conv context

@@ -1,6 +1,7 @@
 """`make bench-ship`: the shipped forms of one model side by side, in one run.
 
     python -m asr.bench.ship BUNDLE MANIFEST [--limit N] [--decoder greedy|beam_lm] [--threads 2]
+                             [--repeats 3] [--out FIGURES.json]
                              [--streaming-bundle UNIDIRECTIONAL_BUNDLE]
 
 For each engine (PyTorch, ONNX fp32, ONNX int8; exported into the bundle first when missing)
@@ -9,13 +10,15 @@ network, decoder), and the table gives the pipeline RTF (wall time / audio time)
 network file's size, the WER against the manifest's text and how many texts equal PyTorch's. A
 unidirectional model (the bundle, or --streaming-bundle) is also streamed (asr.streaming):
 latency (chunk + lookahead), RTF, WER and whether every final text equals its offline decoding.
-Figures go to stdout and to BUNDLE/bench_ship.json.
+Figures go to stdout and to --out (default BUNDLE.bench_ship.json, beside the bundle: a file
+written into it would break its checksums).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import time
 from pathlib import Path
 
@@ -35,19 +38,36 @@ def first_entries(path: Path, limit: int) -> list[dict]:
     return entries[:limit] if limit else entries
 
 
-def run_engine(bundle: Path, engine: str, entries: list[dict], decoder: str) -> dict:
-    t = Transcriber(bundle, device="cpu", decoder=decoder, engine=engine)
-    files = [e["audio_filepath"] for e in entries]
-    list(t.transcribe_many(files[:2]))  # warm-up: first calls allocate and load the LM
+def timed_pass(t: Transcriber, files: list) -> tuple[float, dict]:
+    """One transcription of all files: (wall seconds, {file: result or AudioError})."""
     start = time.perf_counter()
     hyps = {str(item): r for item, r in t.transcribe_many(files)}
-    wall = time.perf_counter() - start
+    return time.perf_counter() - start, hyps
+
+
+def run_engines(bundle: Path, engines, entries: list[dict], decoder: str, repeats: int) -> list[dict]:
+    """Each engine's row. The engines take turns, `repeats` rounds, and each row has the median
+    of its rounds' wall times: a load burst on a shared machine then hits every engine alike."""
+    files = [e["audio_filepath"] for e in entries]
     audio = sum(float(e["duration"]) for e in entries)
-    texts = [hyps[f]["text"] if isinstance(hyps[f], dict) else "" for f in files]
-    size = (bundle / (MODEL if engine == "torch" else EXPORTED[engine])).stat().st_size
-    return {"engine": engine, "decoder": decoder, "rtf": wall / audio, "seconds": wall,
-            "audio_s": audio, "size_mb": size / 1e6, "wer": wer([e["text"] for e in entries], texts),
-            "texts": texts}
+    transcribers = {e: Transcriber(bundle, device="cpu", decoder=decoder, engine=e) for e in engines}
+    for t in transcribers.values():
+        list(t.transcribe_many(files[:2]))  # warm-up: first calls allocate and load the LM
+    walls: dict[str, list[float]] = {e: [] for e in engines}
+    hyps: dict[str, dict] = {}
+    for _ in range(max(1, repeats)):
+        for engine, t in transcribers.items():
+            wall, hyps[engine] = timed_pass(t, files)
+            walls[engine].append(wall)
+    rows = []
+    for engine in engines:
+        texts = [r["text"] if isinstance(r, dict) else "" for r in map(hyps[engine].get, map(str, files))]
+        size = (bundle / (MODEL if engine == "torch" else EXPORTED[engine])).stat().st_size
+        wall = statistics.median(walls[engine])
+        rows.append({"engine": engine, "decoder": decoder, "rtf": wall / audio, "seconds": wall,
+                     "rounds_s": walls[engine], "audio_s": audio, "size_mb": size / 1e6,
+                     "wer": wer([e["text"] for e in entries], texts), "texts": texts})
+    return rows
 
 
 def run_streaming(bundle: Path, entries: list[dict], chunk_ms: int) -> dict | None:
@@ -64,7 +84,7 @@ def run_streaming(bundle: Path, entries: list[dict], chunk_ms: int) -> dict | No
         texts.append(final["text"])
         wall += stats["rtf"] * float(e["duration"])
         audio += float(e["duration"])
-    offline = run_engine(bundle, "torch", entries, "greedy")["texts"]
+    offline = run_engines(bundle, ["torch"], entries, "greedy", 1)[0]["texts"]
     return {"bundle": str(bundle), "chunk_ms": chunk_ms, "latency_ms": rec.latency_ms,
             "rtf": wall / audio, "wer": wer([e["text"] for e in entries], texts),
             "equal_to_offline": sum(a == b for a, b in zip(texts, offline))}
@@ -77,18 +97,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--limit", type=int, default=0, help="first N utterances (0 = all)")
     p.add_argument("--decoder", default="greedy", choices=["greedy", "beam", "beam_lm"])
     p.add_argument("--threads", type=int, default=2, help="torch / onnxruntime threads")
+    p.add_argument("--repeats", type=int, default=3, help="timed rounds per engine (median reported)")
     p.add_argument("--chunk-ms", type=int, default=200, help="streaming chunk")
     p.add_argument("--streaming-bundle", type=Path,
                    help="a unidirectional model's bundle to stream (default: BUNDLE, if unidirectional)")
+    p.add_argument("--out", type=Path, help="the figures as JSON (default: BUNDLE.bench_ship.json)")
     args = p.parse_args(argv)
+    out = args.out or args.bundle.with_name(args.bundle.name + ".bench_ship.json")
     torch.set_num_threads(args.threads)
     if not (args.bundle / EXPORTED["onnx-int8"]).is_file():
         export_bundle(args.bundle, "onnx", int8=True)
     entries = first_entries(args.manifest, args.limit)
-    rows = [run_engine(args.bundle, e, entries, args.decoder) for e in ENGINES]
+    rows = run_engines(args.bundle, ENGINES, entries, args.decoder, args.repeats)
     base = rows[0]
     print(f"{len(entries)} utterances, {base['audio_s'] / 60:.1f} min of audio, decoder {args.decoder}, "
-          f"{args.threads} threads")
+          f"{args.threads} threads, median of {args.repeats} rounds")
     print("| engine | pipeline RTF | speed-up | network MB | WER % | ΔWER | text = PyTorch's |\n"
           "|---|---|---|---|---|---|---|")
     for r in rows:
@@ -100,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
                            f"+ lookahead + half an FFT window), RTF {stream['rtf']:.4f}, WER {stream['wer']:.2f}, "
                            f"final text = offline on {stream['equal_to_offline']}/{len(entries)}" if stream
                            else "n/a (bidirectional model: it needs the whole utterance)"))
-    atomic_write_text(args.bundle / "bench_ship.json",
+    atomic_write_text(out,
                       json.dumps({"rows": rows, "streaming": stream, "utterances": len(entries)}, indent=1) + "\n")
     return 0
 

@@ -3,16 +3,31 @@ mono mix, torchaudio resampling."""
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 import torch
-import torchaudio.functional as AF
+import torchaudio.transforms as AT
 
 from asr.utils import atomic_path
 
 SAMPLE_RATE = 16000
+
+
+@functools.lru_cache(maxsize=32)
+def _resampler(rate: int, target: int, dtype: torch.dtype, device: torch.device) -> AT.Resample:
+    return AT.Resample(rate, target, dtype=dtype).to(device)
+
+
+def resample(wav: torch.Tensor, rate: int, target: int) -> torch.Tensor:
+    """torchaudio's windowed-sinc resampling (its defaults), with the filter kernel of each rate
+    pair built once: AF.resample rebuilt it on every call, and for short files that cost more
+    than the model (0.43 s of 2.9 s transcribing test_real's 372 clips at 11,025 Hz)."""
+    if rate == target:
+        return wav
+    return _resampler(int(rate), int(target), wav.dtype, wav.device)(wav)
 
 
 class AudioError(Exception):
@@ -73,7 +88,7 @@ def decode_audio(source, name: str, sample_rate: int = SAMPLE_RATE, offset: floa
         data = ffmpeg_retry(source, name, rate, offset, len(data))
     wav = torch.from_numpy(data)
     if rate != sample_rate:
-        wav = AF.resample(wav, rate, sample_rate)
+        wav = resample(wav, rate, sample_rate)
     return wav.contiguous()
 
 

@@ -33,6 +33,8 @@ import soundfile as sf
 import torch
 import torchaudio.functional as AF
 
+from asr.data.audio import resample
+
 log = logging.getLogger(__name__)
 
 # A babble source: waveforms to draw talkers from, or a callable returning one utterance per call.
@@ -96,7 +98,7 @@ def speed_perturb(wav: torch.Tensor, factor: float) -> torch.Tensor:
     r = _ratio(factor)
     if r == 1:
         return wav
-    return AF.resample(wav, r.numerator, r.denominator)
+    return resample(wav, r.numerator, r.denominator)
 
 
 def pitch_shift(wav: torch.Tensor, semitones: float, n_fft: int = 512,
@@ -127,7 +129,7 @@ def pitch_shift(wav: torch.Tensor, semitones: float, n_fft: int = 512,
     stretched = AF.phase_vocoder(spec, float(1 / r), advance)  # duration x ratio, same pitch
     y = torch.istft(stretched, n_fft, hop, window=window,
                     length=int(round(n * r.numerator / r.denominator)))
-    y = AF.resample(y, r.numerator, r.denominator)  # back to n samples, frequencies x ratio
+    y = resample(y, r.numerator, r.denominator)  # back to n samples, frequencies x ratio
     return _fit_length(y, n).reshape(shape)
 
 
@@ -341,7 +343,7 @@ class AudioFolder:
         if not torch.isfinite(wav).all():
             raise ValueError("NaN or infinite samples")
         if rate != self.sample_rate:
-            wav = AF.resample(wav, rate, self.sample_rate)
+            wav = resample(wav, rate, self.sample_rate)
         return wav.float()
 
     def excerpt(self, n: int, generator: torch.Generator) -> torch.Tensor:
@@ -431,11 +433,11 @@ def telephone(wav: torch.Tensor, sample_rate: int, low_hz: float = 300.0,
     y = band_pass(wav, sample_rate, low_hz, high_hz)
     down = codec_rate < sample_rate
     if down:
-        y = AF.resample(y, sample_rate, codec_rate)
+        y = resample(y, sample_rate, codec_rate)
     if mu_law:
         y = AF.mu_law_decoding(AF.mu_law_encoding(y.clamp(-1.0, 1.0), 256), 256).to(wav.dtype)
     if down:
-        y = _fit_length(AF.resample(y, codec_rate, sample_rate), n)
+        y = _fit_length(resample(y, codec_rate, sample_rate), n)
     return y
 
 
@@ -463,7 +465,7 @@ def codec_round_trip(wav: torch.Tensor, sample_rate: int, codec: str, codec_rate
     (lowest bit rate; the codec's range in CODECS keeps it valid and low: game and web audio).
     """
     fmt, subtype = CODECS[codec][:2]
-    y = AF.resample(wav, sample_rate, codec_rate) if codec_rate != sample_rate else wav
+    y = resample(wav, sample_rate, codec_rate) if codec_rate != sample_rate else wav
     buf = io.BytesIO()
     sf.write(buf, y.clamp(-1, 1).numpy(), codec_rate, format=fmt, subtype=subtype,
              compression_level=compression)
@@ -471,7 +473,7 @@ def codec_round_trip(wav: torch.Tensor, sample_rate: int, codec: str, codec_rate
     decoded, rate = sf.read(buf, dtype="float32")
     y = torch.from_numpy(decoded)
     if rate != sample_rate:
-        y = AF.resample(y, rate, sample_rate)
+        y = resample(y, rate, sample_rate)
     return _fit_length(y, wav.shape[-1]).to(wav.dtype)
 
 

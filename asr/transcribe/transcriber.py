@@ -27,9 +27,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torchaudio.functional as AF
 
-from asr.data.audio import AudioError
+from asr.data.audio import AudioError, resample
 from asr.data.reader import AudioReader, audio_duration
 from asr.bundle import EXPORTED
 from asr.checkpoint import model_from_checkpoint
@@ -121,7 +120,7 @@ def reader_windows(reader, sample_rate: int, chunking: Chunking):
         last = len(new) < need
         wav = torch.from_numpy(buf)
         if rate != sample_rate:
-            wav = AF.resample(wav, rate, sample_rate)
+            wav = resample(wav, rate, sample_rate)
         yield Window(wav, pos / rate, pos == 0, last)
         if last:
             return

@@ -51,8 +51,8 @@ class SpeechDetector:
 
     def speech_regions(self, audio: torch.Tensor, sample_rate: int) -> list[tuple[float, float]]:
         if sample_rate != VAD_RATE:
-            import torchaudio.functional as AF
-            audio = AF.resample(audio, sample_rate, VAD_RATE)
+            from asr.data.audio import resample
+            audio = resample(audio, sample_rate, VAD_RATE)
         s = self.settings
         found = self._timestamps(audio.float(), self.model, threshold=s.threshold,
                                  sampling_rate=VAD_RATE, min_speech_duration_ms=int(s.min_speech_s * 1000),
