@@ -115,6 +115,24 @@ def test_batched_network_matches_one_at_a_time(tone_run, tmp_path):
             assert wx["start"] == wy["start"] and abs(wx["conf"] - wy["conf"]) < 0.01  # conf rounded to 1e-4
 
 
+def test_length_sorted_batches_keep_each_files_words(tone_run, tmp_path):
+    """transcribe_many sorts windows of several files by length across batches: a long file's
+    windows are decoded out of order, among short files', and each result is still what
+    transcribe() gives for that file alone, words in time order."""
+    from asr.transcribe.transcriber import Chunking, Transcriber
+    texts = ["ab", "abc fed cd ef ab fed abc cd ef ab cd fed abc", "cd ef", "fed ab cd"]
+    files = [tone_file(tmp_path / f"{i}.wav", t, seed=i) for i, t in enumerate(texts)]
+    t = Transcriber(tone_run / "exp", device="cpu", decoder="greedy", batch_size=2,
+                    chunking=Chunking(chunk_s=1.2, overlap_s=0.4))
+    alone = [t.transcribe(f) for f in files]
+    assert len(list(t.windows(files[1]))) >= 3
+    together = [r for _, r in t.transcribe_many(files)]
+    assert [r["text"] for r in together] == [r["text"] for r in alone]
+    for x, y in zip(together, alone):
+        assert [w["start"] for w in x["words"]] == [w["start"] for w in y["words"]] == \
+            sorted(w["start"] for w in y["words"])
+
+
 def test_tsv_and_ctm_outputs(bundle, tmp_path):
     tone_file(tmp_path / "a.wav", "abc fed ab")
     assert main(["transcribe", str(bundle), str(tmp_path / "a.wav"), "--format", "tsv,ctm",

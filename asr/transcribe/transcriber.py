@@ -44,6 +44,7 @@ from asr.utils import atomic_write_text, pick_device
 log = logging.getLogger(__name__)
 
 FORMATS = ("txt", "json", "srt", "vtt", "tsv", "ctm")
+SORT_BATCHES = 4  # transcribe_many sorts this many batches' worth of windows by length
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".au",
                   ".caf", ".w64", ".rf64", ".wv", ".sph", ".nist"}
 
@@ -170,7 +171,8 @@ class Transcriber:
     (asr.decoding.decoders.DECODERS); None = the model's best (beam + LM when it has an LM).
     decode_cfg: DecodeConfig for the beam decoders (default: the bundle's or run's tuned settings).
     chunking: how long files are cut. engine: "torch", or an exported form (see acoustic_model).
-    batch_size: windows run through the network together (transcribe_many).
+    batch_size: windows run through the network together (transcribe_many, which holds up to
+    SORT_BATCHES x batch_size windows in memory).
     vad: voice-activity detection (asr.transcribe.vad): only the speech in each window is
     decoded, and a window without speech skips the network. None = off.
     `__call__(path)` returns just the text.
@@ -254,20 +256,26 @@ class Transcriber:
 
     def transcribe_many(self, items, sample_rate: int | None = None):
         """Yield (item, result dict or AudioError) for each file or array, in order; windows of
-        several inputs share network batches of batch_size (one window per short file)."""
-        states, batch = [], []
+        several inputs share network batches of batch_size (one window per short file).
+
+        Windows are gathered SORT_BATCHES batches at a time and sorted by length before they
+        are cut into batches, so a batch holds windows of similar length and little of the
+        network's time goes on padding."""
+        states, pending = [], []
 
         def flush():
-            if batch:
-                for (state, window), lp in zip(batch, self.network([w.audio for _, w in batch])):
+            pending.sort(key=lambda sw: len(sw[1].audio))
+            for i in range(0, len(pending), self.batch_size):
+                group = pending[i:i + self.batch_size]
+                for (state, window), lp in zip(group, self.network([w.audio for _, w in group])):
                     state["words"] += self.decode_window(window, lp)
-                    state["end"] = max(state["end"], window.start_s + len(window.audio) / self.sample_rate)
                     state["pending"] -= 1
-                batch.clear()
+            pending.clear()
 
         def finished():
             while states and states[0]["read"] and states[0]["pending"] == 0:
                 st = states.pop(0)
+                st["words"].sort(key=lambda w: w["start"])  # windows may finish out of order
                 yield st["item"], st["error"] or _result(st["item"], st["end"], st["words"])
 
         for item in items:
@@ -278,9 +286,9 @@ class Transcriber:
                     state["end"] = max(state["end"], window.start_s + len(window.audio) / self.sample_rate)
                     if window.speech == []:  # VAD heard no speech: nothing to run
                         continue
-                    batch.append((state, window))
+                    pending.append((state, window))
                     state["pending"] += 1
-                    if len(batch) >= self.batch_size:
+                    if len(pending) >= self.batch_size * SORT_BATCHES:
                         flush()
             except AudioError as e:
                 state["error"] = e
