@@ -22,12 +22,12 @@ import torchaudio.functional as AF
 from asr.text.vocab import Vocab
 
 
-def path_units(path, vocab: Vocab) -> list[tuple[int, list[int]]]:
-    """Collapse a frame-level CTC path into emitted units: [(token id, [frames])], blanks
+def path_units(path: list[int], vocab: Vocab) -> list[tuple[int, list[int]]]:
+    """Collapse a frame-level CTC path (token ids) into emitted units: [(token id, [frames])], blanks
     dropped, a run of one token (no blank between) being one unit."""
     units: list[tuple[int, list[int]]] = []
     prev = vocab.blank
-    for t, tok in enumerate(int(i) for i in path):
+    for t, tok in enumerate(path):
         if tok != vocab.blank:
             if tok == prev:
                 units[-1][1].append(t)
@@ -37,15 +37,13 @@ def path_units(path, vocab: Vocab) -> list[tuple[int, list[int]]]:
     return units
 
 
-def _word(chars: list[tuple[int, list[int]]], log_probs: torch.Tensor, vocab: Vocab,
+def _word(chars: list[tuple[int, list[int]]], probs: list[float], vocab: Vocab,
           frame_s: float, offset_s: float) -> dict:
     frames = [t for _, fr in chars for t in fr]
-    toks = [tok for tok, fr in chars for _ in fr]
-    probs = log_probs[frames, toks].exp()
     return {"word": vocab.decode([tok for tok, _ in chars]).strip(),
             "start": round(offset_s + frames[0] * frame_s, 3),
             "end": round(offset_s + (frames[-1] + 1) * frame_s, 3),
-            "conf": round(float(probs.mean()), 4)}
+            "conf": round(sum(probs[t] for t in frames) / len(frames), 4)}
 
 
 def path_words(path, log_probs: torch.Tensor, vocab: Vocab, frame_s: float,
@@ -61,17 +59,21 @@ def path_words(path, log_probs: torch.Tensor, vocab: Vocab, frame_s: float,
     Returns [{"word", "start", "end", "conf"}] with times in seconds rounded to ms.
     """
     space = vocab.index.get(" ")
+    path = path.tolist() if isinstance(path, torch.Tensor) else [int(i) for i in path]
     units = path_units(path, vocab)
+    # each frame's posterior of its path label, gathered once: a word's confidence is their mean
+    index = torch.tensor(path, dtype=torch.long, device=log_probs.device)
+    probs = log_probs[torch.arange(len(path), device=log_probs.device), index].exp().tolist()
     if getattr(vocab, "word_prefix", None):  # sentencepiece: "\u2581he llo" is one word
         groups = []
         for unit in units:
             if not groups or vocab.word_starts(unit[0]):
                 groups.append([])
             groups[-1].append(unit)
-        words = [_word(g, log_probs, vocab, frame_s, offset_s) for g in groups]
+        words = [_word(g, probs, vocab, frame_s, offset_s) for g in groups]
         return [w for w in words if w["word"]]
     if space is None:  # no word separator (phone units): every unit is a "word"
-        return [_word([u], log_probs, vocab, frame_s, offset_s) for u in units]
+        return [_word([u], probs, vocab, frame_s, offset_s) for u in units]
     groups, cur = [], []
     for unit in units + [(space, [])]:
         if unit[0] == space:
@@ -80,7 +82,7 @@ def path_words(path, log_probs: torch.Tensor, vocab: Vocab, frame_s: float,
             cur = []
         else:
             cur.append(unit)
-    return [_word(g, log_probs, vocab, frame_s, offset_s) for g in groups]
+    return [_word(g, probs, vocab, frame_s, offset_s) for g in groups]
 
 
 def greedy_path(log_probs: torch.Tensor, length: int) -> torch.Tensor:
