@@ -1,13 +1,15 @@
 """`make bench-ship`: the shipped forms of one model side by side, in one run.
 
     python -m asr.bench.ship BUNDLE MANIFEST [--limit N] [--decoder greedy|beam_lm] [--threads 2]
-                             [--repeats 3] [--out FIGURES.json]
+                             [--repeats 5] [--out FIGURES.json]
                              [--streaming-bundle UNIDIRECTIONAL_BUNDLE]
 
 For each engine (PyTorch, ONNX fp32, ONNX int8; exported into the bundle first when missing)
 the manifest's audio files are transcribed as `asr transcribe` does (read, resample, features,
-network, decoder), and the table gives the pipeline RTF (wall time / audio time), the
-network file's size, the WER against the manifest's text and how many texts equal PyTorch's. A
+network, decoder), and the table gives the pipeline RTF (wall time / audio time; the median of
+--repeats rounds, the engines taking turns), the speed-up over PyTorch (the median of the
+rounds' ratios), the network file's size, the WER against the manifest's text and how many
+texts equal PyTorch's. A
 unidirectional model (the bundle, or --streaming-bundle) is also streamed (asr.streaming):
 latency (chunk + lookahead), RTF, WER and whether every final text equals its offline decoding.
 Figures go to stdout and to --out (default BUNDLE.bench_ship.json, beside the bundle: a file
@@ -46,8 +48,8 @@ def timed_pass(t: Transcriber, files: list) -> tuple[float, dict]:
 
 
 def run_engines(bundle: Path, engines, entries: list[dict], decoder: str, repeats: int) -> list[dict]:
-    """Each engine's row. The engines take turns, `repeats` rounds, and each row has the median
-    of its rounds' wall times: a load burst on a shared machine then hits every engine alike."""
+    """Each engine's row. The engines take turns, `repeats` rounds; a row has the median of its
+    rounds' wall times (rtf) and the median of its per-round speed-ups over the first engine."""
     files = [e["audio_filepath"] for e in entries]
     audio = sum(float(e["duration"]) for e in entries)
     transcribers = {e: Transcriber(bundle, device="cpu", decoder=decoder, engine=e) for e in engines}
@@ -61,11 +63,15 @@ def run_engines(bundle: Path, engines, entries: list[dict], decoder: str, repeat
             walls[engine].append(wall)
     rows = []
     for engine in engines:
+        # paired: each round's ratio to the first engine's wall time in the same round, so a
+        # slow spell of a shared machine cancels out; the median of those ratios
+        speedup = statistics.median(a / b for a, b in zip(walls[engines[0]], walls[engine]))
         texts = [r["text"] if isinstance(r, dict) else "" for r in map(hyps[engine].get, map(str, files))]
         size = (bundle / (MODEL if engine == "torch" else EXPORTED[engine])).stat().st_size
         wall = statistics.median(walls[engine])
         rows.append({"engine": engine, "decoder": decoder, "rtf": wall / audio, "seconds": wall,
-                     "rounds_s": walls[engine], "audio_s": audio, "size_mb": size / 1e6,
+                     "rounds_s": walls[engine], "speedup": speedup, "audio_s": audio,
+                     "size_mb": size / 1e6,
                      "wer": wer([e["text"] for e in entries], texts), "texts": texts})
     return rows
 
@@ -97,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--limit", type=int, default=0, help="first N utterances (0 = all)")
     p.add_argument("--decoder", default="greedy", choices=["greedy", "beam", "beam_lm"])
     p.add_argument("--threads", type=int, default=2, help="torch / onnxruntime threads")
-    p.add_argument("--repeats", type=int, default=3, help="timed rounds per engine (median reported)")
+    p.add_argument("--repeats", type=int, default=5, help="timed rounds per engine (median reported)")
     p.add_argument("--chunk-ms", type=int, default=200, help="streaming chunk")
     p.add_argument("--streaming-bundle", type=Path,
                    help="a unidirectional model's bundle to stream (default: BUNDLE, if unidirectional)")
@@ -116,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
           "|---|---|---|---|---|---|---|")
     for r in rows:
         same = sum(a == b for a, b in zip(r["texts"], base["texts"]))
-        print(f"| {r['engine']} | {r['rtf']:.4f} | {base['rtf'] / r['rtf']:.2f}× | {r['size_mb']:.1f} | "
+        print(f"| {r['engine']} | {r['rtf']:.4f} | {r['speedup']:.2f}× | {r['size_mb']:.1f} | "
               f"{r['wer']:.2f} | {r['wer'] - base['wer']:+.2f} | {same}/{len(entries)} |")
     stream = run_streaming(args.streaming_bundle or args.bundle, entries, args.chunk_ms)
     print("streaming: " + (f"{stream['bundle']}: latency {stream['latency_ms']:.0f} ms (chunk {args.chunk_ms} ms "
