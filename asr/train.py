@@ -74,6 +74,18 @@ def lr_factor(step: int, warmup: int, total: int, final_ratio: float, time_fract
     return final_ratio + (1 - final_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
+MIN_TRAIN_MINUTES = 1.0  # what train.finish_by leaves training at the least
+
+
+def wall_budget_minutes(max_minutes: float, finish_by: float, now: float) -> float:
+    """Training's wall-time budget in minutes (0 = none): max_minutes, capped by the minutes
+    left until finish_by (a Unix time) when that is set, but never under MIN_TRAIN_MINUTES."""
+    if not finish_by:
+        return max_minutes
+    left = max(MIN_TRAIN_MINUTES, (finish_by - now) / 60)
+    return min(max_minutes, left) if max_minutes else left
+
+
 def autocast_for(device: torch.device, amp: str):
     """Autocast for train.amp ("none", "bf16" or "fp16"; checked by TrainConfig)."""
     if amp == "none":
@@ -300,6 +312,10 @@ class Trainer:
         if self.rank == 0:
             self.writer = tensorboard_writer(self.run_dir / "tensorboard")
         start = time.time()
+        self.max_minutes = wall_budget_minutes(tc.max_minutes, tc.finish_by, start)
+        if tc.finish_by and self.rank == 0:
+            log.info("wall-time budget %.1f min (train.max_minutes %g, capped by train.finish_by)",
+                     self.max_minutes, tc.max_minutes)
         stopped = self.done(start)  # a resumed run may have finished already
         while self.epoch < tc.epochs and not stopped:
             position = self.positions[self.rank % len(self.positions)] if self.batch_in_epoch else None
@@ -324,8 +340,8 @@ class Trainer:
                     bar.set_postfix(loss=f"{loss:.2f}", speed=f"{speed:.0f}s/s", refresh=False)
                 if not at_update:
                     continue
-                if tc.max_minutes:
-                    self.time_fraction = (time.time() - start) / (tc.max_minutes * 60)
+                if self.max_minutes:
+                    self.time_fraction = (time.time() - start) / (self.max_minutes * 60)
                 self.update()
                 self.record(update_losses)
                 update_losses = []
@@ -419,7 +435,7 @@ class Trainer:
         """Whether max_steps or max_minutes is reached (agreed across ranks)."""
         tc = self.cfg.train
         over = bool((tc.max_steps and self.step >= tc.max_steps)
-                    or (tc.max_minutes and time.time() - start > tc.max_minutes * 60))
+                    or (self.max_minutes and time.time() - start > self.max_minutes * 60))
         if self.world > 1:  # every rank must stop at the same update
             flag = torch.tensor([float(over)], device=self.device)
             dist.all_reduce(flag, op=dist.ReduceOp.MAX)

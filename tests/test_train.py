@@ -153,3 +153,15 @@ def test_resuming_a_finished_run_trains_no_further(tone_store, tmp_path):
     assert again.train()["step"] == 2
     steps = [json.loads(line)["step"] for line in (tmp_path / "done" / "metrics.jsonl").open()]
     assert steps == [1, 2]
+
+
+def test_finish_by_caps_the_wall_budget():
+    """train.finish_by (make demo's deadline) caps train.max_minutes at the minutes left, but
+    training always gets MIN_TRAIN_MINUTES; without it max_minutes stands."""
+    from asr.train import MIN_TRAIN_MINUTES, wall_budget_minutes
+    now = 1_000_000.0
+    assert wall_budget_minutes(17, 0, now) == 17
+    assert wall_budget_minutes(17, now + 600, now) == 10
+    assert wall_budget_minutes(17, now + 3600, now) == 17
+    assert wall_budget_minutes(0, now + 600, now) == 10
+    assert wall_budget_minutes(17, now - 60, now) == MIN_TRAIN_MINUTES

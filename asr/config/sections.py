@@ -178,6 +178,9 @@ class TrainConfig(Section):
     exp_dir: run folder (config.yaml, checkpoints/, tensorboard/, train.log).
     epochs: passes over the training data; max_steps > 0 stops earlier.
     max_minutes > 0 stops training after that much wall time (then validates and saves).
+    finish_by: a Unix time (s) by which training must end; max_minutes is then capped at the
+        minutes left (at least 1). `make demo` sets it, so the whole demo fits its wall-clock
+        budget on a slow machine too. 0 = none.
     batch_frames: total input frames per batch (dynamic batch size; 100 frames = 1 s).
     max_batch_utts: cap on utterances per batch.
     max_duration: utterances longer than this (seconds) are skipped, with a count.
@@ -215,6 +218,7 @@ class TrainConfig(Section):
     epochs: int = 10
     max_steps: int = 0
     max_minutes: float = 0.0
+    finish_by: float = 0.0
     batch_frames: int = 6000
     max_batch_utts: int = 64
     max_duration: float = 30.0
