@@ -57,7 +57,7 @@ def run_engines(bundle: Path, engines, entries: list[dict], decoder: str, repeat
         list(t.transcribe_many(files[:2]))  # warm-up: first calls allocate and load the LM
     walls: dict[str, list[float]] = {e: [] for e in engines}
     hyps: dict[str, dict] = {}
-    for _ in range(max(1, repeats)):
+    for _ in range(repeats):
         for engine, t in transcribers.items():
             wall, hyps[engine] = timed_pass(t, files)
             walls[engine].append(wall)
@@ -66,7 +66,8 @@ def run_engines(bundle: Path, engines, entries: list[dict], decoder: str, repeat
         # paired: each round's ratio to the first engine's wall time in the same round, so a
         # slow spell of a shared machine cancels out; the median of those ratios
         speedup = statistics.median(a / b for a, b in zip(walls[engines[0]], walls[engine]))
-        texts = [r["text"] if isinstance(r, dict) else "" for r in map(hyps[engine].get, map(str, files))]
+        results = [hyps[engine][str(f)] for f in files]
+        texts = [r["text"] if isinstance(r, dict) else "" for r in results]  # AudioError: ""
         size = (bundle / (MODEL if engine == "torch" else EXPORTED[engine])).stat().st_size
         wall = statistics.median(walls[engine])
         rows.append({"engine": engine, "decoder": decoder, "rtf": wall / audio, "seconds": wall,
@@ -109,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="a unidirectional model's bundle to stream (default: BUNDLE, if unidirectional)")
     p.add_argument("--out", type=Path, help="the figures as JSON (default: BUNDLE.bench_ship.json)")
     args = p.parse_args(argv)
+    if args.repeats < 1:
+        p.error("--repeats must be at least 1")
     out = args.out or args.bundle.with_name(args.bundle.name + ".bench_ship.json")
     torch.set_num_threads(args.threads)
     if not (args.bundle / EXPORTED["onnx-int8"]).is_file():

@@ -342,9 +342,7 @@ class AudioFolder:
         wav = torch.from_numpy(data[:, 0].copy() if first_channel else data.mean(axis=1))
         if not torch.isfinite(wav).all():
             raise ValueError("NaN or infinite samples")
-        if rate != self.sample_rate:
-            wav = resample(wav, rate, self.sample_rate)
-        return wav.float()
+        return resample(wav, rate, self.sample_rate).float()
 
     def excerpt(self, n: int, generator: torch.Generator) -> torch.Tensor:
         """n samples (mono, at sample_rate) of a random file from a random offset; a file shorter
@@ -465,15 +463,13 @@ def codec_round_trip(wav: torch.Tensor, sample_rate: int, codec: str, codec_rate
     (lowest bit rate; the codec's range in CODECS keeps it valid and low: game and web audio).
     """
     fmt, subtype = CODECS[codec][:2]
-    y = resample(wav, sample_rate, codec_rate) if codec_rate != sample_rate else wav
+    y = resample(wav, sample_rate, codec_rate)
     buf = io.BytesIO()
     sf.write(buf, y.clamp(-1, 1).numpy(), codec_rate, format=fmt, subtype=subtype,
              compression_level=compression)
     buf.seek(0)
     decoded, rate = sf.read(buf, dtype="float32")
-    y = torch.from_numpy(decoded)
-    if rate != sample_rate:
-        y = resample(y, rate, sample_rate)
+    y = resample(torch.from_numpy(decoded), rate, sample_rate)
     return _fit_length(y, wav.shape[-1]).to(wav.dtype)
 
 

@@ -23,8 +23,8 @@ from asr.text.vocab import Vocab
 
 
 def path_units(path: list[int], vocab: Vocab) -> list[tuple[int, list[int]]]:
-    """Collapse a frame-level CTC path (token ids) into emitted units: [(token id, [frames])], blanks
-    dropped, a run of one token (no blank between) being one unit."""
+    """Collapse a frame-level CTC path (token ids) into emitted units: [(token id, [frames])],
+    blanks dropped, a run of one token (no blank between) being one unit."""
     units: list[tuple[int, list[int]]] = []
     prev = vocab.blank
     for t, tok in enumerate(path):

@@ -119,10 +119,7 @@ def reader_windows(reader, sample_rate: int, chunking: Chunking):
             return
         buf = np.concatenate([tail, new])
         last = len(new) < need
-        wav = torch.from_numpy(buf)
-        if rate != sample_rate:
-            wav = resample(wav, rate, sample_rate)
-        yield Window(wav, pos / rate, pos == 0, last)
+        yield Window(resample(torch.from_numpy(buf), rate, sample_rate), pos / rate, pos == 0, last)
         if last:
             return
         tail, pos = buf[step:], pos + step

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 import torch
 
+from asr.data.audio import resample
+
 VAD_RATE = 16000  # Silero VAD runs at 16 kHz (or 8 kHz); windows are resampled to the model rate
 
 
@@ -50,9 +52,7 @@ class SpeechDetector:
         return get_speech_timestamps, load_silero_vad
 
     def speech_regions(self, audio: torch.Tensor, sample_rate: int) -> list[tuple[float, float]]:
-        if sample_rate != VAD_RATE:
-            from asr.data.audio import resample
-            audio = resample(audio, sample_rate, VAD_RATE)
+        audio = resample(audio, sample_rate, VAD_RATE)
         s = self.settings
         found = self._timestamps(audio.float(), self.model, threshold=s.threshold,
                                  sampling_rate=VAD_RATE, min_speech_duration_ms=int(s.min_speech_s * 1000),
