@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from asr.data.audio import AudioError
-from asr.transcribe.transcriber import Chunking, Transcriber
+from asr.transcribe.transcriber import BATCH_SIZE, Chunking, Transcriber
 from asr.transcribe.vad import VadSettings
 
 
@@ -101,7 +101,7 @@ def _torch_model(t: Transcriber):
 
 
 def load(path: str | Path, device: str = "auto", decoder: str | None = None, engine: str = "torch",
-         batch_size: int = 8, chunking: Chunking | None = None, verify: bool = True,
+         batch_size: int = BATCH_SIZE, chunking: Chunking | None = None, verify: bool = True,
          vad: bool | VadSettings = False, **decode_settings) -> Model:
     """Load a model from a bundle (`asr bundle`), a run folder or a checkpoint file.
 

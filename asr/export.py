@@ -1,16 +1,18 @@
 """Export of the acoustic model (asr.model.CTCModel) to ONNX and TorchScript, and int8 ONNX.
 
 InferenceModel computes CTCModel's function on a padded batch with plain tensor ops that both
-exporters carry (the padded way asr.model.RNNStack runs on CPU, with the helpers it shares;
-on CUDA the model runs PackedSequences, which no exporter carries):
+exporters carry (the padded way asr.model.RNNStack runs on CPU; on CUDA the model runs
+PackedSequences, which no exporter carries). The RNN layers run time-major, (T, B, D), the
+layout of ONNX's LSTM / GRU ops, so the graph needs no transposes around each of them:
 
 * the forward direction of each RNN layer runs on the padded batch as is: an RNN's output at
   a valid frame depends only on the frames before it, never on the pads after it;
-* the reverse direction reverses each sequence within its own length (an index gather), runs
-  a unidirectional RNN holding the ``*_reverse`` weights and reverses back;
-* after each layer (and its per-frame norm) the padded frames are zeroed, as
-  pad_packed_sequence leaves them, so the next layer, the lookahead convolution and the
-  output layer see exactly what they see in CTCModel (outputs match at every frame, pads too).
+* the reverse direction reverses each sequence within its own length (one row gather of the
+  (T * B, D) batch), runs a unidirectional RNN holding the ``*_reverse`` weights and reverses
+  back; the pads stay after the valid frames, so they never reach a valid output either;
+* pads are therefore zeroed once, after the last layer (CTCModel zeroes them after each), so
+  the lookahead convolution and the output layer see exactly what they see in CTCModel
+  (outputs match at every frame, pads too).
 
 The ONNX graph comes from the TorchScript-based exporter (``dynamo=False``): it maps
 nn.LSTM / nn.GRU onto ONNX's LSTM / GRU ops with dynamic batch and time, in about a second.
@@ -37,7 +39,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from asr.model import CTCModel, gather_time, one_direction, reverse_index, time_mask
+from asr.model import CTCModel, one_direction, reverse_index, time_mask
 from asr.utils import atomic_open, atomic_path
 
 INPUT_NAMES = ["feats", "lengths"]
@@ -59,18 +61,18 @@ def _lstmp_scan(x: torch.Tensor, w_ih: torch.Tensor, w_hh: torch.Tensor, b_ih: t
     """A projected LSTM (nn.LSTM with proj_size, one direction, zero initial state) as an
     explicit loop over time, for ONNX (which has no LSTMP op); run scripted (_scripted_scan), so
     the exporter keeps the loop (ONNX Loop) rather than unrolling it for the example's length.
-    (B, T, I) -> (B, T, P)."""
+    Time-major: (T, B, I) -> (T, B, P)."""
     gates_x = torch.matmul(x, w_ih.t()) + b_ih + b_hh
-    h = torch.zeros(x.size(0), w_hr.size(0), dtype=x.dtype, device=x.device)
-    c = torch.zeros(x.size(0), w_hr.size(1), dtype=x.dtype, device=x.device)
+    h = torch.zeros(x.size(1), w_hr.size(0), dtype=x.dtype, device=x.device)
+    c = torch.zeros(x.size(1), w_hr.size(1), dtype=x.dtype, device=x.device)
     outs: list[torch.Tensor] = []
-    for t in range(x.size(1)):
-        gates = gates_x[:, t] + torch.matmul(h, w_hh.t())
+    for t in range(x.size(0)):
+        gates = gates_x[t] + torch.matmul(h, w_hh.t())
         i, f, g, o = gates.chunk(4, 1)
         c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
         h = torch.matmul(torch.sigmoid(o) * torch.tanh(c), w_hr.t())
         outs.append(h)
-    return torch.stack(outs, 1)
+    return torch.stack(outs, 0)
 
 
 @functools.cache
@@ -99,7 +101,7 @@ def _no_deprecation_notes(exporter: bool = False):
 
 
 class Direction(nn.Module):
-    """One direction of one RNN layer on a padded (B, T, D) batch: the native kernel."""
+    """One direction of one RNN layer on a padded time-major (T, B, D) batch: the native kernel."""
 
     def __init__(self, rnn: nn.RNNBase):
         super().__init__()
@@ -120,34 +122,44 @@ class LoopDirection(Direction):
                                 r.bias_hh_l0, r.weight_hr_l0)
 
 
-def _direction(rnn: nn.RNNBase, onnx_loop: bool) -> Direction:
+def _direction(rnn: nn.RNNBase, suffix: str, onnx_loop: bool) -> Direction:
+    view = one_direction(rnn, suffix, batch_first=False)
     projected = isinstance(rnn, nn.LSTM) and rnn.proj_size > 0
-    return LoopDirection(rnn) if onnx_loop and projected else Direction(rnn)
+    return LoopDirection(view) if onnx_loop and projected else Direction(view)
+
+
+def reverse_rows(lengths: torch.Tensor, frames: int) -> torch.Tensor:
+    """(T * B,) row index into a time-major (T, B, D) batch seen as (T * B, D) rows that
+    reverses each sequence within its own length (pads stay put); its own inverse."""
+    rev = reverse_index(lengths, frames).t()  # (T, B): source frame of each (t, b)
+    batch = lengths.shape[0]
+    return (rev * batch + torch.arange(batch, device=lengths.device)[None, :]).reshape(-1)
+
+
+def take_rows(x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """x (T, B, D) reordered by a reverse_rows index: one row gather (ONNX Gather)."""
+    return x.reshape(-1, x.shape[2]).index_select(0, rows).view(x.shape)
 
 
 class RNNLayer(nn.Module):
-    """One layer of RNNStack without packing: forward direction on the padded batch, reverse
-    direction on each sequence reversed within its length, then the norm, then pads zeroed."""
+    """One layer of RNNStack without packing, time-major: forward direction on the padded
+    batch, reverse direction on each sequence reversed within its length, then the norm."""
 
     def __init__(self, rnn: nn.RNNBase, norm: nn.Module, onnx_loop: bool):
         super().__init__()
-        self.forward_rnn = _direction(one_direction(rnn, ""), onnx_loop)
+        self.forward_rnn = _direction(rnn, "", onnx_loop)
         self.bidirectional = rnn.bidirectional
-        self.backward_rnn = _direction(one_direction(rnn, "_reverse"), onnx_loop) \
-            if rnn.bidirectional else nn.Identity()
+        self.backward_rnn = _direction(rnn, "_reverse", onnx_loop) if rnn.bidirectional else nn.Identity()
         self.norm = norm
         self.channels_first = isinstance(norm, nn.BatchNorm1d)  # BatchNorm1d wants (B, C, T)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor, rev: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, rev: torch.Tensor) -> torch.Tensor:
         y = self.forward_rnn(x)
         if self.bidirectional:
-            back = gather_time(self.backward_rnn(gather_time(x, rev)), rev)
-            y = torch.cat([y, back], 2)
+            y = torch.cat([y, take_rows(self.backward_rnn(take_rows(x, rev)), rev)], 2)
         if self.channels_first:  # eval BatchNorm: running statistics, so per frame
-            y = self.norm(y.transpose(1, 2)).transpose(1, 2)
-        else:
-            y = self.norm(y)
-        return y * mask.unsqueeze(2)
+            return self.norm(y.permute(1, 2, 0)).permute(2, 0, 1)
+        return self.norm(y)
 
 
 class ConvBlock(nn.Module):
@@ -189,7 +201,8 @@ class InferenceModel(nn.Module):
                                       zip(front.convs, front.norms, front.strides))
         self.layers = nn.ModuleList(RNNLayer(r, n, onnx_loop)
                                     for r, n in zip(model.rnn.rnns, model.rnn.norms))
-        self.lookahead = model.lookahead if model.lookahead is not None else nn.Identity()
+        self.has_lookahead = model.lookahead is not None
+        self.lookahead = model.lookahead if self.has_lookahead else nn.Identity()
         self.output = model.output
         self.subsample = model.cfg.subsample
         self.eval()
@@ -205,13 +218,16 @@ class InferenceModel(nn.Module):
         for block in self.frontend:
             x, lengths = block(x, lengths)
         b, c, t, f = x.shape
-        x = x.permute(0, 2, 1, 3).reshape(b, t, c * f)
-        mask = time_mask(lengths, t)
-        rev = reverse_index(lengths, t)
+        x = x.permute(2, 0, 1, 3).reshape(t, b, c * f)  # time-major (T, B, D)
+        rev = reverse_rows(lengths, t)
         for layer in self.layers:
-            x = layer(x, mask, rev)
-        x = self.lookahead(x)
-        return self.output(x).float().log_softmax(dim=-1), lengths
+            x = layer(x, rev)
+        x = x * time_mask(lengths, t).t()[:, :, None]  # pads to zero, as CTCModel leaves them
+        if self.has_lookahead:  # a convolution over time: batch-major, as CTCModel runs it
+            logits = self.output(self.lookahead(x.transpose(0, 1)))
+        else:  # per frame: transpose the (smaller) logits instead
+            logits = self.output(x).transpose(0, 1)
+        return logits.float().log_softmax(dim=-1), lengths
 
 
 def output_lengths(lengths: torch.Tensor, subsample: int) -> torch.Tensor:

@@ -99,13 +99,14 @@ def gather_time(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     return torch.gather(x, 1, index.unsqueeze(2).expand(-1, -1, x.shape[2]))
 
 
-def one_direction(rnn: nn.RNNBase, suffix: str) -> nn.RNNBase:
+def one_direction(rnn: nn.RNNBase, suffix: str, batch_first: bool = True) -> nn.RNNBase:
     """A unidirectional view of one direction of `rnn` ("" forward, "_reverse" backward) that
-    shares its Parameters (no copy: training the model trains this, and the reverse)."""
+    shares its Parameters (no copy: training the model trains this, and the reverse);
+    batch_first=False: it takes time-major (T, B, D) input."""
     kw = {"proj_size": rnn.proj_size} if isinstance(rnn, nn.LSTM) and rnn.proj_size else {}
     with torch.device("meta"):  # its own weights are replaced at once: never allocate them
         single = type(rnn)(rnn.input_size, rnn.hidden_size, num_layers=1, bias=rnn.bias,
-                           batch_first=True, bidirectional=False, **kw)
+                           batch_first=batch_first, bidirectional=False, **kw)
     for name in single._flat_weights_names:  # RNNBase.__setattr__ keeps _flat_weights in step
         setattr(single, name, getattr(rnn, name + suffix))
     return single

@@ -130,7 +130,7 @@ def transcribe_settings(args, source):
 
 def cmd_transcribe(args) -> int:
     from asr.bundle import model_source
-    from asr.transcribe.transcriber import Chunking, CueLimits, Transcriber, transcribe_files
+    from asr.transcribe.transcriber import BATCH_SIZE, Chunking, CueLimits, Transcriber, transcribe_files
     from asr.transcribe.vad import VadSettings
     if args.stream:
         return cmd_stream(args)
@@ -141,7 +141,8 @@ def cmd_transcribe(args) -> int:
     decoder, settings = transcribe_settings(args, source)
     chunking = Chunking(args.chunk_s, args.overlap_s, args.min_pause_s)
     vad = VadSettings(threshold=args.vad_threshold) if args.vad else None
-    t = Transcriber(source, args.device, decoder, settings, chunking, args.engine, args.batch_size, vad)
+    t = Transcriber(source, args.device, decoder, settings, chunking, args.engine,
+                    args.batch_size or BATCH_SIZE, vad)
     limits = CueLimits(args.max_chars, args.max_duration, args.max_gap)
     results, errors = transcribe_files(args.model, args.files, formats=formats, out_dir=args.out,
                                        progress=not args.no_progress, transcriber=t, limits=limits)
@@ -223,7 +224,8 @@ def _transcribe_parser(sub) -> None:
     p.add_argument("--max-gap", type=float, default=1.0, help="a longer pause (s) starts a new cue")
     p.add_argument("--engine", default="torch", choices=["torch", "onnx", "onnx-int8", "torchscript"],
                    help="the network: PyTorch, or a form exported into the bundle by asr export")
-    p.add_argument("--batch-size", type=int, default=8, help="windows run through the network together")
+    p.add_argument("--batch-size", type=int,
+                   help="windows run through the network together (default: Transcriber's BATCH_SIZE, 16)")
     p.add_argument("--stream", action="store_true",
                    help="streaming recognition (unidirectional models): partial results on stderr")
     p.add_argument("--chunk-ms", type=int, default=200, help="--stream: audio per step (ms)")
