@@ -8,6 +8,7 @@ output alone or in any batch.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -83,6 +84,22 @@ class ConvSubsampler(nn.Module):
 
 
 RNN_CLASSES = {"lstm": nn.LSTM, "gru": nn.GRU}
+
+
+@functools.lru_cache(maxsize=None)
+def cpu_autocast_rnn_works(rnn_type: str, dtype: torch.dtype = torch.bfloat16) -> bool:
+    """Whether an `rnn_type` layer runs forward and backward under CPU autocast to `dtype`.
+    oneDNN's fused bf16 LSTM needs AVX-512 (BF16 or core); on an AVX2-only CPU creating the
+    primitive fails at the first update. A tiny probe, run once per process, tells."""
+    rnn = RNN_CLASSES[rnn_type](4, 4, batch_first=True, bidirectional=True)
+    x = torch.zeros(1, 3, 4, requires_grad=True)
+    try:
+        with torch.autocast("cpu", dtype=dtype):
+            y, _ = rnn(x)
+        y.float().sum().backward()
+    except RuntimeError:
+        return False
+    return True
 NORM_CLASSES = {"layer": nn.LayerNorm, "batch": nn.BatchNorm1d}  # "none": nn.Identity
 
 
@@ -124,6 +141,7 @@ class RNNStack(nn.Module):
     direction runs on the batch as it is (an RNN's output at a valid frame depends only on the
     frames before it) and the reverse direction on each sequence reversed within its own length;
     after each layer the padded frames are zeroed. `packed` forces one way (None: by device).
+    `fp32` runs the RNN layers outside autocast (a CPU without a bf16 LSTM kernel).
     """
 
     def __init__(self, input_dim: int, cfg: ModelConfig):
@@ -142,6 +160,7 @@ class RNNStack(nn.Module):
         self.dropout = nn.Dropout(cfg.dropout)
         self.bidirectional = cfg.bidirectional
         self.packed: bool | None = None
+        self.fp32: bool = False  # run the RNN layers in fp32 inside an autocast region
         # unregistered views of each layer's two directions (their Parameters are the layer's)
         object.__setattr__(self, "_directions", None)
 
@@ -152,6 +171,13 @@ class RNNStack(nn.Module):
                                                      for r in self.rnns])
         return self._directions
 
+    def run(self, rnn: nn.RNNBase, x):
+        """rnn(x)'s output sequence (a tensor or PackedSequence), in fp32 when self.fp32."""
+        if not self.fp32:
+            return rnn(x)[0]
+        with torch.autocast(x.data.device.type, enabled=False):
+            return rnn(x.float())[0]
+
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         packed = x.is_cuda if self.packed is None else self.packed
         return self.forward_packed(x, lengths) if packed else self.forward_padded(x, lengths)
@@ -160,7 +186,7 @@ class RNNStack(nn.Module):
         total = x.shape[1]
         packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
         for rnn, norm in zip(self.rnns, self.norms):
-            out, _ = rnn(packed)
+            out = self.run(rnn, packed)
             packed = PackedSequence(self.dropout(norm(out.data)), out.batch_sizes,
                                     out.sorted_indices, out.unsorted_indices)
         x, _ = pad_packed_sequence(packed, batch_first=True, total_length=total)
@@ -174,11 +200,11 @@ class RNNStack(nn.Module):
         views = self.directions() if self.bidirectional else None
         for k, (rnn, norm) in enumerate(zip(self.rnns, self.norms)):
             if views is None:
-                y, _ = rnn(x)
+                y = self.run(rnn, x)
             else:
                 forward, backward = views[k]
-                back, _ = backward(gather_time(x, rev))
-                y = torch.cat([forward(x)[0], gather_time(back, rev)], 2)
+                back = self.run(backward, gather_time(x, rev))
+                y = torch.cat([self.run(forward, x), gather_time(back, rev)], 2)
             if isinstance(norm, nn.BatchNorm1d) and self.training:  # statistics of valid frames
                 y = y.masked_scatter(valid[:, :, None], norm(y[valid]))
             elif isinstance(norm, nn.BatchNorm1d):  # eval: running statistics, per frame

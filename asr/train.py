@@ -32,7 +32,7 @@ from asr.data.training import ShardStreamBatches, StoreBatches
 from asr.data.features import FeatureExtractor
 from asr.data.store import open_store
 from asr.decoding.decoders import greedy_decode
-from asr.model import CTCModel, count_parameters
+from asr.model import CTCModel, count_parameters, cpu_autocast_rnn_works
 from asr.scoring.score import score
 from asr.text.vocab import build_vocab, units_state
 from asr.utils import (gpu_memory_mb, memory_mb, pick_device, set_malloc_mmap_threshold,
@@ -77,12 +77,14 @@ def lr_factor(step: int, warmup: int, total: int, final_ratio: float, time_fract
 MIN_TRAIN_MINUTES = 1.0  # what train.finish_by leaves training at the least
 
 
-def wall_budget_minutes(max_minutes: float, finish_by: float, now: float) -> float:
-    """Training's wall-time budget in minutes (0 = none): max_minutes, capped by the minutes
-    left until finish_by (a Unix time) when that is set, but never under MIN_TRAIN_MINUTES."""
+def wall_budget_minutes(max_minutes: float, finish_by: float, start: float) -> float:
+    """Training's wall-time budget in minutes (0 = none) counted from start (a Unix time; a
+    resumed run's start lies its earlier training time back): max_minutes, capped by the
+    minutes from start to finish_by (a Unix time) when that is set, but never under
+    MIN_TRAIN_MINUTES."""
     if not finish_by:
         return max_minutes
-    left = max(MIN_TRAIN_MINUTES, (finish_by - now) / 60)
+    left = max(MIN_TRAIN_MINUTES, (finish_by - start) / 60)
     return min(max_minutes, left) if max_minutes else left
 
 
@@ -91,6 +93,17 @@ def autocast_for(device: torch.device, amp: str):
     if amp == "none":
         return nullcontext()
     return torch.autocast(device.type, dtype={"bf16": torch.bfloat16, "fp16": torch.float16}[amp])
+
+
+def rnn_needs_fp32(device: torch.device, amp: str, rnn_type: str) -> bool:
+    """Whether the RNN layers must run in fp32 inside train.amp's autocast: on a CPU without a
+    bf16 kernel for them (oneDNN's bf16 LSTM needs AVX-512), said once in the log."""
+    if device.type != "cpu" or amp != "bf16" or cpu_autocast_rnn_works(rnn_type):
+        return False
+    log.warning("train.amp=bf16: this CPU has no bf16 %s kernel (oneDNN needs AVX-512), so the "
+                "%s layers run in fp32 and the rest in bf16; train.amp=none may be as fast here",
+                rnn_type.upper(), rnn_type.upper())
+    return True
 
 
 def rng_state() -> dict:
@@ -179,6 +192,7 @@ class Trainer:
         self.model = CTCModel(cfg.model, dim, len(self.vocab))
         self.model.set_cmvn(*cmvn)
         self.model.to(self.device)
+        self.model.rnn.fp32 = rnn_needs_fp32(self.device, tc.amp, cfg.model.rnn_type)
         self.ddp = self.model
         if tc.compile:
             self.ddp = torch.compile(self.model)
@@ -200,6 +214,7 @@ class Trainer:
         self.positions: list = [None]  # each rank's data.position at the last checkpoint
         self.best_cer = float("inf")
         self.skipped_steps = 0
+        self.trained_s, self.start = 0.0, None  # training seconds before this session; its start
         self.writer = None
         self.metrics = None
         if resume:
@@ -219,8 +234,12 @@ class Trainer:
                 **units_state(self.vocab),  # the sentencepiece model of bpe/unigram units
                 "n_feats": self.model.cmvn_mean.numel(), "step": self.step, "epoch": self.epoch,
                 "batch_in_epoch": self.batch_in_epoch, "data_positions": self.positions,
-                "best_cer": self.best_cer,
+                "best_cer": self.best_cer, "train_seconds": self.train_seconds(),
                 "skipped_steps": self.skipped_steps, "rng": rng_state()}
+
+    def train_seconds(self) -> float:
+        """Wall time spent training so far, earlier sessions of a resumed run included."""
+        return time.time() - self.start if self.start is not None else self.trained_s
 
     def save(self, name: str) -> None:
         if self.rank == 0:
@@ -243,8 +262,10 @@ class Trainer:
             raise ValueError(f"{path}: saved by {len(self.positions)} rank(s); a run streaming "
                              f"shards resumes mid-epoch with as many, not {self.world}")
         self.skipped_steps = ckpt["skipped_steps"]
+        self.trained_s = float(ckpt.get("train_seconds", 0.0))  # 0 from versions without it
         set_rng_state(ckpt["rng"])
-        log.info("resumed from %s at epoch %d, step %d", path, self.epoch, self.step)
+        log.info("resumed from %s at epoch %d, step %d, after %.1f min of training", path,
+                 self.epoch, self.step, self.trained_s / 60)
 
     # -- training ------------------------------------------------------------------------------
     def backward(self, batch: Batch, sync: bool) -> float:
@@ -311,7 +332,9 @@ class Trainer:
         tc = self.cfg.train
         if self.rank == 0:
             self.writer = tensorboard_writer(self.run_dir / "tensorboard")
-        start = time.time()
+        # a resumed run counts the training time before its checkpoint: its budget and the
+        # learning rate's time-based decay go on from where they were
+        start = self.start = time.time() - self.trained_s
         self.max_minutes = wall_budget_minutes(tc.max_minutes, tc.finish_by, start)
         if tc.finish_by and self.rank == 0:
             log.info("wall-time budget %.1f min (train.max_minutes %g, capped by train.finish_by)",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import multiprocessing as mp
 import os
@@ -71,6 +72,15 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
 
 
 # ---------------------------------------------------------------- worker pools
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 (hex) of a file's bytes, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
 
 def _one_thread(initializer: Callable | None, initargs: tuple) -> None:
     """Worker start: parallelism comes from the processes, so torch uses one thread in each."""

@@ -70,3 +70,25 @@ def test_shipped_recipes_load():
     paths = sorted(Path(__file__).parent.parent.glob("recipes/*/*.yaml"))
     for path in [p for p in paths if p.name != "benchmark.yaml"]:  # that one lists systems
         load_config(path)
+
+
+@pytest.mark.parametrize("override, match", [
+    ("model.rnn_layers=2.5", "model.rnn_layers: expected int, got 2.5"),
+    ("train.max_steps=-5", "train.max_steps must be >= 0"),
+    ("train.epochs=0", "train.epochs must be positive"),
+    ("train.lr=-1e-3", "train.lr must be positive"),
+    ("model.dropout=1.5", r"model.dropout must be in \[0, 1\]"),
+    ("train.max_minutes=nan", "train.max_minutes must be >= 0"),
+    ("data.nj=0", "data.nj must be positive"),
+])
+def test_counts_and_sizes_are_checked_not_truncated(override, match):
+    with pytest.raises(ValueError, match=match):
+        load_config(None, [override])
+
+
+def test_integral_floats_and_signed_scores_are_accepted(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("model:\n  rnn_layers: 4.0\n")
+    cfg = load_config(path, ["decode.word_score=-2", "augment.snr_min=-5"])
+    assert cfg.model.rnn_layers == 4 and type(cfg.model.rnn_layers) is int
+    assert cfg.decode.word_score == -2.0 and cfg.augment.snr_min == -5.0

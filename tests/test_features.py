@@ -89,3 +89,28 @@ def test_cached_resampler_equals_torchaudio(rate, dtype):
         y = resample(x, rate, 16000)
         assert y.dtype == dtype and torch.equal(y, AF.resample(x, rate, 16000))
     assert resample(x, 16000, 16000) is x
+
+
+def test_store_of_an_older_manifest_is_rebuilt_not_kept(tone_corpus, tmp_path, caplog):
+    """Data prepared again (other hours, subsets, channel_share) gives a new manifest: its store
+    is rebuilt by `asr features`, and until then opening it is refused, never silently stale."""
+    from asr.data.store import open_store
+    manifest = tone_corpus / "manifests" / "train.jsonl"
+    out = tone_corpus / "features" / "train"
+    extract_features(manifest, out, FeatureConfig(), nj=1, chunk_utts=10, progress=False)
+    assert len(open_store(tone_corpus, "train", FeatureConfig())) == 48
+    lines = manifest.read_text().splitlines()
+    manifest.write_text("\n".join(lines[:15]) + "\n")  # fewer hours: chunks 0 and 1 change
+    with pytest.raises(ValueError, match="stale: .*train.jsonl has changed"):
+        open_store(tone_corpus, "train", FeatureConfig())
+    meta = extract_features(manifest, out, FeatureConfig(), nj=1, chunk_utts=10, progress=False)
+    assert meta["utterances"] == 15 and "rebuilt from scratch" in caplog.text
+    store = open_store(tone_corpus, "train", FeatureConfig())
+    assert [e["id"] for e in store.entries] == [json.loads(x)["id"] for x in lines[:15]]
+    assert len(list(out.glob("shard-*.npy"))) == 2
+
+
+def test_a_missing_data_folder_is_named(tmp_path):
+    from asr.data.store import open_store
+    with pytest.raises(FileNotFoundError, match="no such data folder"):
+        open_store(tmp_path / "nowhere", "train", FeatureConfig())

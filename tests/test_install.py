@@ -120,6 +120,17 @@ def test_setup_without_root_prints_the_command_and_carries_on(tmp_path, config, 
     assert "apt-get must not run" not in proc.stderr
 
 
+def test_setup_reads_the_corpus_of_a_variant_from_its_loaded_config(tmp_path):
+    """A `base:` variant of a non-built-in recipe names no corpus itself: it needs no voices."""
+    variant = tmp_path / "variant.yaml"
+    variant.write_text(f"base: {REPO / 'recipes/librispeech_100/config.yaml'}\ntrain:\n  epochs: 1\n")
+    proc = subprocess.run(["bash", "tools/setup.sh", str(variant)], cwd=REPO, capture_output=True,
+                          text=True, env=_fake_system(tmp_path, uid=1000), timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    command = next(line for line in proc.stderr.splitlines() if "sudo apt-get install -y" in line)
+    assert "libboost-thread-dev" in command and "espeak-ng" not in command
+
+
 def test_setup_off_debian_names_what_to_install(tmp_path):
     proc = subprocess.run(["bash", "tools/setup.sh", "recipes/timit/config.yaml"], cwd=REPO,
                           capture_output=True, text=True, timeout=600,

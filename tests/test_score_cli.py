@@ -19,7 +19,9 @@ def test_score_positional_kaldi_and_trn(tmp_path, capsys):
     (tmp_path / "hyp.trn").write_text("the cat sat (u1)\non a mat (u2)\n")
     assert main(["score", str(tmp_path / "text"), str(tmp_path / "hyp.trn"), "--normalize", "lower"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("WER 16.67 ± ") and "1 sub, 0 del, 0 ins of 6" in out
+    assert out.startswith("WER 16.67 % (95% CI [") and "±" not in out.splitlines()[0]  # the interval
+    assert "warning: 2 utterance(s) are too few for a meaningful interval" in out
+    assert "1 sub, 0 del, 0 ins of 6" in out
     assert "the→a (1)" in out and "SER 50.0 %" in out
     # the --ref/--hyp form says the same
     assert main(["score", "--ref", str(tmp_path / "text"), "--hyp", str(tmp_path / "hyp.trn"),

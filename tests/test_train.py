@@ -1,12 +1,17 @@
 """Training on a tiny generated corpus: loss goes down, checkpoints load safely, resume is exact."""
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 
 from asr.checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint
 from asr.data.store import FeatureStore
+from asr.model import cpu_autocast_rnn_works
 from asr.train import Trainer
 
 from conftest import small_config
@@ -71,6 +76,31 @@ def test_autocast_training_keeps_ctc_in_fp32(tone_store, tmp_path, amp):
     result = trainer.train()
     assert result["step"] == 3 and result["skipped_steps"] == 0
     assert all(p.dtype == torch.float32 for p in trainer.model.parameters())
+    # on a CPU without a bf16 LSTM kernel (AVX2 only) the LSTMs run in fp32, on others in bf16
+    assert trainer.model.rnn.fp32 == (not cpu_autocast_rnn_works("lstm"))
+
+
+BF16_RUN = """
+import sys
+sys.path.insert(0, sys.argv[3])
+from conftest import small_config
+from asr.train import Trainer
+trainer = Trainer(small_config(sys.argv[1], sys.argv[2], epochs=1, max_steps=2, amp="bf16"))
+assert trainer.model.rnn.fp32
+print(trainer.train()["step"])
+"""
+
+
+def test_bf16_training_on_a_cpu_without_a_bf16_lstm_kernel(tone_store, tmp_path):
+    """oneDNN capped at AVX2 (as on an AVX2-only EPYC) has no bf16 LSTM primitive: training
+    with train.amp=bf16 runs the LSTMs in fp32, says so, and does not crash."""
+    env = {**os.environ, "ONEDNN_MAX_CPU_ISA": "AVX2"}
+    run = subprocess.run([sys.executable, "-c", BF16_RUN, str(tone_store), str(tmp_path / "exp"),
+                          str(Path(__file__).parent)], env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stdout.split()[-1] == "2"
+    assert "no bf16 LSTM kernel" in run.stderr
 
 
 def test_non_finite_loss_skips_the_update_and_goes_on(tone_store, tmp_path, monkeypatch):
@@ -165,3 +195,32 @@ def test_finish_by_caps_the_wall_budget():
     assert wall_budget_minutes(17, now + 3600, now) == 17
     assert wall_budget_minutes(0, now + 600, now) == 10
     assert wall_budget_minutes(17, now - 60, now) == MIN_TRAIN_MINUTES
+
+
+def test_resume_continues_the_time_budgets_lr_decay(tone_store, tmp_path, monkeypatch):
+    """A run with a wall-time budget (train.max_minutes) resumed mid-budget goes on with the
+    learning rate where it was (the budget's used share is in the checkpoint), instead of
+    jumping back up towards the peak with a fresh budget."""
+    class Clock:  # the trainer's clock: 1 s a reading, so the test does not depend on speed
+        now = 1e9
+
+        def time(self):
+            Clock.now += 1.0
+            return Clock.now
+    monkeypatch.setattr("asr.train.time", Clock())
+    cfg = small_config(tone_store, tmp_path / "run", epochs=500, max_minutes=5)
+
+    def run_until(trainer, step):  # as if stopped (Ctrl-C, a lost machine) after that update
+        trainer.done = lambda start: trainer.step >= step
+        trainer.train()
+    run_until(Trainer(cfg), 30)
+    saved = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")
+    assert saved["step"] == 30 and saved["train_seconds"] > 60
+    Clock.now += 3600  # resumed an hour later: that hour is not training time
+    resumed = Trainer(cfg, resume=True)
+    run_until(resumed, 33)
+    lines = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    lr = {x["step"]: x["lr"] for x in lines}
+    assert lr[30] < 0.9 * 3e-3  # decayed by time: 30 of 1,500 steps would leave it near the peak
+    assert 0.8 * lr[30] < lr[33] <= lr[31] <= lr[30]  # on down from where it was: no jump
+    assert resumed.train_seconds() < saved["train_seconds"] + 60

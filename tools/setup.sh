@@ -16,10 +16,25 @@ KENLM_PACKAGES="cmake g++ libboost-program-options-dev libboost-system-dev libbo
 libboost-test-dev zlib1g-dev libbz2-dev liblzma-dev"  # asr/decoding/kenlm_tools.py BUILD_NEEDS
 ALLOCATOR_PACKAGES="libtcmalloc-minimal4"  # train.allocator=auto: 2x the CPU training speed
 
-# the built-in corpus is the default data.corpus: a config that names another corpus skips it
+stamp=.venv/.setup-$(cat requirements/lock.txt pyproject.toml | sha1sum | cut -c1-12)
+if [ ! -f "$stamp" ]; then
+    [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+    .venv/bin/python -m pip install -q --upgrade "pip>=24"
+    .venv/bin/python -m pip install -q -r requirements/lock.txt
+    .venv/bin/python -m pip install -q --no-deps --no-build-isolation -e .
+    rm -f .venv/.setup-*
+    touch "$stamp"
+    echo "setup: .venv ready ($(.venv/bin/python -c 'import torch, torchaudio; print("torch", torch.__version__, "torchaudio", torchaudio.__version__)'))"
+fi
+# the recipe's corpus, from its loaded config (base: variants included): only the built-in one
+# needs the TTS voices and text corpora
+if ! corpus=$(.venv/bin/python -c 'import sys; from asr.config import load_config
+print(load_config(sys.argv[1]).data.corpus)' "$CONFIG" 2>&1); then
+    echo "setup: cannot read data.corpus of $CONFIG (${corpus##*$'\n'}): counting the built-in corpus's packages in" >&2
+    corpus=builtin
+fi
 needed="$KENLM_PACKAGES $ALLOCATOR_PACKAGES"
-if ! grep -Eq '^\s+corpus:\s*["'\'']?[a-z]' "$CONFIG" 2>/dev/null \
-   || grep -Eq '^\s+corpus:\s*["'\'']?builtin' "$CONFIG"; then
+if [ "$corpus" = builtin ]; then
     needed="$BUILTIN_PACKAGES $needed"
 fi
 
@@ -42,14 +57,4 @@ else
     fi
 fi
 
-stamp=.venv/.setup-$(cat requirements/lock.txt pyproject.toml | sha1sum | cut -c1-12)
-if [ ! -f "$stamp" ]; then
-    [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
-    .venv/bin/python -m pip install -q --upgrade "pip>=24"
-    .venv/bin/python -m pip install -q -r requirements/lock.txt
-    .venv/bin/python -m pip install -q --no-deps --no-build-isolation -e .
-    rm -f .venv/.setup-*
-    touch "$stamp"
-    echo "setup: .venv ready ($(.venv/bin/python -c 'import torch, torchaudio; print("torch", torch.__version__, "torchaudio", torchaudio.__version__)'))"
-fi
 bash tools/build_kenlm.sh || echo "setup: no KenLM tools yet: \`asr lm build\` needs them (see above)" >&2

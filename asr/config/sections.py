@@ -72,6 +72,8 @@ class DataConfig(Section):
     """
 
     SECTION: ClassVar[str] = "data"
+    POSITIVE: ClassVar = ("nj", "units_size")
+    SHARES: ClassVar = ("dev_fraction", "test_fraction", "channel_share")
 
     root: str = "data/builtin"
     corpus: str = "builtin"
@@ -121,6 +123,7 @@ class FeatureConfig(Section):
     """
 
     SECTION: ClassVar[str] = "features"
+    POSITIVE: ClassVar = ("sample_rate", "n_mels", "win_ms", "hop_ms")
 
     kind: FeatureKind = "fbank"
     sample_rate: int = 16000
@@ -151,6 +154,8 @@ class ModelConfig(Section):
     """
 
     SECTION: ClassVar[str] = "model"
+    POSITIVE: ClassVar = ("conv_channels", "rnn_layers", "rnn_hidden")
+    SHARES: ClassVar = ("dropout",)
 
     subsample: Literal[2, 4] = 4
     conv_channels: int = 32
@@ -213,6 +218,9 @@ class TrainConfig(Section):
     """
 
     SECTION: ClassVar[str] = "train"
+    POSITIVE: ClassVar = ("epochs", "batch_frames", "max_batch_utts", "lr", "accum_steps", "log_every",
+                          "grad_clip")
+    SHARES: ClassVar = ("final_lr_ratio",)
 
     exp_dir: str = "exp/builtin/run"
     epochs: int = 10
@@ -269,6 +277,8 @@ class DecodeConfig(Section):
     """
 
     SECTION: ClassVar[str] = "decode"
+    SIGNED: ClassVar = ("lm_weight", "word_score", "unk_score", "sil_score", "hotword_weight")
+    POSITIVE: ClassVar = ("batch_size", "beam_size", "nbest")
 
     decoder: DecoderName = "greedy"
     checkpoint: str = "best"
@@ -326,6 +336,8 @@ class AugmentConfig(Section):
     """
 
     SECTION: ClassVar[str] = "augment"
+    SIGNED: ClassVar = ("pitch_min", "pitch_max", "snr_min", "snr_max", "drr_min", "drr_max",
+                        "gain_min_db", "gain_max_db")
     DEFAULT_NOISE_TYPES: ClassVar[tuple[str, ...]] = ("white", "pink", "babble")
 
     specaugment: bool = False
@@ -404,6 +416,7 @@ class LmConfig(Section):
     """
 
     SECTION: ClassVar[str] = "lm"
+    POSITIVE: ClassVar = ("order",)
 
     dir: str = ""
     text: str = ""

@@ -33,6 +33,11 @@ class Section:
     against their choices whenever a section is built (and again after `apply`)."""
 
     SECTION: ClassVar[str] = ""
+    # Ranges, checked when a section is built: every int and float field is >= 0 (counts,
+    # sizes, durations, rates) except the SIGNED ones; POSITIVE ones are > 0; SHARES are in [0, 1].
+    SIGNED: ClassVar[tuple[str, ...]] = ()
+    POSITIVE: ClassVar[tuple[str, ...]] = ()
+    SHARES: ClassVar[tuple[str, ...]] = ()
 
     def __post_init__(self) -> None:
         self.check()
@@ -40,7 +45,19 @@ class Section:
     def check(self) -> None:
         for name, typ in field_types(type(self)).items():
             setattr(self, name, _coerce(getattr(self, name), typ, f"{self.SECTION}.{name}"))
+            self.check_range(name, typ)
         self.check_values()
+
+    def check_range(self, name: str, typ: Any) -> None:
+        value, key = getattr(self, name), f"{self.SECTION}.{name}"
+        if typ not in (int, float) or name in self.SIGNED:
+            return
+        if name in self.POSITIVE and not value > 0:
+            raise ValueError(f"{key} must be positive, not {value!r}")
+        if name in self.SHARES and not 0 <= value <= 1:
+            raise ValueError(f"{key} must be in [0, 1], not {value!r}")
+        if not value >= 0:  # NaN too
+            raise ValueError(f"{key} must be >= 0, not {value!r}")
 
     def check_values(self) -> None:
         """Rules between fields or on ranges (sections override it)."""
@@ -71,11 +88,11 @@ def _coerce(value: Any, typ: Any, name: str) -> Any:
             return False
         raise ValueError(f"{name}: expected true/false, got {value!r}")
     if typ in (int, float):
-        if isinstance(value, bool):
+        if isinstance(value, bool) or (typ is int and isinstance(value, float) and not value.is_integer()):
             raise ValueError(f"{name}: expected {typ.__name__}, got {value!r}")
         try:
-            return typ(value) if typ is float or not isinstance(value, float) else int(value)
-        except (TypeError, ValueError):
+            return typ(value)
+        except (TypeError, ValueError, OverflowError):
             raise ValueError(f"{name}: expected {typ.__name__}, got {value!r}") from None
     if typ is dict or get_origin(typ) is dict:
         return _coerce_dict(value, typ, name)

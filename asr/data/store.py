@@ -8,10 +8,13 @@ Layout of a store (one per split)::
     features/<split>/shard-00000.npy    float16 (frames, dim), utterances back to back
     features/<split>/shard-00000.jsonl  that shard's index lines + CMVN sums (marks the shard done)
     features/<split>/cmvn.json          mean and std per dimension over the split
+    features/<split>/settings.json      feature settings + the manifest's SHA-256 it was built from
 
 Work is split into chunks of utterances, one shard each, processed in parallel and streamed
 (memory stays flat in corpus size). A chunk whose shard index exists is skipped on re-runs, so
 an interrupted extraction resumes; shard files are renamed into place only when complete.
+A store whose manifest has changed since (data prepared again with other hours or subsets) is
+rebuilt by ``extract_features`` and refused by ``open_store``, never read as if current.
 Unreadable audio is skipped, reported with its file and reason, and counted.
 """
 
@@ -32,7 +35,7 @@ from asr.config import FeatureConfig
 from asr.data.audio import AudioError, entry_audio
 from asr.data.features import FeatureExtractor
 from asr.data.manifest import read_manifest
-from asr.utils import WorkerPool, atomic_open, atomic_path, atomic_write_text
+from asr.utils import WorkerPool, atomic_open, atomic_path, atomic_write_text, file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +43,7 @@ log = logging.getLogger(__name__)
 # ---------------------------------------------------------------- reading
 
 class FeatureStore:
-    """Read-only view of a feature store written by asr.data.store_writer (shards memory-mapped)."""
+    """Read-only view of a feature store written by extract_features (shards read with pread)."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -151,14 +154,29 @@ def open_store(root: str | Path, split: str, feature_cfg, raw_audio: bool = Fals
     features.on_the_fly or need_audio (waveform augmentation) is set, or no store was built."""
     on_the_fly = feature_cfg.on_the_fly or need_audio
     store_dir = Path(root) / "features" / split
-    if not on_the_fly and (store_dir / "meta.json").exists():
-        return FeatureStore(store_dir)
     manifest = Path(root) / "manifests" / f"{split}.jsonl"
+    if not on_the_fly and (store_dir / "meta.json").exists():
+        check_current(store_dir, manifest)
+        return FeatureStore(store_dir)
+    if not Path(root).is_dir():
+        raise FileNotFoundError(f"{root}: no such data folder (data.root): prepare the data "
+                                "first (`make data`, asr prepare) or set data.root")
     if on_the_fly or manifest.exists():
         if not manifest.exists():
             raise FileNotFoundError(f"{manifest}: no manifest for split {split!r}")
         return OnTheFlyStore(manifest, feature_cfg, raw_audio=raw_audio)
     return FeatureStore(store_dir)  # raises with the hint to run `asr features`
+
+
+def check_current(store_dir: Path, manifest: Path) -> None:
+    """ValueError when the manifest differs from the one the store was built from (stores of
+    versions without the record pass)."""
+    settings = store_dir / "settings.json"
+    built = json.loads(settings.read_text()).get("sha256") if settings.is_file() else None
+    if built and manifest.is_file() and file_sha256(manifest) != built:
+        raise ValueError(f"{store_dir}: stale: {manifest} has changed since these features were "
+                         "extracted from it; rebuild them with `asr features --config ...` "
+                         "(make features)")
 
 
 # ---------------------------------------------------------------- writing
@@ -227,9 +245,16 @@ def extract_features(manifest: str | Path, out_dir: str | Path, cfg: FeatureConf
     out.mkdir(parents=True, exist_ok=True)
     wanted = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "on_the_fly"}
     settings = out / "settings.json"
-    if settings.exists() and json.loads(settings.read_text())["features"] != wanted:
+    built = json.loads(settings.read_text()) if settings.exists() else None
+    if built and built["features"] != wanted:
         raise ValueError(f"{out}: store was built with other feature settings; delete it to rebuild")
-    atomic_write_text(settings, json.dumps({"features": wanted, "manifest": str(manifest)}))
+    # the shards on disk belong to this manifest's chunks: any change to it (hours, subsets,
+    # channel_share, ...) or to the chunk size starts the store afresh
+    source = {"sha256": file_sha256(manifest), "chunk_utts": chunk_utts}
+    if built and any(built.get(k) != v for k, v in source.items()) and clear_store(out):
+        log.warning("%s: %s is not the manifest this store was built from: rebuilt from scratch",
+                    out, manifest)
+    atomic_write_text(settings, json.dumps({"features": wanted, "manifest": str(manifest), **source}))
     total = sum(1 for _ in read_manifest(manifest))
     jobs = _chunks(manifest, chunk_utts, out)
     bar = tqdm(total=total, desc=f"features {out.name}", unit="utt", disable=not progress)
@@ -238,6 +263,16 @@ def extract_features(manifest: str | Path, out_dir: str | Path, cfg: FeatureConf
             _report(bar, n, errors, chunk_utts)
     bar.close()
     return _finish(out, wanted)
+
+
+def clear_store(out: Path) -> int:
+    """Delete a store's extracted files (meta.json first: the store is incomplete from then on);
+    how many there were."""
+    files = [out / "meta.json"] + sorted(out.glob("shard-*")) + [out / "index.jsonl", out / "cmvn.json"]
+    files = [f for f in files if f.exists()]
+    for f in files:
+        f.unlink()
+    return len(files)
 
 
 def _report(bar, n: int, errors: list[str], chunk_utts: int) -> None:

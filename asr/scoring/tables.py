@@ -8,6 +8,9 @@ from pathlib import Path
 from asr.utils import atomic_write_text
 
 
+MIN_CI_UNITS = 20  # fewer resampled utterances (or speakers) than this: the CI is a rough guess
+
+
 def fmt_wer(r: dict, key: str = "wer") -> str:
     """'12.34 ± 0.56' (95% bootstrap half-width) when the row has a CI, else '12.34'."""
     ci = r.get(f"{key}_ci")
@@ -25,13 +28,17 @@ def summary_text(s: dict) -> str:
     ci = s["ci"]
     by_chars = s.get("unit") == "character"
     also = "" if by_chars else f"CER {s['cer']:.2f} %; "
-    lines = [f"{rate_name(s)} {fmt_wer(s)} % (95% CI [{s['wer_lo']:.2f}, {s['wer_hi']:.2f}], "
+    # the interval itself: a percentile bootstrap interval is not symmetric about the rate
+    lines = [f"{rate_name(s)} {s['wer']:.2f} % (95% CI [{s['wer_lo']:.2f}, {s['wer_hi']:.2f}], "
              f"{ci['n_boot']} bootstrap resamples of {ci['units']} {ci['unit']}s)",
              f"    {s['sub']} sub, {s['del']} del, {s['ins']} ins of {s['words']} reference "
              f"{s.get('unit', 'word')}s; {also}SER {s['ser']:.1f} % ({s['sent_errors']} of "
              f"{s['utterances']} utterances)",
              f"    normalisation: {s['normalization']}; missing hypotheses (scored as empty): "
              f"{s['missing']}; hypotheses without a reference (ignored): {s['extra']}"]
+    if ci["units"] < MIN_CI_UNITS:
+        lines.append(f"    warning: {ci['units']} {ci['unit']}(s) are too few for a meaningful "
+                     f"interval (score at least {MIN_CI_UNITS})")
     c = s["confusions"]
     for name, items in (("substitutions", [f"{a}→{b} ({k})" for a, b, k in c["sub"][:5]]),
                         ("deletions", [f"{a} ({k})" for a, k in c["del"][:5]]),
