@@ -45,9 +45,10 @@ tune-lm: setup
 bench-decode: setup
 	$(PY) -m asr.bench.decode --config $(CONFIG) $(ARGS)
 
-# bundle the recipe's run (default exp/$(RECIPE)/run1) into exp/$(RECIPE)/bundle
-RUN ?= exp/$(RECIPE)/run1
-BUNDLE ?= exp/$(RECIPE)/bundle
+# bundle the run of CONFIG (its train.exp_dir, read by the asr config loader when needed) into
+# a folder beside it: exp/builtin/run1 -> exp/builtin/bundle, exp/builtin/real -> exp/builtin/real-bundle
+RUN ?= $(shell $(PY) -c 'import sys; from asr.config import load_config; print(load_config(sys.argv[1]).train.exp_dir)' $(CONFIG))
+BUNDLE ?= $(if $(filter run1,$(notdir $(RUN))),$(dir $(RUN))bundle,$(RUN)-bundle)
 bundle: setup
 	$(ASR) bundle $(RUN) $(BUNDLE)
 

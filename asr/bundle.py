@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import hashlib
 import json
 import logging
+import os
 import shutil
+import tempfile
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +33,7 @@ import yaml
 from asr import __version__
 from asr.checkpoint import CheckpointError, find_checkpoint, load_checkpoint, save_checkpoint
 from asr.config import DecodeConfig
-from asr.utils import atomic_path, atomic_write_text
+from asr.utils import atomic_path, atomic_write_text, file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +57,10 @@ class ModelSource:
     """What a transcriber needs, from wherever the model came.
 
     checkpoint: the checkpoint dict (weights, config, vocabulary).
-    decode: decode settings with LM/lexicon paths resolved (empty when there is no LM).
+    decode: decode settings with LM/lexicon paths resolved (the files may be missing: missing_lm).
     kind: "bundle", "run" or "checkpoint"; path: what was given; folder: the bundle or run folder.
+    lm_expected: the settings name an LM (decoder beam_lm, an LM folder or file, tuned LM
+    weights): without its files the model decodes worse than it was made to, which is said.
     """
 
     checkpoint: dict
@@ -64,26 +68,33 @@ class ModelSource:
     kind: str
     path: Path
     folder: Path | None = None
+    lm_expected: bool = False
+
+    def missing_lm(self) -> str | None:
+        """The first of the LM and lexicon files that is not there (None: both are)."""
+        for key in ("lm_path", "lexicon_path"):
+            value = getattr(self.decode, key)
+            if not value or not Path(value).is_file():
+                return value or f"(decode.{key} not set)"
+        return None
 
     @property
     def has_lm(self) -> bool:
-        d = self.decode
-        return bool(d.lm_path) and Path(d.lm_path).is_file() and Path(d.lexicon_path).is_file()
+        return self.missing_lm() is None
 
     def best_decoder(self) -> str:
-        """beam + LM when the model came with an LM, else greedy."""
-        return "beam_lm" if self.has_lm else "greedy"
+        """beam + LM when the model came with an LM, else greedy (with a warning naming the
+        missing file when its settings name an LM)."""
+        missing = self.missing_lm()
+        if missing is None:
+            return "beam_lm"
+        if self.lm_expected:
+            log.warning("%s: the language model it was made with is missing (%s): decoding greedily; "
+                        "build it (`asr lm build`) or give one (--lm)", self.path, missing)
+        return "greedy"
 
 
 # ---------------------------------------------------------------- writing
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
 
 def weights_only(ckpt: dict) -> dict:
     """The parts of a checkpoint that decoding needs (a 60 MB training checkpoint becomes ~20 MB)."""
@@ -108,7 +119,7 @@ def _decode_section(decode: DecodeConfig, lm_names: set[str]) -> dict:
 def write_index(folder: Path, extra: dict | None = None) -> dict:
     """(Re)write bundle.json with the size and SHA-256 of every file in the folder."""
     old = read_index(folder) if (folder / INDEX).is_file() else {}
-    files = {p.name: {"bytes": p.stat().st_size, "sha256": sha256(p)}
+    files = {p.name: {"bytes": p.stat().st_size, "sha256": file_sha256(p)}
              for p in sorted(folder.iterdir()) if p.is_file() and p.name != INDEX}
     index = {"format": FORMAT, "version": VERSION, "toolkit": __version__,
              "created": old.get("created") or datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -118,20 +129,67 @@ def write_index(folder: Path, extra: dict | None = None) -> dict:
 
 
 def write_bundle(run: str | Path, out: str | Path, which: str = "best",
-                 lm_dir: str | Path | None = None) -> dict:
+                 lm_dir: str | Path | None = None, fallback: bool = True) -> dict:
     """Bundle a run folder's <which> checkpoint, its LM and tuned decode settings into `out`.
 
-    lm_dir: the LM folder (default: the one the run's config names). Returns bundle.json's dict.
+    lm_dir: the LM folder (default: the one the run's config names). fallback: as
+    find_checkpoint (best.pt missing: last.pt with a warning, or CheckpointError).
+    The bundle is made in a new folder beside `out` and then takes its place, so nothing of a
+    previous bundle there (an exported model.onnx, an lm.bin) survives into the new one, and a
+    failure leaves the previous bundle whole. A folder that is not a bundle is not replaced.
+    Returns bundle.json's dict.
     """
+    run, out = Path(run), Path(out)
+    _check_replaceable(out)
+    path = find_checkpoint(run, which, fallback)
+    ckpt = load_checkpoint(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    new = Path(tempfile.mkdtemp(prefix=f".{out.name}.new-", dir=out.parent))
+    try:
+        index = _fill_bundle(new, run, path, ckpt, lm_dir)
+        _replace_folder(new, out)
+    except BaseException:
+        shutil.rmtree(new, ignore_errors=True)
+        raise
+    return index
+
+
+def _check_replaceable(out: Path) -> None:
+    """BundleError unless `out` is absent, an empty folder or a bundle (which is replaced)."""
+    if out.exists() and not out.is_dir():
+        raise BundleError(f"{out}: is a file; give a folder to write the bundle into")
+    if out.is_dir() and not is_bundle(out) and any(out.iterdir()):
+        raise BundleError(f"{out}: not a bundle (no {INDEX}) and not empty: give a new or empty "
+                          "folder to write the bundle into")
+
+
+def _replace_folder(new: Path, out: Path) -> None:
+    """Put the finished folder `new` at `out`; a previous `out` is removed only once `new` is
+    in its place (put back if that fails)."""
+    if out.is_dir() and not any(out.iterdir()):
+        out.rmdir()
+    if not out.exists():
+        new.rename(out)
+        return
+    old = out.with_name(f".{out.name}.old-{os.getpid()}")
+    out.rename(old)
+    try:
+        new.rename(out)
+    except OSError:
+        old.rename(out)
+        raise
+    log.info("%s: replaced the previous bundle", out)
+    shutil.rmtree(old)
+
+
+def _fill_bundle(out: Path, run: Path, path: Path, ckpt: dict, lm_dir: str | Path | None) -> dict:
+    """Write the bundle's files into the (new, empty) folder out; bundle.json's dict."""
     from asr.decoding.tuning import saved_run_config
     from asr.model import count_parameters
     from asr.checkpoint import model_from_checkpoint
-    run, out = Path(run), Path(out)
-    ckpt = load_checkpoint(find_checkpoint(run, which))
     cfg = saved_run_config(run)
-    decode = run_decode_settings(run)
+    decode = run_decode_settings(run, cfg)
     lm = Path(lm_dir) if lm_dir else (Path(decode.lm_path).parent if decode.lm_path else None)
-    out.mkdir(parents=True, exist_ok=True)
     save_checkpoint(weights_only(ckpt), out / MODEL)
     lm_names = set()
     for name in LM_FILES:
@@ -146,6 +204,7 @@ def write_bundle(run: str | Path, out: str | Path, which: str = "best",
         _copy(run / "report.md", out / "results.md")
     model, vocab, _ = model_from_checkpoint(ckpt)
     card = model_card(run, ckpt, cfg, count_parameters(model), len(vocab), lm_names)
+    card["checkpoint"] = path.name
     atomic_write_text(out / "card.json", json.dumps(card, indent=1) + "\n")
     atomic_write_text(out / "README.md", render_card(card, (run / "report.md")))
     return write_index(out)
@@ -167,15 +226,16 @@ def model_card(run: Path, ckpt: dict, cfg, params: int, vocab_size: int, lm_name
         "features": ckpt["config"].get("features", {}),
         "training": {"corpus": data.get("corpus"), "split": data.get("train_split"),
                      "updates": ckpt.get("step"), "epochs_started": ckpt.get("epoch"),
-                     "best_dev_cer": round(ckpt["best_cer"], 2) if ckpt.get("best_cer") is not None else None, "hours": _train_hours(data)},
+                     "best_dev_cer": round(ckpt["best_cer"], 2) if ckpt.get("best_cer") is not None else None,
+                     "hours": _train_hours(Path(cfg.data.root), data.get("train_split", "train"))},
         "language_model": sorted(lm_names) or None,
     }
     return card
 
 
-def _train_hours(data: dict) -> float | None:
+def _train_hours(root: Path, split: str) -> float | None:
     """Hours of the training manifest, when it is still where the run found it."""
-    manifest = Path(data.get("root", "")) / "manifests" / f"{data.get('train_split', 'train')}.jsonl"
+    manifest = root / "manifests" / f"{split}.jsonl"
     if not manifest.is_file():
         return None
     seconds = 0.0
@@ -234,7 +294,7 @@ def verify_bundle(folder: str | Path) -> dict:
         path = folder / name
         if not path.is_file():
             raise BundleError(f"{path}: missing from the bundle (listed in {INDEX})")
-        if path.stat().st_size != meta["bytes"] or sha256(path) != meta["sha256"]:
+        if path.stat().st_size != meta["bytes"] or file_sha256(path) != meta["sha256"]:
             raise BundleError(f"{path}: damaged: its size or checksum differs from {INDEX} "
                               "(re-download the bundle or re-create it with `asr bundle`)")
     return index
@@ -253,18 +313,19 @@ def load_bundle(folder: str | Path, verify: bool = True) -> ModelSource:
     values = yaml.safe_load((folder / DECODE).read_text(encoding="utf-8")) if (folder / DECODE).is_file() else {}
     names = {f.name for f in dataclasses.fields(DecodeConfig)}
     decode = DecodeConfig(**{k: v for k, v in (values or {}).get("decode", {}).items() if k in names})
-    if (folder / "lm.bin").is_file() and (folder / "lexicon.txt").is_file():
-        decode = dataclasses.replace(decode, lm_path=str(folder / "lm.bin"),
-                                     lexicon_path=str(folder / "lexicon.txt"))
-    return ModelSource(ckpt, decode, "bundle", folder, folder)
+    # the LM files are always the bundle's own (decode.yaml leaves their paths empty)
+    decode = dataclasses.replace(decode, lm_path=str(folder / "lm.bin"),
+                                 lexicon_path=str(folder / "lexicon.txt"))
+    return ModelSource(ckpt, decode, "bundle", folder, folder, lm_expected=decode.decoder == "beam_lm")
 
 
-def run_decode_settings(run: Path | None) -> DecodeConfig:
-    """A run's decode section (recipe, then its tuned decode.yaml) with LM paths resolved."""
+def run_decode_settings(run: Path | None, cfg=None) -> DecodeConfig:
+    """A run's decode section (recipe, then its tuned decode.yaml) with LM paths resolved;
+    cfg: the run's saved_run_config, when the caller has it."""
     from asr.decoding.decoders import resolve_lm_paths
     from asr.decoding.lm import lm_paths
     from asr.decoding.tuning import saved_run_config
-    cfg = saved_run_config(run)
+    cfg = cfg or saved_run_config(run)
     if run is None:
         return cfg.decode
     # resolved as for beam_lm (word LM + lexicon); which decoder runs is the caller's choice
@@ -273,17 +334,39 @@ def run_decode_settings(run: Path | None) -> DecodeConfig:
     return dataclasses.replace(resolved, decoder=cfg.decode.decoder)
 
 
+def names_lm(run: Path, cfg) -> bool:
+    """Whether a run's saved settings (cfg: saved_run_config) name an LM: decoder beam_lm, an
+    LM folder or file, or LM weights tuned by `asr tune-lm`."""
+    from asr.decoding.tuning import TUNED
+    return (cfg.decode.decoder == "beam_lm" or bool(cfg.lm.dir or cfg.decode.lm_path)
+            or (run / TUNED).is_file())
+
+
+CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
+
+
 def model_source(path: str | Path, verify: bool = True) -> ModelSource:
-    """A ModelSource from a bundle folder, a run folder or a checkpoint file."""
-    from asr.decoding.tuning import run_folder
+    """A ModelSource from a bundle folder, a run folder or a checkpoint file; BundleError
+    naming the path when it is none of them."""
+    from asr.decoding.tuning import run_folder, saved_run_config
     path = Path(path)
     if not path.exists():
         raise BundleError(f"{path}: no such bundle, run folder or checkpoint")
     if is_bundle(path):
         return load_bundle(path, verify)
+    if path.is_dir() and not (path / "checkpoints").is_dir():
+        raise BundleError(f"{path}: neither a bundle (no {INDEX}) nor a run folder (no checkpoints/): "
+                          "give a folder made by `asr bundle`, a training run folder (train.exp_dir) "
+                          "or a checkpoint file")
+    if path.is_file() and path.suffix not in CHECKPOINT_SUFFIXES and not zipfile.is_zipfile(path):
+        # an audio file given first, say: `asr transcribe a.wav RUN`
+        raise BundleError(f"{path}: not a model (bundle folder, run folder or .pt checkpoint); "
+                          "usage: asr transcribe MODEL FILE...")
     run = run_folder(path)
     ckpt = load_checkpoint(path)
-    return ModelSource(ckpt, run_decode_settings(run), "run" if path.is_dir() else "checkpoint", path, run)
+    cfg = saved_run_config(run)
+    return ModelSource(ckpt, run_decode_settings(run, cfg), "run" if path.is_dir() else "checkpoint",
+                       path, run, lm_expected=run is not None and names_lm(run, cfg))
 
 
 # ---------------------------------------------------------------- exported forms

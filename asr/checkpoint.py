@@ -4,6 +4,7 @@ sentencepiece model as a uint8 tensor), written atomically, loaded safely."""
 from __future__ import annotations
 
 import dataclasses
+import logging
 import pickle
 from pathlib import Path
 
@@ -13,6 +14,8 @@ from asr.config import FeatureConfig, ModelConfig
 from asr.model import CTCModel
 from asr.utils import atomic_open
 from asr.text.vocab import vocab_from_checkpoint
+
+log = logging.getLogger(__name__)
 
 
 class CheckpointError(Exception):
@@ -42,13 +45,24 @@ def load_checkpoint(path: str | Path) -> dict:
         raise CheckpointError(f"{path}: cannot load checkpoint ({e})") from None
 
 
-def find_checkpoint(run_dir: str | Path, which: str = "best") -> Path:
-    """A run folder's checkpoints/<which>.pt (falling back to last.pt)."""
+def find_checkpoint(run_dir: str | Path, which: str = "best", fallback: bool = True) -> Path:
+    """A run folder's checkpoints/<which>.pt.
+
+    A run that has not validated yet has no best.pt: with fallback, "best" then gives last.pt
+    with a logged warning; without (best asked for by name), CheckpointError. Any other
+    missing name is a CheckpointError listing the checkpoints there are."""
     ckpt_dir = Path(run_dir) / "checkpoints"
-    for name in (which, "last"):
-        if (ckpt_dir / f"{name}.pt").is_file():
-            return ckpt_dir / f"{name}.pt"
-    raise CheckpointError(f"{run_dir}: no checkpoints/{which}.pt or last.pt")
+    path = ckpt_dir / f"{which}.pt"
+    if path.is_file():
+        return path
+    last = ckpt_dir / "last.pt"
+    if which == "best" and fallback and last.is_file():
+        log.warning("%s: no checkpoints/best.pt (the run has not validated yet?): using last.pt",
+                    run_dir)
+        return last
+    there = sorted(p.stem for p in ckpt_dir.glob("*.pt"))
+    raise CheckpointError(f"{run_dir}: no checkpoints/{which}.pt (there are: "
+                          f"{', '.join(there) or 'none'}); give one of them")
 
 
 def _known(cls, values: dict):

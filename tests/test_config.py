@@ -15,6 +15,7 @@ def test_yaml_then_overrides(tmp_path):
     assert cfg.model.layer_norm is False
     assert cfg.data.test_splits == ["a", "b"]
     assert cfg.train.epochs == 7 and isinstance(cfg.train.epochs, int)
+    cfg.data.root, cfg.train.exp_dir = str(tmp_path / "data"), str(tmp_path / "run")  # saved as they are
     save_config(cfg, tmp_path / "run" / "config.yaml")
     again = load_config(tmp_path / "run" / "config.yaml")
     assert again == cfg
@@ -27,6 +28,7 @@ def test_mapping_settings_from_yaml_and_the_command_line(tmp_path):
     cfg = load_config(path, ["data.real=queen:3,tuxpaint:1", "data.voices=pico:1"])
     assert cfg.data.real == {"queen": 3.0, "tuxpaint": 1.0} and cfg.data.voices == {"pico": 1.0}
     assert load_config(path, ["data.real="]).data.real == {}
+    cfg.data.root, cfg.train.exp_dir = str(tmp_path / "data"), str(tmp_path / "run")
     save_config(cfg, tmp_path / "saved.yaml")
     assert load_config(tmp_path / "saved.yaml") == cfg
 

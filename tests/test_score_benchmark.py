@@ -7,7 +7,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from asr.decoding.decoders import DECODERS, get_decoder, register_decoder  # noqa: E402
+from asr.decoding.decoders import DECODERS, get_decoder, register_decoder, unregister_decoder  # noqa: E402
 from asr.scoring.benchmark import load_benchmark  # noqa: E402
 from asr.checkpoint import save_checkpoint  # noqa: E402
 from asr.cli import main  # noqa: E402
@@ -95,13 +95,21 @@ def test_benchmark_defaults_and_errors(tiny_run, capsys, tmp_path):
     assert main(["benchmark", "--config", str(recipe / "config.yaml"), "--benchmark", str(tmp_path / "no.yaml")]) == 2
 
 
-def test_decoder_registry():
+def test_decoder_registry(tiny_run, capsys):
+    """A decoder registered through the hook (the batch form) is benchmarked like a built-in."""
     @register_decoder("test-echo")
-    def echo(model, vocab, store, device):
-        return [{"id": e["id"], "text": e["text"]} for e in store.entries]
+    def echo(log_probs, lengths, vocab, cfg, frame_s):
+        return [{"text": "ab", "words": [{"word": "ab", "start": 0.0, "end": frame_s, "conf": 1.0}]}
+                for _ in lengths]
     try:
-        assert get_decoder("test-echo") is echo and get_decoder("greedy")
+        assert get_decoder("test-echo").fn is echo and get_decoder("greedy")
         with pytest.raises(ValueError, match="test-echo"):
             get_decoder("nope")
+        recipe, exp = tiny_run
+        (recipe / "benchmark.yaml").write_text("benchmark:\n  - {decoder: test-echo, beam_size: 4}\nn_boot: 10\n")
+        assert main(["benchmark", "--config", str(recipe / "config.yaml")]) == 0
+        hyps = (exp / "benchmark" / "test-echo-best" / "test" / "hyp.jsonl").read_text().splitlines()
+        assert [json.loads(h)["text"] for h in hyps] == ["ab"] * 4
     finally:
-        DECODERS.pop("test-echo")
+        unregister_decoder("test-echo")
+    assert "test-echo" not in DECODERS

@@ -152,9 +152,20 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError, RuntimeError) as e:
+    except Exception as e:
+        if not isinstance(e, _ordinary_errors()):
+            raise
         print(f"error: {e}", file=sys.stderr)
         return 2
+
+
+def _ordinary_errors() -> tuple:
+    """Mistakes reported in one line (they name the file or setting and what to do) rather
+    than a traceback; BundleError is a ValueError. CheckpointError only when asr.checkpoint
+    was imported (it alone raises it), so that no command imports torch just to fail."""
+    errors = (ValueError, FileNotFoundError, RuntimeError)
+    checkpoint = sys.modules.get("asr.checkpoint")
+    return errors + (checkpoint.CheckpointError,) if checkpoint else errors
 
 
 if __name__ == "__main__":

@@ -82,4 +82,23 @@ def to_dict(cfg: Config) -> dict:
 
 
 def save_config(cfg: Config, path: str | Path) -> None:
+    """Write cfg as YAML with its local paths made absolute (cfg itself is left as it is), so
+    a run folder means the same from any directory. URLs and pipe: commands stay as they are;
+    empty settings stay empty."""
+    import copy
+    import os.path
+    paths = {"data": ("root", "source", "train_shards", "shard_index"), "train": ("exp_dir",),
+             "decode": ("lm_path", "lexicon_path", "hotwords_file"), "lm": ("dir", "text"),
+             "augment": ("noise_dirs", "rir_dirs")}
+
+    def absolute(value: str) -> str:
+        local = value and "://" not in value and not value.startswith("pipe:")
+        return os.path.abspath(os.path.expanduser(value)) if local else value
+
+    cfg = copy.deepcopy(cfg)
+    for name, keys in paths.items():
+        section = getattr(cfg, name)
+        for key in keys:
+            value = getattr(section, key)
+            setattr(section, key, [absolute(v) for v in value] if isinstance(value, list) else absolute(value))
     atomic_write_text(path, yaml.safe_dump(to_dict(cfg), sort_keys=False))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
-from asr.config.types import (Allocator, Amp, DecoderName, Degradation, FeatureKind, LexiconMode, LmSource,
+from asr.config.types import (DECODER_NAMES, Allocator, Amp, Degradation, FeatureKind, LexiconMode, LmSource,
                               NoiseType, NormType, RnnType, Section, Units)
 
 
@@ -280,7 +280,7 @@ class DecodeConfig(Section):
     SIGNED: ClassVar = ("lm_weight", "word_score", "unk_score", "sil_score", "hotword_weight")
     POSITIVE: ClassVar = ("batch_size", "beam_size", "nbest")
 
-    decoder: DecoderName = "greedy"
+    decoder: str = "greedy"  # one of DECODER_NAMES (checked below): built in or registered
     checkpoint: str = "best"
     batch_size: int = 16
     beam_size: int = 32
@@ -298,6 +298,11 @@ class DecodeConfig(Section):
     hotwords: list[str] = field(default_factory=list)
     hotwords_file: str = ""
     hotword_weight: float = 3.0
+
+    def check_values(self) -> None:
+        if self.decoder not in DECODER_NAMES:
+            raise ValueError(f"decode.decoder must be one of {', '.join(DECODER_NAMES)}, "
+                             f"not {self.decoder!r}")
 
 
 @dataclass

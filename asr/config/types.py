@@ -17,10 +17,15 @@ RnnType = Literal["lstm", "gru"]
 NormType = Literal["layer", "batch", "none"]
 Amp = Literal["none", "bf16", "fp16"]
 Allocator = Literal["auto", "tcmalloc", "glibc"]
-DecoderName = Literal["greedy", "beam", "beam_lm"]
+DecoderName = Literal["greedy", "beam", "beam_lm"]  # the built-in decoders
 LexiconMode = Literal["auto", "on", "off"]
 NoiseType = Literal["white", "pink", "babble", "recorded"]
 LmSource = Literal["gcide", "manpages"]
+
+
+# every name decode.decoder may take: the built-in decoders, and those added through
+# asr.decoding.decoders.register_decoder (which appends here)
+DECODER_NAMES: list[str] = list(get_args(DecoderName))
 
 
 def choices(literal) -> tuple:

@@ -1,7 +1,7 @@
 """Decoding: greedy (best path) and beam search with or without a KenLM model, by name.
 
-``DECODERS`` is the one registry of decoders, by name. The built-in ones are :class:`Decoder`
-objects (:class:`GreedyDecoder`, :class:`BeamDecoder`), callable in two ways:
+``DECODERS`` is the one registry of decoders, by name. Every entry is a :class:`Decoder`
+(:class:`GreedyDecoder`, :class:`BeamDecoder`, :class:`FunctionDecoder`), callable in two ways:
 
 * ``DECODERS[name](log_probs, lengths, vocab, cfg=None, frame_s=0.04)`` decodes a batch of
   network outputs (B, T, V) with a DecodeConfig (None = defaults) and returns one hypothesis
@@ -13,8 +13,10 @@ objects (:class:`GreedyDecoder`, :class:`BeamDecoder`), callable in two ways:
 
 Names: ``greedy``, ``beam`` (lexicon-free unless ``lexicon=on``, no LM) and ``beam_lm``
 (lexicon + word KenLM model unless ``lexicon=off``, which uses the character LM). Other
-decoders join with ``@register_decoder(name)`` on a function of the store form (``asr
-benchmark`` runs any of them).
+decoders join with ``@register_decoder(name)`` on a function of the batch form
+``fn(log_probs, lengths, vocab, cfg, frame_s) -> [{"text", "words"}, ...]``: it is wrapped into
+a Decoder, so ``asr decode`` / ``asr benchmark`` (store decoding), Transcriber (``asr
+transcribe``, ``asr.load``) and ``asr tune-lm`` all run it, and ``decode.decoder`` takes its name.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from typing import Callable
 import torch
 
 from asr.config import DecodeConfig, DecoderName, choices
+from asr.config.types import DECODER_NAMES
 from asr.decoding.align import greedy_path, path_words
 from asr.model import frame_seconds
 from asr.text.vocab import Vocab
@@ -154,20 +157,56 @@ class BeamDecoder(Decoder):
         return beam_search_for(vocab, cfg)(log_probs, lengths, frame_s)
 
 
-DECODERS: dict[str, Callable] = {"greedy": GreedyDecoder(), "beam": BeamDecoder("beam"),
-                                 "beam_lm": BeamDecoder("beam_lm")}
-assert tuple(DECODERS) == choices(DecoderName)  # decode.decoder's choices are these
+class FunctionDecoder(Decoder):
+    """A decoder registered with register_decoder: fn(log_probs, lengths, vocab, cfg, frame_s)."""
+
+    def __init__(self, name: str, fn: Callable):
+        self.name, self.fn = name, fn
+
+    def decode(self, log_probs, lengths, vocab, cfg=None, frame_s: float = 0.04) -> list[dict]:
+        return self.fn(log_probs, lengths, vocab, cfg or DecodeConfig(decoder=self.name), frame_s)
+
+
+DECODERS: dict[str, Decoder] = {"greedy": GreedyDecoder(), "beam": BeamDecoder("beam"),
+                                "beam_lm": BeamDecoder("beam_lm")}
+BUILTIN = choices(DecoderName)
+assert tuple(DECODERS) == BUILTIN  # decode.decoder's choices are these
 
 
 def register_decoder(name: str):
-    """Decorator: make `fn(model, vocab, store, device, **options)` available as decoder `name`."""
-    def wrap(fn):
-        DECODERS[name] = fn
+    """Decorator: make `fn(log_probs, lengths, vocab, cfg, frame_s)` decoder `name`.
+
+    fn gets a batch of network outputs (B, T, V) log-probabilities, their lengths, the model's
+    vocabulary, the DecodeConfig (decoder = name) and the seconds per output frame; it returns
+    one ``{"text", "words": [{"word", "start", "end", "conf"}]}`` per utterance. The function
+    is returned unchanged; DECODERS[name] is its Decoder."""
+    def wrap(fn: Callable) -> Callable:
+        if name in BUILTIN:
+            raise ValueError(f"register_decoder({name!r}): the built-in decoder {name!r} cannot be "
+                             "replaced; register under another name")
+        try:
+            inspect.signature(fn).bind(None, None, None, None, None)
+        except TypeError:
+            raise ValueError(f"register_decoder({name!r}): {fn.__name__} must take "
+                             "fn(log_probs, lengths, vocab, cfg, frame_s) (the batch form; "
+                             "fn(model, vocab, store, device) is no longer taken)") from None
+        DECODERS[name] = FunctionDecoder(name, fn)
+        if name not in DECODER_NAMES:
+            DECODER_NAMES.append(name)  # decode.decoder takes it from now on
         return fn
     return wrap
 
 
-def get_decoder(name: str) -> Callable:
+def unregister_decoder(name: str) -> None:
+    """Remove a decoder added by register_decoder (decode.decoder no longer takes its name)."""
+    if name in BUILTIN:
+        raise ValueError(f"the built-in decoder {name!r} cannot be removed")
+    DECODERS.pop(name, None)
+    if name in DECODER_NAMES:
+        DECODER_NAMES.remove(name)
+
+
+def get_decoder(name: str) -> Decoder:
     """DECODERS[name], or ValueError naming the available decoders."""
     if name not in DECODERS:
         raise ValueError(f"unknown decoder {name!r} (available: {', '.join(sorted(DECODERS))})")
@@ -175,18 +214,13 @@ def get_decoder(name: str) -> Callable:
 
 
 def check_decoder_options(name: str, options: dict) -> None:
-    """ValueError unless decoder `name` takes these store-decoding options."""
-    fn = get_decoder(name)
-    if isinstance(fn, Decoder):
-        known = {"batch_frames", "cfg"} | {f.name for f in dataclasses.fields(DecodeConfig)}
-        unknown = sorted(set(options) - known)
-        if unknown:
-            raise ValueError(f"decoder {name!r} does not take options {unknown}")
-        return
-    try:
-        inspect.signature(fn).bind(None, None, None, None, **options)
-    except TypeError as err:
-        raise ValueError(f"decoder {name!r} does not take options {sorted(options)}: {err}") from None
+    """ValueError unless decoder `name` takes these store-decoding options (decode_store's
+    batch_frames and cfg, and DecodeConfig fields)."""
+    get_decoder(name)
+    known = {"batch_frames", "cfg"} | {f.name for f in dataclasses.fields(DecodeConfig)}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise ValueError(f"decoder {name!r} does not take options {unknown}")
 
 
 # ---------------------------------------------------------------- whole feature stores
@@ -234,8 +268,8 @@ def decode_store(model, vocab: Vocab, store, device: torch.device, batch_frames:
 
     model: a CTCModel (eval mode is set). vocab: its vocabulary. store: FeatureStore or
     OnTheFlyStore. device: where the model runs. batch_frames: padded frames per forward batch.
-    decoder: the name of a built-in decoder (a Decoder of DECODERS). cfg: DecodeConfig (None =
-    defaults); options override its fields.
+    decoder: the name of a decoder of DECODERS (built in or registered). cfg: DecodeConfig
+    (None = defaults); options override its fields.
     Empty LM paths default to <data root>/lm/ beside the store.
     """
     model.eval()

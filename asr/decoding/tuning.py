@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 import random
 from pathlib import Path
 from typing import Callable
@@ -56,9 +57,14 @@ def run_folder(model: str | Path) -> Path | None:
     return model.parent.parent if model.parent.name == "checkpoints" else None
 
 
+# the paths of a run's config that saved_run_config reads: absolute wherever the run is used from
+RUN_PATHS = {"data": ("root",), "lm": ("dir", "text"), "decode": ("lm_path", "lexicon_path", "hotwords_file")}
+
+
 def saved_run_config(run: Path | None) -> Config:
     """Defaults + the run's saved data.root, lm and decode sections + its tuned decode.yaml
-    (only those sections: a run saved by an older version may have other keys)."""
+    (only those sections: a run saved by an older version may have other keys), with their
+    paths absolute (see resolve_saved_paths)."""
     cfg = Config()
     saved = run / "config.yaml" if run else None
     if saved and saved.is_file():
@@ -67,9 +73,45 @@ def saved_run_config(run: Path | None) -> Config:
         if isinstance(values.get("data"), dict) and "root" in values["data"]:
             sections["data"] = {"root": values["data"]["root"]}
         apply(cfg, sections, str(saved))
+        train = values["train"] if isinstance(values.get("train"), dict) else {}
+        resolve_saved_paths(cfg, run, str(train.get("exp_dir") or ""))
     if run:
         load_tuned(cfg, run)
     return cfg
+
+
+def training_dir(run: Path, exp_dir: str | None) -> Path | None:
+    """The directory a run was trained from: the run folder less its recorded (relative)
+    train.exp_dir; None when the two do not match (the run was moved or renamed)."""
+    if not exp_dir or Path(exp_dir).is_absolute():
+        return None
+    recorded = Path(os.path.normpath(exp_dir)).parts
+    here = Path(os.path.abspath(run)).parts
+    if len(here) > len(recorded) and here[-len(recorded):] == recorded:
+        return Path(*here[:-len(recorded)])
+    return None
+
+
+def resolve_saved_paths(cfg: Config, run: Path, exp_dir: str | None) -> None:
+    """Make the relative RUN_PATHS of a run's config absolute, in place. Runs saved by older
+    versions hold paths relative to the directory they were trained from (training_dir); when
+    that is unknown, the current directory is the guess, with a warning."""
+    relative = []  # (section, key) of the relative paths
+    for name, keys in RUN_PATHS.items():
+        section = getattr(cfg, name)
+        relative += [(section, key) for key in keys
+                     if getattr(section, key) and not Path(getattr(section, key)).is_absolute()]
+    if not relative:
+        return
+    base = training_dir(run, exp_dir)
+    if base is None:
+        base = Path.cwd()
+        names = ", ".join(f"{sec.SECTION}.{key}={getattr(sec, key)}" for sec, key in relative)
+        log.warning("%s: relative paths (%s) resolved against the current directory %s, as the run "
+                    "is not at its recorded train.exp_dir=%s; if they are wrong, make them absolute "
+                    "in that file", run / "config.yaml", names, base, exp_dir)
+    for section, key in relative:
+        setattr(section, key, os.path.normpath(base / getattr(section, key)))
 
 
 def decode_settings(cfg: Config) -> DecodeConfig:
@@ -106,7 +148,7 @@ def evaluate(outputs: list[torch.Tensor], refs: list[str], vocab, settings: Deco
     """WER (%) of the settings' decoder on precomputed network outputs."""
     from asr.decoding.decoders import get_decoder
     from asr.scoring.score import wer
-    decode = get_decoder(settings.decoder)
+    decode = get_decoder(settings.decoder).decode  # the batch form, as for any registered decoder
     hyps = [decode(lp[None], torch.tensor([len(lp)]), vocab, settings)[0]["text"] for lp in outputs]
     return wer(refs, hyps)
 

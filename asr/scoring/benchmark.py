@@ -21,9 +21,11 @@ model loading and feature extraction are not included), the hypotheses are writt
 and one table (WER ± 95% CI, CER, SER, S/D/I, RTF) goes to ``exp_dir/benchmark.md``,
 ``exp_dir/benchmark.json`` and stdout.
 
-Decoders are looked up by name in the one registry, ``asr.decoding.decoders.DECODERS`` (more
-join with ``register_decoder``). A decoder is called as ``fn(model, vocab, store, device,
-**options)`` and returns ``[{"id", "text"}, ...]``.
+Decoders are looked up by name in the one registry, ``asr.decoding.decoders.DECODERS``; more
+join with ``@register_decoder(name)`` on a batch-form function ``fn(log_probs, lengths, vocab,
+cfg, frame_s)``. Each decodes the store as ``DECODERS[name](model, vocab, store, device,
+**options)`` (options: DecodeConfig fields and ``batch_frames``), giving ``[{"id", "text",
+"words"}, ...]``.
 """
 
 from __future__ import annotations
@@ -76,9 +78,8 @@ def _resolve_checkpoint(exp_dir: str | Path, which: str) -> tuple[Path, str]:
         if not p.is_file():
             raise FileNotFoundError(f"{p}: no such checkpoint")
         return p, p.stem
-    path = find_checkpoint(exp_dir, str(which))
+    path = find_checkpoint(exp_dir, str(which))  # best without best.pt: last.pt, with a warning
     if path.stem != str(which):
-        log.warning("no checkpoints/%s.pt in %s: using %s", which, exp_dir, path.name)
         return path, f"{which}->{path.stem}"
     return path, str(which)
 
