@@ -34,8 +34,16 @@ class Word:
 
 @dataclass(frozen=True)
 class Transcript:
-    """The text of one input with its timed words; error says why an input could not be read
-    (then text is empty), so one bad file among many loses nothing else."""
+    """The text of one input with its timed words.
+
+    text: the words separated by spaces. words: the Words, in time order, none ending after
+    duration. duration: the input's length in seconds. path: the file as given, or "<array>".
+    error: None when the input was transcribed; else the reason it could not be (the message
+    of the AudioError naming the input: unreadable, missing, empty, too short, bad samples),
+    and then text is "", words [] and duration 0.0. Only a list of inputs gives Transcripts
+    with an error, so one bad file among many loses nothing else; a single input raises the
+    AudioError instead.
+    """
 
     text: str
     words: list[Word]
@@ -70,8 +78,13 @@ class Model:
         return self.transcriber.sample_rate
 
     def transcribe(self, audio, sample_rate: int | None = None):
-        """A Transcript for one file path or one array of samples (sample_rate required; any
-        rate, mono or (samples, channels)), a list of Transcripts for a list of them."""
+        """A Transcript for one file path or one array of samples, a list of Transcripts for a
+        list of them (AudioError for a single input that cannot be used; in a list, its
+        Transcript's error says why).
+
+        An array (NumPy or torch) needs sample_rate (any rate), mono or (samples, channels), of
+        floats (full scale +-1: float16/32/64) or integer PCM scaled as WAV does (int16, int32,
+        uint8 centred on 128); any other dtype (int64, bool, complex, object) is refused."""
         single = isinstance(audio, (str, Path)) or not isinstance(audio, (list, tuple))
         items = [audio] if single else list(audio)
         out = []
@@ -86,11 +99,13 @@ class Model:
         return out[0] if single else out
 
     def stream(self, chunk_ms: int = 200, min_pause_s: float | None = None):
-        """A streaming recogniser fed with accept(samples) and finish() (asr.streaming);
+        """A streaming recogniser fed with accept(samples) and finish() (asr.streaming), on this
+        model's device (the PyTorch network, whatever the engine; greedy decoding);
         min_pause_s: pauses that end a word (default: this model's transcribe setting)."""
         from asr.streaming import StreamingRecognizer
         t = self.transcriber
         model, vocab, feat_cfg = _torch_model(t)
+        model = model.to(t.device)
         pause = t.chunking.min_pause_s if min_pause_s is None else min_pause_s
         return StreamingRecognizer(model, vocab, feat_cfg, chunk_ms=chunk_ms, min_pause_s=pause)
 

@@ -40,6 +40,7 @@ from asr.data.audio import load_audio
 from asr.data.features import LOG_FLOOR, FeatureExtractor
 from asr.decoding.align import path_words, pause_segments, shift_words
 from asr.model import CTCModel, frame_seconds
+from asr.transcribe.transcriber import clamp_words
 
 
 class _Features:
@@ -279,7 +280,8 @@ class StreamingRecognizer:
 
     def finish(self) -> dict:
         """End the utterance: {"text", "words": [{"word", "start", "end", "conf"}], "duration",
-        "final": True}, as offline greedy decoding gives; then reset for the next one."""
+        "final": True}, as offline greedy transcription gives (no word time past duration);
+        then reset for the next one."""
         self._decode(self.step(torch.cat(self.pending) if self.pending else torch.zeros(0), True))
         lp = torch.cat(self.log_probs)
         words = []
@@ -287,8 +289,10 @@ class StreamingRecognizer:
             seg = lp[a:b]  # decoded alone, as Transcriber.decode_window does
             words += shift_words(path_words(seg.argmax(dim=-1), seg, self.vocab, self.frame_s),
                                  a * self.frame_s)
+        duration = round(self.samples / self.sample_rate, 3)
+        words = clamp_words(words, duration)  # as transcribe: no time past the last sample
         result = {"text": " ".join(w["word"] for w in words), "words": words,
-                  "duration": round(self.samples / self.sample_rate, 3), "final": True}
+                  "duration": duration, "final": True}
         self.reset()
         return result
 

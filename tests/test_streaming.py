@@ -16,6 +16,7 @@ from asr.decoding.decoders import greedy_hyps
 from asr.model import CTCModel, frame_seconds
 from asr.streaming import StreamingRecognizer, _Features, stream_file, stream_pcm
 from asr.text.vocab import CharVocab
+from asr.transcribe.transcriber import clamp_words
 
 SR = 16000
 FEATS = FeatureConfig(n_mels=20)
@@ -57,7 +58,8 @@ def offline(model: CTCModel, wav: np.ndarray):
     feats = FeatureExtractor(FEATS)(torch.from_numpy(wav))
     lp, lengths = model(feats[None], torch.tensor([len(feats)]))
     hyp = greedy_hyps(lp, lengths, VOCAB, frame_s=frame_seconds(FEATS.hop_ms, model.cfg.subsample))[0]
-    return lp[0], hyp
+    # as the offline Transcriber's result: no word time past the last sample
+    return lp[0], {**hyp, "words": clamp_words(hyp["words"], round(len(wav) / SR, 3))}
 
 
 def pieces(wav: np.ndarray, size: int):
@@ -117,10 +119,26 @@ def test_a_long_pause_ends_a_word_as_in_transcribe():
     for pause_s, text in ((0.4, "c c"), (0.0, "cc")):
         rec = StreamingRecognizer(model, VOCAB, FEATS, chunk_ms=120, min_pause_s=pause_s)
         rec.step = lambda samples, final=False: lp[:0] if final else lp  # the network's output
-        assert rec.accept(np.zeros(rec.chunk_samples, np.float32))["text"] == text  # partial
+        audio = np.zeros(len(path) * 640, np.float32)  # the 40 ms frames' samples: one step
+        assert rec.accept(audio)["text"] == text  # partial
         final = rec.finish()
         assert final["text"] == text
         assert final["words"][-1]["start"] == pytest.approx(0.04 * 15 if pause_s else 0.04)
+
+
+def test_final_word_times_end_within_the_audio():
+    """Output frames may reach past the last sample: the final words end by the duration, as
+    in asr transcribe (here the network's frames are 0.64 s for 0.12 s of audio)."""
+    model = make_model(rnn_type="lstm", subsample=4, lookahead=0)
+    c, blank = VOCAB.index["c"], VOCAB.blank
+    path = [blank, c, c] + [blank] * 12 + [c]
+    lp = torch.nn.functional.one_hot(torch.tensor(path), len(VOCAB)).float().mul(9).log_softmax(-1)
+    rec = StreamingRecognizer(model, VOCAB, FEATS, chunk_ms=120)
+    rec.step = lambda samples, final=False: lp[:0] if final else lp
+    rec.accept(np.zeros(rec.chunk_samples, np.float32))
+    final = rec.finish()
+    assert final["text"] == "c c" and final["duration"] == 0.12
+    assert all(w["start"] <= w["end"] <= 0.12 for w in final["words"])
 
 
 def test_uneven_pieces_and_reuse():
@@ -219,6 +237,43 @@ def test_cli_stream_file_and_stdin_equal_offline(uni_run, tone_run, monkeypatch,
     out, err = capsys.readouterr()
     assert out.strip() == offline_text
     assert err.count("... ") >= 2  # partial results while the audio arrives
+
+
+def test_cli_stream_refuses_the_flags_it_cannot_honour(uni_run, tone_run, tmp_path, capsys):
+    """--stream decodes greedily with the PyTorch network and prints text: a flag for anything
+    else is refused by name in one line (exit 2), before any work; --decoder greedy is fine."""
+    from asr.cli import main
+    wav = str(next((tone_run / "audio" / "test").glob("*.wav")))
+    for flags, named in ((["--decoder", "beam"], "--decoder"), (["--lm", str(tmp_path)], "--lm"),
+                         (["--engine", "onnx"], "--engine"), (["--format", "srt"], "--format"),
+                         (["--out", str(tmp_path / "o")], "--out"), (["--vad"], "--vad"),
+                         (["--chunk-s", "8"], "--chunk-s"), (["--batch-size", "4"], "--batch-size"),
+                         (["--lm-weight", "1"], "--lm-weight"), (["--beam-size", "4"], "--beam-size"),
+                         (["--hotword", "ab"], "--hotword"), (["--max-chars", "20"], "--max-chars")):
+        assert main(["transcribe", str(uni_run), wav, "--stream", *flags]) == 2, flags
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and err.startswith(f"error: {named}:"), (flags, err)
+    assert not (tmp_path / "o").exists()
+    assert main(["transcribe", str(uni_run), wav, "--stream", "--decoder", "greedy", "--device", "cpu",
+                 "--format", "txt", "--engine", "torch", "--no-progress"]) == 0
+    assert capsys.readouterr().out.startswith(wav + "\t")
+    # and the other way round: --stream's own flags without --stream
+    assert main(["transcribe", str(uni_run), wav, "--chunk-ms", "100"]) == 2
+    assert capsys.readouterr().err.strip() == "error: --chunk-ms: only used with --stream"
+
+
+def test_cli_stream_runs_on_the_device_asked_for(uni_run, tone_run, monkeypatch, capsys):
+    """--stream --device cuda without CUDA is an error, not a silent run on the CPU; the API's
+    stream() runs on the model's device."""
+    import asr
+    from asr.cli import main
+    wav = str(next((tone_run / "audio" / "test").glob("*.wav")))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert main(["transcribe", str(uni_run), wav, "--stream", "--device", "cuda"]) == 2
+    assert "CUDA is not available" in capsys.readouterr().err
+    monkeypatch.undo()
+    model = asr.load(uni_run, device="cpu")
+    assert model.stream().device == torch.device("cpu")
 
 
 def test_cli_stream_refuses_a_bidirectional_model(tone_run, capsys):

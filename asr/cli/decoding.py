@@ -30,6 +30,9 @@ def cmd_decode(args) -> int:
     from asr.decoding.decoders import decode_store, write_hyps
     from asr.decoding.tuning import decode_settings, run_config
     from asr.utils import pick_device
+    if not args.config:  # the defaults name no run of yours
+        raise ValueError("asr decode needs --config RECIPE: the recipe of the run to decode "
+                         "(e.g. --config recipes/builtin/config.yaml)")
     cfg = run_config(args.config, args.overrides)
     model, vocab, path = load_run_model(cfg.train.exp_dir, cfg.decode.checkpoint)
     device = pick_device(cfg.train.device, setting="train.device")
@@ -89,6 +92,9 @@ def cmd_tune_lm(args) -> int:
     from asr.data.store import open_store
     from asr.decoding import tuning
     from asr.utils import pick_device
+    if not args.config:  # the defaults name no run of yours
+        raise ValueError("asr tune-lm needs --config RECIPE: the recipe of the run to tune "
+                         "(e.g. --config recipes/builtin/config.yaml)")
     cfg = tuning.run_config(args.config, args.overrides)
     split = args.split or cfg.data.dev_split
     cfg.decode.decoder = "beam_lm"  # before the LM paths are resolved (lm.bin + lexicon)
@@ -129,11 +135,28 @@ def transcribe_settings(args, source):
 
 
 def cmd_transcribe(args) -> int:
+    """`asr transcribe`. Exit status: 0 every file transcribed, 3 some files could not be (each
+    named on stderr), 1 none could, 2 a usage error (bad flags, model or --out)."""
+    import argparse
     from asr.bundle import model_source
     from asr.transcribe.transcriber import BATCH_SIZE, Chunking, CueLimits, Transcriber, transcribe_files
     from asr.transcribe.vad import VadSettings
+    # the flags given a value other than their default: a flag the chosen path ignores is refused
+    sub = argparse.ArgumentParser().add_subparsers()
+    _transcribe_parser(sub)
+    defaults = vars(sub.choices["transcribe"].parse_args(["MODEL", "FILE"]))
+    given = {"--" + k.replace("_", "-"): v for k, v in vars(args).items()
+             if k in defaults and k not in ("model", "files") and v != defaults[k]}
     if args.stream:
-        return cmd_stream(args)
+        return cmd_stream(args, given)
+    stream_only = sorted(set(given) & {"--chunk-ms", "--rate"})
+    if stream_only:
+        print(f"error: {', '.join(stream_only)}: only used with --stream", file=sys.stderr)
+        return 2
+    if args.out is not None and Path(args.out).exists() and not Path(args.out).is_dir():
+        print(f"error: --out {args.out}: is a file; give a folder for the outputs (made if missing)",
+              file=sys.stderr)
+        return 2
     formats = [f for f in args.format.split(",") if f]
     if args.out is None and any(f in ("srt", "vtt", "tsv", "ctm") for f in formats) and len(args.files) > 1:
         raise ValueError("srt/vtt/tsv/ctm output for several files needs --out DIR")
@@ -153,16 +176,27 @@ def cmd_transcribe(args) -> int:
               file=sys.stderr)
         for msg in errors.values():
             print(f"  {msg}", file=sys.stderr)
-    return 0 if results else 1
+    if not results:
+        return 1
+    return 3 if errors else 0
 
 
-def cmd_stream(args) -> int:
+def cmd_stream(args, given: dict | None = None) -> int:
     """--stream: partial results as the audio arrives (a file, or raw 16-bit PCM on stdin as
-    '-'), then the final text; unidirectional models only."""
+    '-'), then the final text; unidirectional models only. It decodes greedily with the PyTorch
+    network on --device and prints text: given (flag -> value, the flags not at their default)
+    holding any other flag is refused, naming it (exit 2)."""
     import json
     from asr import load
     from asr.streaming import stream_file, stream_pcm
-    model = load(args.model, device="cpu", decoder="greedy")
+    honoured = {"--stream", "--chunk-ms", "--rate", "--min-pause-s", "--device", "--no-progress"}
+    refused = sorted(f for f, v in (given or {}).items()
+                     if f not in honoured and not (f == "--decoder" and v == "greedy"))
+    if refused:
+        print(f"error: {', '.join(refused)}: not available with --stream (greedy decoding with the "
+              "PyTorch network, text on stdout)", file=sys.stderr)
+        return 2
+    model = load(args.model, device=args.device, decoder="greedy")
     rec = model.stream(chunk_ms=args.chunk_ms, min_pause_s=args.min_pause_s)
     for f in args.files:
         if f == "-":
@@ -186,7 +220,9 @@ def _print_stream(result: dict) -> None:
 
 def cmd_bundle(args) -> int:
     from asr.bundle import write_bundle
-    index = write_bundle(args.run, args.out, which=args.checkpoint, lm_dir=args.lm)
+    # best.pt named on the command line is required; by default a run without one gives last.pt
+    index = write_bundle(args.run, args.out, which=args.checkpoint or "best", lm_dir=args.lm,
+                         fallback=args.checkpoint is None)
     size = sum(f["bytes"] for f in index["files"].values())
     print(f"bundle {args.out}: {len(index['files'])} files, {size / 1e6:.1f} MB "
           f"({', '.join(index['files'])})")
@@ -203,43 +239,69 @@ def cmd_export(args) -> int:
 # ---------------------------------------------------------------- registration
 
 def _transcribe_parser(sub) -> None:
-    p = sub.add_parser("transcribe", help="transcribe audio files or folders (txt, json, srt, vtt, tsv, ctm)")
+    tuned = "the model's tuned value (decode.yaml), else DecodeConfig's"
+    p = sub.add_parser("transcribe", help="transcribe audio files or folders (txt, json, srt, vtt, tsv, ctm)",
+                       description="Transcribe audio or video files and folders. A file that cannot be "
+                                   "transcribed is named on stderr and the others are still transcribed.",
+                       epilog="exit status: 0 all transcribed, 3 some failed (named on stderr), "
+                              "1 all failed, 2 usage error")
     p.add_argument("model", help="bundle (asr bundle), run folder or checkpoint file")
     p.add_argument("files", nargs="+", help="audio or video files or folders (any rate/channels; wav, "
-                                             "flac, mp3, m4a, opus, webm, mp4, ...); '-' with --stream: raw PCM on stdin")
-    p.add_argument("--decoder", choices=["greedy", "beam", "beam_lm"],
-                   help="default: beam_lm when the model has an LM, else greedy")
-    p.add_argument("--lm", help="LM folder (lm.bin + lexicon.txt, from asr lm build) or a KenLM file")
+                                             "flac, mp3, m4a, opus, webm, mp4, mkv, ...); '-' with --stream: raw PCM on stdin")
+    p.add_argument("--decoder", help="greedy, beam, beam_lm or a registered decoder (default: "
+                                      "beam_lm when the model has an LM or --lm is given, else greedy)")
+    p.add_argument("--lm", help="LM folder (lm.bin + lexicon.txt, from asr lm build) or a KenLM file "
+                                "(default: the bundle's or run's LM, if any)")
     p.add_argument("--lexicon", help="lexicon file (default: lexicon.txt beside the LM)")
-    p.add_argument("--lexicon-mode", choices=["auto", "on", "off"], help="lexicon-constrained search")
-    p.add_argument("--lm-weight", type=float)
-    p.add_argument("--word-score", type=float)
-    p.add_argument("--beam-size", type=int)
-    p.add_argument("--hotword", action="append", default=[], help="word or phrase to favour (repeatable)")
-    p.add_argument("--hotwords", help="file of words/phrases to favour, one a line")
-    p.add_argument("--hotword-weight", type=float, help="bonus per matching word (default 3)")
-    p.add_argument("--format", default="txt", help="txt, json, srt, vtt, tsv, ctm or several: txt,srt (default txt)")
-    p.add_argument("--max-chars", type=int, default=42, help="longest subtitle/tsv cue (characters)")
-    p.add_argument("--max-duration", type=float, default=6.0, help="longest subtitle/tsv cue (s)")
-    p.add_argument("--max-gap", type=float, default=1.0, help="a longer pause (s) starts a new cue")
+    p.add_argument("--lexicon-mode", choices=["auto", "on", "off"],
+                   help=f"lexicon-constrained search; auto: on for beam_lm, off for beam (default: {tuned})")
+    p.add_argument("--lm-weight", type=float, help=f"LM weight (beam_lm; default: {tuned})")
+    p.add_argument("--word-score", type=float, help=f"score added per word (beam, beam_lm; default: {tuned})")
+    p.add_argument("--beam-size", type=int, help=f"hypotheses kept per frame (beam, beam_lm; default: {tuned})")
+    p.add_argument("--hotword", action="append", default=[],
+                   help="word or phrase to favour (repeatable; default: none beyond the model's)")
+    p.add_argument("--hotwords", help="file of words/phrases to favour, one a line (default: none)")
+    p.add_argument("--hotword-weight", type=float,
+                   help="bonus per matching word (default: the model's tuned value, else 3)")
+    p.add_argument("--format", default="txt",
+                   help="txt, json, srt, vtt, tsv, ctm or several: txt,srt (default: %(default)s)")
+    p.add_argument("--max-chars", type=int, default=42,
+                   help="longest subtitle/tsv cue in characters (default: %(default)s)")
+    p.add_argument("--max-duration", type=float, default=6.0,
+                   help="longest subtitle/tsv cue in seconds (default: %(default)s)")
+    p.add_argument("--max-gap", type=float, default=1.0,
+                   help="a longer pause (s) starts a new subtitle/tsv cue (default: %(default)s)")
     p.add_argument("--engine", default="torch", choices=["torch", "onnx", "onnx-int8", "torchscript"],
-                   help="the network: PyTorch, or a form exported into the bundle by asr export")
+                   help="the network: PyTorch, or a form exported into the bundle by asr export "
+                        "(default: %(default)s)")
     p.add_argument("--batch-size", type=int,
                    help="windows run through the network together (default: Transcriber's BATCH_SIZE, 16)")
     p.add_argument("--stream", action="store_true",
-                   help="streaming recognition (unidirectional models): partial results on stderr")
-    p.add_argument("--chunk-ms", type=int, default=200, help="--stream: audio per step (ms)")
-    p.add_argument("--rate", type=int, default=16000, help="--stream from stdin: PCM sample rate")
-    p.add_argument("--out", help="folder for <name>.<format> files (default: stdout)")
-    p.add_argument("--chunk-s", type=float, default=30.0, help="window length for long files (s)")
-    p.add_argument("--overlap-s", type=float, default=4.0, help="overlap of neighbouring windows (s)")
+                   help="streaming recognition (unidirectional models): partial results on stderr; greedy "
+                        "decoding with the PyTorch network, so flags for other decoders, engines, "
+                        "outputs, windows or VAD are refused")
+    p.add_argument("--chunk-ms", type=int, default=200,
+                   help="--stream: audio per step in ms (default: %(default)s)")
+    p.add_argument("--rate", type=int, default=16000,
+                   help="--stream from stdin: PCM sample rate in Hz (default: %(default)s)")
+    p.add_argument("--out", help="folder for <name>.<format> files, made if missing (default: stdout); "
+                                 "files whose stems collide keep their extension: a.wav.txt, a.flac.txt")
+    p.add_argument("--chunk-s", type=float, default=30.0,
+                   help="window length for long files in seconds (default: %(default)s)")
+    p.add_argument("--overlap-s", type=float, default=4.0,
+                   help="overlap of neighbouring windows in seconds (default: %(default)s)")
     p.add_argument("--min-pause-s", type=float, default=0.4,
-                   help="a pause this long splits a window into separately decoded segments (0: never)")
+                   help="a pause this long (s) splits a window into separately decoded segments "
+                        "(0: never; default: %(default)s)")
     p.add_argument("--vad", action="store_true",
-                   help="voice-activity detection (silero-vad): decode only the speech, skip silence and music")
-    p.add_argument("--vad-threshold", type=float, default=0.5, help="--vad: speech probability threshold")
-    p.add_argument("--device", default="auto", help="auto (CUDA when there is one), cpu or cuda")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+                   help="voice-activity detection (silero-vad): decode only the speech, skip silence and music "
+                        "(default: off)")
+    p.add_argument("--vad-threshold", type=float, default=0.5,
+                   help="--vad: speech probability threshold (default: %(default)s)")
+    p.add_argument("--device", default="auto",
+                   help="auto (CUDA when there is one), cpu or cuda (default: %(default)s)")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bars (default: progress bars on stderr)")
     p.set_defaults(func=cmd_transcribe)
 
 
@@ -248,13 +310,15 @@ def add_commands(sub, stage) -> None:
     stage("decode", cmd_decode, "decode the test splits into hyp.jsonl (decode.decoder=greedy|beam|beam_lm)")
     b = sub.add_parser("bundle", help="one self-contained folder: weights, units, LM, tuned settings, model card")
     b.add_argument("run", help="run folder (train.exp_dir)")
-    b.add_argument("out", help="bundle folder to write")
-    b.add_argument("--checkpoint", default="best", help="which checkpoint (best, last, avg-last5, ...)")
+    b.add_argument("out", help="bundle folder to write (a bundle already there is replaced whole)")
+    b.add_argument("--checkpoint", help="which checkpoint: best, last, avg-last5, ... (default best, "
+                                        "or last with a warning when the run has no best.pt)")
     b.add_argument("--lm", help="LM folder (default: the run's)")
     b.set_defaults(func=cmd_bundle)
     e = sub.add_parser("export", help="export a bundle's network to ONNX or TorchScript (into the bundle)")
     e.add_argument("bundle", help="bundle folder (asr bundle)")
-    e.add_argument("--format", required=True, choices=["onnx", "torchscript"])
+    e.add_argument("--format", required=True, choices=["onnx", "torchscript"],
+                   help="onnx: model.onnx for onnxruntime (--engine onnx); torchscript: model.ts (--engine torchscript)")
     e.add_argument("--int8", action="store_true", help="also an int8 ONNX model (dynamic quantisation)")
     e.set_defaults(func=cmd_export)
     lm = sub.add_parser("lm", help="language models (asr lm build)")

@@ -15,6 +15,14 @@ import soundfile as sf
 
 from asr.data.audio import AudioError
 
+# What AudioReader reads, by extension: libsndfile's formats (soundfile), then FFmpeg's (PyAV,
+# `pip install av`: without it those files are named with that advice, never skipped unseen).
+# One list, so a folder gives every file that can be read when named (asr transcribe DIR).
+SOUNDFILE_SUFFIXES = frozenset({".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff",
+                                ".aifc", ".au", ".snd", ".caf", ".w64", ".rf64", ".sph", ".nist"})
+FFMPEG_SUFFIXES = frozenset({".m4a", ".mp4", ".aac", ".webm", ".mkv", ".mka", ".mov", ".wv"})
+AUDIO_SUFFIXES = SOUNDFILE_SUFFIXES | FFMPEG_SUFFIXES
+
 
 class AudioReader:
     """Context manager: .sample_rate, .duration (s, None when unknown), .name, and

@@ -12,7 +12,8 @@ ends no word separator marks, so two sentences decoded as one would run their wo
 
 Outputs (:data:`FORMATS`): ``txt`` (the text), ``json`` (path, duration, text, timed words with
 confidences), ``srt`` and ``vtt`` subtitles. A file that cannot be read is reported by name and
-the others are still transcribed.
+the others are still transcribed: a file too short for one feature frame is one of those.
+Word times never pass the end of the audio (the last output frame may reach past it).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import json
 import logging
 import math
 import sys
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +31,7 @@ import numpy as np
 import torch
 
 from asr.data.audio import AudioError, resample
-from asr.data.reader import AudioReader, audio_duration
+from asr.data.reader import AUDIO_SUFFIXES, AudioReader, audio_duration
 from asr.bundle import EXPORTED
 from asr.checkpoint import model_from_checkpoint
 from asr.config import DecodeConfig
@@ -48,8 +50,9 @@ BATCH_SIZE = 16  # windows per network batch: on 2 CPU cores 15 % faster than 8 
                  # PyTorch and the int8 ONNX network (make bench-ship); transcribe_many then
                  # holds up to 64 windows (123 MB of 30 s windows at 16 kHz)
 SORT_BATCHES = 4  # transcribe_many sorts this many batches' worth of windows by length
-AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".au",
-                  ".caf", ".w64", ".rf64", ".wv", ".sph", ".nist"}
+# integer PCM as WAV stores it: dtype -> (zero, full scale) of float = (x - zero) / scale
+PCM_SCALES = {np.dtype(np.int16): (0.0, 32768.0), np.dtype(np.int32): (0.0, 2147483648.0),
+              np.dtype(np.uint8): (128.0, 128.0)}
 
 
 @dataclass
@@ -71,21 +74,43 @@ class Chunking:
 
 @dataclass
 class Window:
-    """One window of a stream: audio at the model rate, its start time, whether it is the last."""
+    """One window of a stream: audio at the model rate, its start time, whether it is the last;
+    next_start_s: the next window's start_s (None: start_s + chunk_s - overlap_s), so that
+    neighbours agree exactly on where one's own part ends and the next one's begins."""
 
     audio: torch.Tensor
     start_s: float
     first: bool
     last: bool
     speech: list[tuple[float, float]] | None = None  # with VAD: speech regions (s, in the window)
+    next_start_s: float | None = None
+
+
+def float_samples(audio: np.ndarray, name: str) -> np.ndarray:
+    """Samples as float32: floats as they are (full scale +-1), integer PCM scaled as WAV files
+    are (int16, int32; uint8 centred on 128). AudioError for any other dtype, whose scale is
+    unknown (int64), or that are not samples (complex, bool, object)."""
+    if audio.dtype in PCM_SCALES:
+        zero, scale = PCM_SCALES[audio.dtype]
+        out = audio.astype(np.float32)  # one copy: an hour of int16 at 16 kHz is 230 MB here
+        out -= zero
+        out /= scale
+        return out
+    if audio.dtype.kind == "f":
+        return audio.astype(np.float32, copy=False)
+    raise AudioError(f"{name}: cannot use samples of dtype {audio.dtype}: give floats "
+                     "(full scale +-1) or int16, int32 or uint8 PCM")
 
 
 class ArrayReader:
-    """An in-memory signal behind the same interface as asr.data.audio.AudioReader."""
+    """An in-memory signal behind the same interface as asr.data.audio.AudioReader: a NumPy
+    array or tensor of float samples (full scale +-1) or of int16, int32 or uint8 PCM (scaled
+    as WAV does); any other dtype is refused (AudioError)."""
 
     def __init__(self, audio, sample_rate: int, name: str = "<array>"):
-        audio = audio.numpy() if isinstance(audio, torch.Tensor) else np.asarray(audio)
-        audio = audio.astype(np.float32, copy=False)
+        if isinstance(audio, torch.Tensor):  # bfloat16 has no NumPy dtype: floats go as float32
+            audio = (audio.float() if audio.is_floating_point() else audio).detach().cpu().numpy()
+        audio = float_samples(np.asarray(audio), name)
         if audio.ndim == 2:  # (samples, channels) or (channels, samples): mix the shorter axis
             audio = audio.mean(axis=int(np.argmin(audio.shape)), dtype=np.float32)
         if audio.ndim != 1:
@@ -109,23 +134,24 @@ class ArrayReader:
 
 def reader_windows(reader, sample_rate: int, chunking: Chunking):
     """Yield the overlapping Windows of a reader (.sample_rate, .read(n) -> mono float32 samples,
-    fewer than n only at the end), read sequentially: only one window is ever in memory."""
+    fewer than n only at the end), read sequentially: only one window is ever in memory.
+
+    Each window is read with one sample more than it holds: without that sample the window
+    ends the file and is marked last, whatever the file's length (one of exactly
+    chunk_s + k * (chunk_s - overlap_s) would otherwise end in a window not marked last, and
+    keep_own_words would drop the words of its final seconds)."""
     rate = reader.sample_rate
     win, step = int(round(chunking.chunk_s * rate)), int(round((chunking.chunk_s - chunking.overlap_s) * rate))
-    tail, pos = np.zeros(0, np.float32), 0
+    buf, pos = reader.read(win + 1), 0
+    if len(buf) == 0:
+        raise AudioError(f"{reader.name}: audio has no samples")
     while True:
-        need = win - len(tail)
-        new = reader.read(need)
-        if len(new) == 0 and pos == 0:
-            raise AudioError(f"{reader.name}: audio has no samples")
-        if len(new) == 0:
-            return
-        buf = np.concatenate([tail, new])
-        last = len(new) < need
-        yield Window(resample(torch.from_numpy(buf), rate, sample_rate), pos / rate, pos == 0, last)
+        last = len(buf) <= win
+        yield Window(resample(torch.from_numpy(buf[:win]), rate, sample_rate), pos / rate, pos == 0, last,
+                     next_start_s=None if last else (pos + step) / rate)
         if last:
             return
-        tail, pos = buf[step:], pos + step
+        buf, pos = np.concatenate([buf[step:], reader.read(step)]), pos + step
 
 
 def stream_windows(path: str | Path, sample_rate: int, chunking: Chunking):
@@ -139,7 +165,11 @@ def keep_own_words(words: list[dict], window: Window, chunking: Chunking) -> lis
     """The words whose midpoint lies in this window's own part (see the module docstring)."""
     half = chunking.overlap_s / 2
     lo = -math.inf if window.first else window.start_s + half
-    hi = math.inf if window.last else window.start_s + chunking.chunk_s - half
+    if window.last:
+        hi = math.inf
+    else:  # where the next window's own part begins, computed as that window computes it
+        step_s = chunking.chunk_s - chunking.overlap_s
+        hi = (window.next_start_s if window.next_start_s is not None else window.start_s + step_s) + half
     return [w for w in words if lo <= (w["start"] + w["end"]) / 2 < hi]
 
 
@@ -194,11 +224,19 @@ class Transcriber:
         self.chunking = chunking or Chunking()
         self.batch_size = max(1, batch_size)
         self.vad = SpeechDetector(vad) if vad is not None else None
+        # the centred first feature frame reflects n_fft / 2 samples: fewer cannot be featurised
+        self.min_samples = self.features.transform.n_fft // 2 + 1
+
+    def padded(self, audio: torch.Tensor) -> torch.Tensor:
+        """A window of at least min_samples: a too-short one (the last few ms of a file, after
+        the last full window) gets silence appended; its words' times are clamped to the end."""
+        short = self.min_samples - len(audio)
+        return torch.nn.functional.pad(audio, (0, short)) if short > 0 else audio
 
     @torch.no_grad()
     def network(self, audios: list[torch.Tensor]) -> list[torch.Tensor]:
         """Log-probabilities (T', V) of each window, the windows run as one padded batch."""
-        feats = [self.features(a) for a in audios]
+        feats = [self.features(self.padded(a)) for a in audios]
         lengths = torch.tensor([f.shape[0] for f in feats])
         batch = torch.nn.utils.rnn.pad_sequence(feats, batch_first=True).to(self.device)
         log_probs, out_lengths = self.model(batch, lengths.to(self.device))
@@ -234,9 +272,17 @@ class Transcriber:
         else:
             windows = reader_windows(ArrayReader(item, sample_rate), self.sample_rate, self.chunking)
         for window in windows:
+            if window.first and window.last and len(window.audio) < self.min_samples:
+                raise AudioError(self.too_short(item, len(window.audio)))
             if self.vad is not None:
                 window.speech = self.vad.speech_regions(window.audio, self.sample_rate)
             yield window
+
+    def too_short(self, item, samples: int) -> str:
+        """The error message for an input shorter than min_samples (at the model rate)."""
+        name = str(item) if isinstance(item, (str, Path)) else "<array>"
+        need = math.ceil(self.min_samples * 1000 / self.sample_rate)
+        return f"{name}: too short: {round(samples * 1000 / self.sample_rate)} ms, needs at least {need} ms"
 
     def transcribe(self, item, progress: bool = False, sample_rate: int | None = None) -> dict:
         """{"path", "duration", "text", "words": [{"word","start","end","conf"}]} of one file
@@ -301,14 +347,23 @@ class Transcriber:
         return self.transcribe(path)["text"]
 
 
+def clamp_words(words: list[dict], duration: float) -> list[dict]:
+    """Words with no time past duration: the last output frame may end after the last sample
+    (a file's length is no whole number of frames), and a word in it would end there."""
+    return [{**w, "start": min(w["start"], duration), "end": min(w["end"], duration)} for w in words]
+
+
 def _result(item, end: float, words: list[dict]) -> dict:
     path = str(item) if isinstance(item, (str, Path)) else "<array>"
-    return {"path": path, "duration": round(end, 3),
+    duration = round(end, 3)
+    words = clamp_words(words, duration)
+    return {"path": path, "duration": duration,
             "text": " ".join(w["word"] for w in words), "words": words}
 
 
 def expand_inputs(paths: list[str]) -> list[Path]:
-    """Files as given; a folder becomes its audio files (by suffix, recursively, sorted)."""
+    """Files as given; a folder becomes its audio files (recursively, sorted): those with a
+    suffix asr.data.reader reads (AUDIO_SUFFIXES, any case)."""
     out: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
@@ -346,12 +401,34 @@ def render(result: dict, fmt: str, limits: CueLimits = CueLimits()) -> str:
 
 
 def output_names(files: list[Path]) -> dict[Path, str]:
-    """A distinct output stem per input (the file's stem; -2, -3 … when stems collide)."""
-    names, used = {}, {}
+    """A distinct output name per input: its stem, or its whole name where stems collide
+    (a.wav, a.flac -> a.wav.txt, a.flac.txt; logged); -2, -3 … before the suffix where even
+    names collide (a.wav in two folders -> a.wav, a-2.wav)."""
+    files = list(dict.fromkeys(files))
+    stems = Counter(f.stem for f in files)
+    names: dict[Path, str] = {}
+    used: set[str] = set()
     for f in files:
-        n = used[f.stem] = used.get(f.stem, 0) + 1
-        names[f] = f.stem if n == 1 else f"{f.stem}-{n}"
+        name = f.stem if stems[f.stem] == 1 else f.name
+        n = 1
+        while name in used:
+            n += 1
+            name = f"{f.stem}-{n}{f.suffix}"
+        names[f] = name
+        used.add(name)
+    renamed = [f"{f} -> {name}" for f, name in names.items() if name != f.stem]
+    if renamed:
+        log.warning("inputs share a stem, so their output names keep the extension: %s", ", ".join(renamed))
     return names
+
+
+def make_output_folder(out_dir: Path) -> None:
+    """out_dir made (with its parents) if missing; ValueError naming it if it cannot be."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        why = "is a file, not a folder" if out_dir.is_file() else (e.strerror or str(e))
+        raise ValueError(f"output folder {out_dir}: {why}") from None
 
 
 def write_outputs(result: dict, name: str, formats: list[str], out_dir: Path,
@@ -385,7 +462,8 @@ def transcribe_files(model_path, files: list[str], device: str = "auto", decoder
     """Transcribe files and folders; unreadable files are reported (log.error) and skipped.
 
     model_path, device, decoder, decode_cfg, chunking: as Transcriber (or pass transcriber).
-    formats: output formats (default ["txt"]). out_dir: write <stem>.<fmt> files there;
+    formats: output formats (default ["txt"]). out_dir: write <name>.<fmt> files there (names:
+    output_names), a folder made if missing (ValueError, before any work, if it cannot be);
     None prints to stdout. progress: a progress bar over files. limits: subtitle/tsv cues.
     Returns ({path: result}, {path: error message}).
     """
@@ -394,6 +472,8 @@ def transcribe_files(model_path, files: list[str], device: str = "auto", decoder
     bad = [f for f in formats if f not in FORMATS]
     if bad:
         raise ValueError(f"unknown output format(s) {bad} (known: {', '.join(FORMATS)})")
+    if out_dir is not None:
+        make_output_folder(Path(out_dir))
     paths = expand_inputs(files)
     t = transcriber or Transcriber(model_path, device, decoder, decode_cfg, chunking)
     names = output_names(paths)
