@@ -44,7 +44,7 @@ MODEL = "model.pt"
 DECODE = "decode.yaml"
 LM_FILES = ("lm.bin", "lexicon.txt", "char.bin")
 # checkpoint keys a decoder needs; the rest (optimiser, scheduler, rng, counters) stay behind
-MODEL_KEYS = ("model", "config", "vocab", "n_feats", "units_model", "averaged_from")
+MODEL_KEYS = ("model", "config", "vocab", "n_feats", "units_model", "units_lexicon", "averaged_from")
 CONFIG_SECTIONS = ("model", "features", "data")
 
 

@@ -34,7 +34,7 @@ from asr.data.store import open_store
 from asr.decoding.decoders import greedy_decode
 from asr.model import CTCModel, count_parameters, cpu_autocast_rnn_works
 from asr.scoring.score import score
-from asr.text.vocab import build_vocab, units_state
+from asr.text.vocab import PhoneVocab, build_vocab, units_state
 from asr.utils import (gpu_memory_mb, memory_mb, pick_device, set_malloc_mmap_threshold,
                        tcmalloc_loaded)
 
@@ -472,9 +472,10 @@ class Trainer:
         train_loss = sum(losses) / max(len(losses), 1)
         where = (f"epoch {self.epoch} done" if self.batch_in_epoch == 0
                  else f"stopped in epoch {self.epoch + 1}")
+        rate = "PER" if isinstance(self.vocab, PhoneVocab) else "WER"  # phones are its words
         log.info("%s (step %d, %.1f min): train loss %.3f, dev loss %.3f, "
-                 "dev WER %.2f%%, CER %.2f%%", where, self.step, elapsed / 60, train_loss,
-                 metrics["loss"], metrics["wer"], metrics["cer"])
+                 "dev %s %.2f%%, CER %.2f%%", where, self.step, elapsed / 60, train_loss,
+                 metrics["loss"], rate, metrics["wer"], metrics["cer"])
         for k, v in metrics.items():
             self.writer.add_scalar(f"dev/{k}", v, self.step)
 

@@ -9,7 +9,7 @@ from typing import Any, ClassVar, Literal, get_args, get_origin, get_type_hints
 # The choices of string (and small integer) settings: one definition each. Every section checks
 # its fields against these when it is built, loaded or overridden (Section.__post_init__ and
 # apply), with an error naming the key and the allowed values.
-Units = Literal["char", "phone", "bpe", "unigram"]
+Units = Literal["char", "phone", "phone_lexicon", "bpe", "unigram"]
 SUBWORD_UNITS = ("bpe", "unigram")
 Degradation = Literal["noise10", "noise0", "reverb", "telephone"]
 FeatureKind = Literal["fbank", "spectrogram"]

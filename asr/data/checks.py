@@ -97,7 +97,10 @@ class Checks:
     def vocab(self):
         if not self.english and (self.units == "char" or self.units in SUBWORD_UNITS):
             return _AnyCharacters()
-        if self.units in SUBWORD_UNITS:
+        if self.units in SUBWORD_UNITS or self.units == "phone_lexicon":
+            # phone_lexicon: the lexicon is built later from the prepared transcripts (letter-to-
+            # sound rules for words CMUdict lacks), so characters are the coverage check here
+            # and a word's phones are about as many as its letters for the label-length check.
             # The sentencepiece model is trained later, from the prepared training text, with
             # character_coverage=1.0: every character of normalised text gets a piece. So the
             # character vocabulary is the coverage check. The label-length check counts

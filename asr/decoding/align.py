@@ -85,6 +85,32 @@ def path_words(path, log_probs: torch.Tensor, vocab: Vocab, frame_s: float,
     return [_word(g, probs, vocab, frame_s, offset_s) for g in groups]
 
 
+def lexicon_path_words(path, word_ends, word_dict, log_probs: torch.Tensor, vocab: Vocab,
+                       frame_s: float, offset_s: float = 0.0) -> list[dict]:
+    """Words of a lexicon search's path over units with no word boundary (phones): the search
+    emits each word at a frame of its last unit, so a unit belongs to the first word not yet
+    emitted when it starts. Units after the last emitted word (an unfinished one) are dropped.
+
+    path: token id per frame; word_ends: per frame, the word index emitted there or -1;
+    word_dict: the search's word dictionary (index -> word). Other arguments as path_words.
+    """
+    path = [int(i) for i in path]
+    ends = [t for t, w in enumerate(word_ends) if w >= 0]
+    index = torch.tensor(path, dtype=torch.long, device=log_probs.device)
+    probs = log_probs[torch.arange(len(path), device=log_probs.device), index].exp().tolist()
+    groups: list[list] = [[] for _ in ends]
+    for unit in path_units(path, vocab):
+        k = sum(1 for e in ends if e < unit[1][0])  # words emitted before this unit began
+        if k < len(groups):
+            groups[k].append(unit)
+    words = []
+    for group, end in zip(groups, ends):
+        if group:
+            words.append({**_word(group, probs, vocab, frame_s, offset_s),
+                          "word": word_dict.get_entry(word_ends[end])})
+    return words
+
+
 def greedy_path(log_probs: torch.Tensor, length: int) -> torch.Tensor:
     """Argmax token per frame over the first `length` frames."""
     return log_probs[:length].argmax(dim=-1)

@@ -43,8 +43,8 @@ from flashlight.lib.text.dictionary import Dictionary, create_word_dict, load_wo
 from torchaudio.models.decoder import CTCDecoderLM, CTCDecoderLMState, ctc_decoder
 
 from asr.config import DecodeConfig
-from asr.decoding.align import path_words
-from asr.decoding.lm import SIL, is_subword, read_lexicon, spell
+from asr.decoding.align import lexicon_path_words, path_words
+from asr.decoding.lm import SIL, is_phone_lexicon, is_subword, read_lexicon, spell
 from asr.text.vocab import Vocab
 
 log = logging.getLogger(__name__)
@@ -83,6 +83,8 @@ def silence_token(vocab) -> str:
     which have no separator, sentencepiece's "<unk>" piece, which the model never emits."""
     if is_subword(vocab):
         return vocab.tokens[vocab.unk + 1]
+    if is_phone_lexicon(vocab):
+        return vocab.SIL_TOKEN
     return SIL
 
 
@@ -189,10 +191,16 @@ class BeamSearch:
     def __init__(self, vocab: Vocab, lm: str | Path | None = None,
                  lexicon: str | Path | None = None, options: BeamOptions | None = None,
                  hotwords: list[str] | None = None, hotword_weight: float = 0.0):
-        self.subword = is_subword(vocab)
-        if " " not in vocab.index and not self.subword:
-            raise ValueError("beam search needs a character vocabulary with the word separator ' ' "
-                             "or subword units (use decode.decoder=greedy for phone models)")
+        self.subword, self.phones = is_subword(vocab), is_phone_lexicon(vocab)
+        self.unbounded = self.subword or self.phones  # no word-boundary token is ever emitted
+        if " " not in vocab.index and not self.unbounded:
+            raise ValueError("beam search needs a character vocabulary with the word separator ' ', "
+                             "subword units or phone_lexicon units (use decode.decoder=greedy for "
+                             "TIMIT phone models)")
+        if self.phones and not lexicon:
+            raise ValueError("a phone_lexicon model gives words only through a lexicon: decode with "
+                             "decoder=beam_lm (asr lm build spells its lexicon in phones), or beam "
+                             "with lexicon=on and a lexicon_path")
         self.vocab, self.options = vocab, options or BeamOptions()
         self.tokens = decoder_tokens(vocab)
         self.sil = silence_token(vocab)
@@ -293,7 +301,7 @@ class BeamSearch:
     def _with_final_boundary(self, emissions: torch.Tensor) -> torch.Tensor:
         """With a lexicon: emissions plus one frame where only "|" is possible (log-prob 0).
         (Subword units need none: a word is complete at its last piece.)"""
-        if not self.lexicon or self.subword:
+        if not self.lexicon or self.unbounded:
             return emissions
         final = torch.full((1, emissions.shape[1]), -1e4)
         final[0, self.tokens.index(SIL)] = 0.0
@@ -311,9 +319,15 @@ class BeamSearch:
     def _one(self, result, emissions, frame_s: float, offset_s: float) -> dict:
         """One flashlight result as {"text", "words", "score"} (its path gives the times)."""
         path = [t if t >= 0 else self.vocab.blank for t in list(result.tokens)[1:len(emissions) + 1]]
-        if self.subword:  # the silence token ("<unk>") between words is no unit of a word
+        if self.unbounded:  # the silence token ("<unk>", "<sil>") between words is no unit of a word
             sil = self.tokens.index(self.sil)
             path = [self.vocab.blank if t == sil else t for t in path]
+        if self.phones:  # word boundaries: where the search emitted each word
+            ends = list(result.words)[1:len(emissions) + 1]
+            words = lexicon_path_words(path, ends, self.decoder.word_dict, emissions, self.vocab,
+                                       frame_s, offset_s)
+            return {"text": " ".join(w["word"] for w in words), "words": words,
+                    "score": round(result.score, 4)}
         words = path_words(path, emissions, self.vocab, frame_s, offset_s)
         if self.lexicon:
             words = self._lexicon_words(words, result)

@@ -34,6 +34,7 @@ import torch
 from asr.config import DecodeConfig, DecoderName, choices
 from asr.config.types import DECODER_NAMES
 from asr.decoding.align import greedy_path, path_words
+from asr.decoding.lm import is_phone_lexicon
 from asr.model import frame_seconds
 from asr.text.vocab import Vocab
 from asr.utils import atomic_open
@@ -143,6 +144,9 @@ class GreedyDecoder(Decoder):
     name = "greedy"
 
     def decode(self, log_probs, lengths, vocab, cfg=None, frame_s: float = 0.04) -> list[dict]:
+        if is_phone_lexicon(vocab):  # its best path is phones: words need the lexicon search
+            raise ValueError("greedy decoding of a phone_lexicon model gives phones, not words: "
+                             "decode with beam_lm (asr lm build spells the LM's lexicon in phones)")
         return greedy_hyps(log_probs, lengths, vocab, cfg, frame_s)
 
 

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from asr.text.normalize import normalize_text, writes_without_spaces
 
-from asr.text.vocab import CharVocab, Vocab
+from asr.text.vocab import CharVocab, LexiconVocab, Vocab
 from asr.utils import atomic_open, atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -116,6 +116,30 @@ def _lm_lines(path: str | Path, language: str):
 def is_subword(vocab) -> bool:
     """Whether vocab is a sentencepiece subword vocabulary (words start at "\u2581" pieces)."""
     return bool(getattr(vocab, "word_prefix", None))
+
+
+def is_phone_lexicon(vocab) -> bool:
+    """Whether vocab writes words as their phones (data.units=phone_lexicon: a lexicon inside)."""
+    return isinstance(vocab, LexiconVocab)
+
+
+def write_phone_lexicon(words, path: str | Path, vocab) -> int:
+    """``word<TAB>ph ph ph`` lines, one per pronunciation, for the words of a phone_lexicon
+    model: the vocabulary's own pronunciations, else CMUdict's or letter-to-sound ones
+    (asr.text.lexicon.pronunciations); words with none are left out (logged). The count."""
+    from asr.text.lexicon import pronunciations
+    words = [w for w in dict.fromkeys(words) if w and " " not in w]
+    found, stats = pronunciations([w for w in words if w not in vocab.lexicon])
+    if stats["missing"]:
+        log.warning("%s: %d word(s) without a pronunciation left out, e.g. %s", path,
+                    len(stats["missing"]), ", ".join(stats["missing"][:5]))
+    n = 0
+    with open(path, "w", encoding="utf-8") as f:
+        for w in words:
+            prons = vocab.lexicon.get(w) or found.get(w) or []
+            f.writelines(f"{w}\t{' '.join(p)}\n" for p in prons)
+            n += bool(prons)
+    return n
 
 
 def char_text(src: str | Path, dst: str | Path, vocab=None) -> None:
@@ -207,12 +231,16 @@ def spell(word: str, vocab=None) -> list[str]:
     """
     if is_subword(vocab):
         return vocab.pieces(word)
+    if is_phone_lexicon(vocab):  # its first pronunciation; no boundary token, as for subwords
+        return list(vocab.lexicon[word][0])
     return list(word) + [SIL]
 
 
 def write_lexicon(words, path: str | Path, vocab: Vocab | None = None) -> int:
     """Write ``word<TAB>c h a r s |`` lines (subword vocab: ``word<TAB>pie ces``) for the words
     spellable in vocab; returns the count."""
+    if is_phone_lexicon(vocab):
+        return write_phone_lexicon(words, path, vocab)
     vocab = vocab or CharVocab()
     n = 0
     seen = set()
@@ -251,7 +279,12 @@ def build_lm(text: str | Path, out_dir: str | Path, order: int = 4, char_order: 
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    stats = prepare_text(text, out / "text.txt", vocab, language, weighted)
+    if is_phone_lexicon(vocab) and char_order:
+        raise LmError("lm.char_order needs character or subword units: a phone model searches "
+                      "words through its lexicon (set lm.char_order=0)")
+    # a phone model's LM keeps every English sentence: its words get pronunciations below
+    text_vocab = None if is_phone_lexicon(vocab) else vocab
+    stats = prepare_text(text, out / "text.txt", text_vocab, language, weighted)
     run_lmplz(out / "text.txt", out / "lm.arpa", order, memory, discount_fallback, prune)
     run_build_binary(out / "lm.arpa", out / "lm.bin")
     n_words = write_lexicon(arpa_words(out / "lm.arpa"), out / "lexicon.txt", vocab)
@@ -261,6 +294,8 @@ def build_lm(text: str | Path, out_dir: str | Path, order: int = 4, char_order: 
                "lexicon": str(out / "lexicon.txt")}
     if is_subword(vocab):
         summary["units"] = f"{vocab.kind or 'sentencepiece'} ({len(vocab) - 1} pieces)"
+    if is_phone_lexicon(vocab):
+        summary["units"] = f"phones ({len(vocab) - 2}), the lexicon spelled in them"
     if char_order:
         char_text(out / "text.txt", out / "char.txt", vocab)
         run_lmplz(out / "char.txt", out / "char.arpa", char_order, memory, discount_fallback, prune)
@@ -281,15 +316,16 @@ def lm_paths(cfg) -> dict:
 
 
 def lm_vocab(cfg):
-    """The vocabulary `asr lm build` spells the lexicon in: the recipe's sentencepiece model for
-    data.units=bpe/unigram (the same <data.root>/lang/ file training uses, trained now if
+    """The vocabulary `asr lm build` spells the lexicon in: the recipe's phone lexicon for
+    data.units=phone_lexicon, its sentencepiece model for data.units=bpe/unigram (the same <data.root>/lang/ file training uses, trained now if
     missing: asr.text.vocab.build_vocab) and the training text's characters outside English,
     else None (English characters)."""
     from asr.config import SUBWORD_UNITS
     from asr.text.normalize import ENGLISH, primary_language
     from asr.text.vocab import build_vocab
     units, language = cfg.data.units, primary_language(cfg.data.language)
-    return build_vocab(cfg.data) if units in SUBWORD_UNITS or language != ENGLISH else None
+    own = units in SUBWORD_UNITS or units == "phone_lexicon" or language != ENGLISH
+    return build_vocab(cfg.data) if own else None
 
 
 def transcript_text(cfg, out_dir: str | Path) -> Path:

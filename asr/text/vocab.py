@@ -114,6 +114,33 @@ class PhoneVocab(Vocab):
         return text.split()
 
 
+class LexiconVocab(PhoneVocab):
+    """English words written in CMU phones (data.units=phone_lexicon): an utterance's labels
+    are the phones of each word's first pronunciation, back to back (asr.text.lexicon). There
+    is no word-boundary label (a pause is blank); SIL_TOKEN is in the token list for the
+    lexicon beam search's silence and is never a label. decode(ids) gives phones; words come
+    back through the lexicon. The lexicon travels with the vocabulary (checkpoints:
+    ``units_lexicon``)."""
+
+    what = "words without a pronunciation"
+    SIL_TOKEN = "<sil>"
+
+    def __init__(self, lexicon: dict, tokens: list[str] | None = None):
+        from asr.text.lexicon import PHONES
+        super().__init__(list(tokens) if tokens else [BLANK, *PHONES, self.SIL_TOKEN])
+        self.lexicon = lexicon
+
+    def units(self, text: str) -> list[str]:
+        from asr.text.lexicon import phones_of
+        return phones_of(text, self.lexicon)
+
+    def unknown(self, text: str) -> list[str]:
+        return sorted({w for w in text.split() if w not in self.lexicon})
+
+    def covers(self, text: str) -> bool:
+        return all(w in self.lexicon for w in text.split())
+
+
 UNITS = choices(Units)
 WORD_START = "\u2581"  # sentencepiece's word-start mark, "▁"
 
@@ -288,6 +315,45 @@ def script_char_vocab(data_cfg) -> CharVocab:
     return CharVocab(path.read_text(encoding="utf-8").split("\n")[:-1])
 
 
+def lexicon_path(data_cfg) -> Path:
+    """<data.root>/lang/lexicon_phones.txt: the pronunciations of a phone_lexicon corpus."""
+    return Path(data_cfg.root) / "lang" / "lexicon_phones.txt"
+
+
+def split_words(data_cfg, splits) -> list[str]:
+    """The distinct words of the transcripts of these splits' manifests (those that exist)."""
+    import json
+    words: dict[str, None] = {}
+    for split in splits:
+        manifest = Path(data_cfg.root) / "manifests" / f"{split}.jsonl"
+        if manifest.is_file():
+            with open(manifest, encoding="utf-8") as f:
+                for line in f:
+                    if line.strip():
+                        words.update(dict.fromkeys(str(json.loads(line).get("text", "")).split()))
+    return list(words)
+
+
+def lexicon_vocab(data_cfg) -> LexiconVocab:
+    """The phone_lexicon vocabulary of a corpus: its lexicon file, written first (once) with the
+    pronunciations of every word of the training and dev transcripts. The test transcripts stay
+    out: their words reach a model only through the LM's lexicon."""
+    from asr.text.lexicon import pronunciations, read_lexicon, write_lexicon
+    path = lexicon_path(data_cfg)
+    if not path.is_file():
+        words = split_words(data_cfg, [data_cfg.train_split, data_cfg.dev_split])
+        if not words:
+            raise FileNotFoundError(f"no transcripts in {Path(data_cfg.root) / 'manifests'} for "
+                                    f"splits {data_cfg.train_split}, {data_cfg.dev_split} to build "
+                                    f"{path} from (run `asr prepare` first)")
+        lexicon, stats = pronunciations(words)
+        write_lexicon(path, lexicon)
+        log.info("lexicon: %d words (%d CMUdict, %d derived, %d letter-to-sound, %d without) -> %s",
+                 stats["words"], stats["cmudict"], stats["derived"], stats["g2p"],
+                 len(stats["missing"]), path)
+    return LexiconVocab(read_lexicon(path))
+
+
 def build_vocab(data_cfg):
     """The vocabulary for a DataConfig: make_vocab for char/phone (characters outside English:
     those of the training text, script_char_vocab); for bpe/unigram the sentencepiece model
@@ -296,6 +362,8 @@ def build_vocab(data_cfg):
     units = data_cfg.units
     if units == "char" and primary_language(getattr(data_cfg, "language", "en")) != "en":
         return script_char_vocab(data_cfg)
+    if units == "phone_lexicon":
+        return lexicon_vocab(data_cfg)
     if units not in SUBWORD_UNITS:
         return make_vocab(units, phone_set=data_cfg.phone_set)
     path = subword_model_path(data_cfg)
@@ -347,7 +415,13 @@ def units_model_tensor(vocab):
 
 def units_state(vocab) -> dict:
     """Checkpoint entries for the units beyond the token list: {"units_model": uint8 tensor}
-    for sentencepiece units (torch.load(weights_only=True) loads tensors), {} otherwise."""
+    for sentencepiece units, {"units_lexicon": uint8 tensor of the lexicon file's text} for
+    phone_lexicon units (torch.load(weights_only=True) loads tensors), {} otherwise."""
+    import torch
+    if isinstance(vocab, LexiconVocab):
+        from asr.text.lexicon import lexicon_text
+        data = bytearray(lexicon_text(vocab.lexicon).encode("utf-8"))
+        return {"units_lexicon": torch.frombuffer(data, dtype=torch.uint8).clone()}
     t = units_model_tensor(vocab)
     return {} if t is None else {"units_model": t}
 
@@ -355,6 +429,10 @@ def units_state(vocab) -> dict:
 def vocab_from_checkpoint(ckpt: dict):
     """The vocabulary of a checkpoint dict: its token list, and its sentencepiece model when it
     carries one (``units_model``)."""
+    if ckpt.get("units_lexicon") is not None:
+        from asr.text.lexicon import parse_lexicon
+        text = ckpt["units_lexicon"].cpu().numpy().tobytes().decode("utf-8")
+        return LexiconVocab(parse_lexicon(text, "the checkpoint's lexicon"), ckpt["vocab"])
     proto = ckpt.get("units_model")
     if proto is None:
         return vocab_from_tokens(ckpt["vocab"])

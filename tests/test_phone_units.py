@@ -1,0 +1,93 @@
+"""data.units=phone_lexicon: a model of CMU phones trained from word transcripts through a
+pronunciation lexicon, and words back through the lexicon search (with and without an LM)."""
+
+import dataclasses
+
+import pytest
+import torch
+
+from asr.checkpoint import load_checkpoint, model_from_checkpoint
+from asr.config import DecodeConfig
+from asr.data.store import open_store
+from asr.decoding.decoders import decode_store
+from asr.decoding.lm import build_lm, read_lexicon
+from asr.scoring.score import wer
+from asr.text.lexicon import PHONES
+from asr.text.vocab import LexiconVocab, lexicon_path
+from asr.train import Trainer
+from conftest import tone_model_config, write_tone_splits
+from test_lm import need_kenlm
+
+
+@pytest.fixture(scope="module")
+def phone_run(tmp_path_factory):
+    """The tone corpus (words ab cd ef abc fed) and a small BiLSTM of their phones."""
+    root = tmp_path_factory.mktemp("phones")
+    write_tone_splits(root)
+    cfg = tone_model_config(root)
+    cfg.data.units = "phone_lexicon"
+    cfg.train.epochs = 24
+    trainer = Trainer(cfg)
+    trainer.train()
+    return root, cfg, trainer
+
+
+def test_targets_are_the_phones_of_each_words_first_pronunciation(phone_run):
+    root, cfg, trainer = phone_run
+    vocab = trainer.vocab
+    assert isinstance(vocab, LexiconVocab) and vocab.tokens[1:-1] == list(PHONES)
+    assert lexicon_path(cfg.data).is_file()  # written once into <root>/lang
+    assert vocab.units("cd fed") == ["s", "iy", "d", "iy", "f", "eh", "d"]
+    assert vocab.decode(vocab.encode("ab fed")) == "ae b f eh d"
+    assert vocab.unknown("ab zebra") == ["zebra"] and not vocab.covers("ab zebra")
+    with pytest.raises(ValueError, match="zebra"):
+        vocab.encode("ab zebra")
+
+
+def test_checkpoint_carries_its_lexicon_and_learns_the_phones(phone_run):
+    root, cfg, trainer = phone_run
+    ckpt = load_checkpoint(root / "exp" / "checkpoints" / "last.pt")
+    model, vocab, _ = model_from_checkpoint(ckpt)
+    assert isinstance(vocab, LexiconVocab) and vocab.lexicon == trainer.vocab.lexicon
+    assert trainer.validate()["wer"] < 20  # dev phone error rate (WER over phone tokens)
+
+
+def test_words_come_back_through_the_lexicon_search_and_greedy_is_refused(phone_run, tmp_path):
+    need_kenlm()
+    root, cfg, trainer = phone_run
+    lm = tmp_path / "lm"
+    build_lm(root / "manifests" / "train_text.txt", lm, order=2, vocab=trainer.vocab)
+    spelled = dict(read_lexicon(lm / "lexicon.txt"))
+    assert spelled["fed"] == ["f", "eh", "d"]  # the LM's lexicon is spelled in phones
+    store = open_store(root, "test", cfg.features)
+    refs = [e["text"] for e in store.entries]
+    model = trainer.model.eval()
+    base = DecodeConfig(lm_path=str(lm / "lm.bin"), lexicon_path=str(lm / "lexicon.txt"))
+    for decoder, options in (("beam_lm", {}), ("beam", {"lexicon": "on"})):
+        cfg_d = dataclasses.replace(base, decoder=decoder, **options)
+        hyps = decode_store(model, trainer.vocab, store, torch.device("cpu"), decoder=decoder, cfg=cfg_d)
+        assert wer(refs, [h["text"] for h in hyps]) < 15, decoder
+        word = hyps[0]["words"][0]
+        assert word["word"] in spelled and 0 <= word["start"] < word["end"] and 0 < word["conf"] <= 1
+    with pytest.raises(ValueError, match="phones, not words"):
+        decode_store(model, trainer.vocab, store, torch.device("cpu"), decoder="greedy")
+
+
+def test_a_bundle_of_a_phone_model_transcribes_words_and_exports(phone_run, tmp_path):
+    """Bundle (weights + lexicon inside, LM lexicon in phones), the Python API and the int8
+    ONNX network give words, as for a character model."""
+    need_kenlm()
+    import asr
+    from asr.bundle import export_bundle, write_bundle
+    from test_bundle_api import tone_file
+    root, cfg, trainer = phone_run
+    lm = tmp_path / "lm"
+    build_lm(root / "manifests" / "train_text.txt", lm, order=2, vocab=trainer.vocab)
+    bundle = tmp_path / "phones.bundle"
+    write_bundle(root / "exp", bundle, which="last", lm_dir=lm)
+    audio = tone_file(tmp_path / "a.wav", "abc fed ab")
+    model = asr.load(bundle)
+    result = model.transcribe(audio)
+    assert result.text == "abc fed ab" and [w.word for w in result.words] == ["abc", "fed", "ab"]
+    export_bundle(bundle, "onnx", int8=True)
+    assert asr.load(bundle, engine="onnx").transcribe(audio).text == "abc fed ab"
