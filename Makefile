@@ -58,26 +58,23 @@ STREAM_BUNDLE ?= exp/$(RECIPE)/streaming-bundle
 bench-ship: setup
 	$(PY) -m asr.bench.ship $(BUNDLE) $(BENCH_MANIFEST) $(if $(wildcard $(STREAM_BUNDLE)),--streaming-bundle $(STREAM_BUNDLE)) $(ARGS)
 
-# greedy and beam + LM decoding of every test split, then the results table
+# greedy and beam + LM decoding of every test split (beam + LM only for phone models, whose
+# best path is phones), then the results table
+EVAL_DECODERS ?= $(shell $(PY) -c 'import sys; from asr.config import load_config; \
+	print("beam_lm" if load_config(sys.argv[1], sys.argv[2:]).data.units == "phone_lexicon" else "greedy beam_lm")' $(CONFIG) $(ARGS))
 evaluate: setup
-	$(MAKE) --no-print-directory decode DECODER=greedy && \
-	$(MAKE) --no-print-directory decode DECODER=beam_lm && \
+	@for d in $(EVAL_DECODERS); do $(MAKE) --no-print-directory decode DECODER=$$d || exit 1; done
 	$(MAKE) --no-print-directory score
 
-# make demo: every stage of the recipe. The built-in one runs whole, setup included, in
-# DEMO_MINUTES of wall time: the LM is built before training, and training (at most the
-# recipe's train.max_minutes) ends in time to leave DEMO_AFTER_TRAIN_S for tune-lm and
-# evaluate, so a slow machine trains less, not longer. Other recipes train as configured
-# (DEMO_MINUTES empty), unless DEMO_MINUTES is given.
+# make demo: every stage of the recipe (tools/demo.sh), then each stage's minutes and the
+# training updates. The built-in one runs whole, setup included, in DEMO_MINUTES of wall time:
+# the LM is built before training, and training (at most the recipe's train.max_minutes) ends
+# in time to leave DEMO_AFTER_TRAIN_S for tune-lm and evaluate, so a slow machine trains less,
+# not longer. Other recipes train as configured (DEMO_MINUTES empty), unless it is given.
 DEMO_MINUTES ?= $(if $(filter builtin,$(RECIPE)),30)
 DEMO_AFTER_TRAIN_S ?= 270
-DEMO_DEADLINE = $(if $(DEMO_MINUTES),train.finish_by=$$(( start + $(DEMO_MINUTES) * 60 - $(DEMO_AFTER_TRAIN_S) )))
 demo:
-	@start=$$(date +%s); \
-	$(MAKE) --no-print-directory setup data features lm && \
-	$(MAKE) --no-print-directory train ARGS="$(DEMO_DEADLINE) $(ARGS)" && \
-	$(MAKE) --no-print-directory tune-lm evaluate && \
-	echo "demo finished in $$(( ($$(date +%s) - start) / 60 )) min $$(( ($$(date +%s) - start) % 60 )) s"
+	@bash tools/demo.sh $(CONFIG) "$(DEMO_MINUTES)" $(DEMO_AFTER_TRAIN_S) $(ARGS)
 
 test: setup
 	$(PY) -m pytest -q tests

@@ -1,7 +1,9 @@
 """Degraded copies of a test split: the same sentences through noise, a room or a telephone line.
 
     python -m data_prep.degrade --root data/builtin --split test --conditions noise10 noise0 reverb telephone
-    (or data.degraded: [noise10, noise0, reverb, telephone] in a recipe: `asr prepare` makes them)
+    (or data.degraded: [noise10, noise0, reverb, telephone] in a recipe: `asr prepare` makes them
+    from data.degrade_from; data.real_degraded: [telephone] makes test_real_telephone from the
+    built-in mixture's test_real, see data_prep/mixture.py)
 
 Each condition writes audio/<split>_<condition>/<id>.wav and manifests/<split>_<condition>.jsonl
 (same ids, texts and speakers as the source split). Conditions:
@@ -16,7 +18,7 @@ Each condition writes audio/<split>_<condition>/<id>.wav and manifests/<split>_<
 Every draw comes from a generator seeded by (seed, condition, utterance index), so the sets are
 the same on every machine and re-running skips files that exist (resumable). A clip that would
 exceed full scale is scaled down as a whole (the SNR is unchanged). Unreadable source audio is
-skipped, named and counted.
+skipped, named and counted; files of utterances no longer in the source split are deleted.
 """
 
 from __future__ import annotations
@@ -118,6 +120,7 @@ def make_degraded(root: str | Path, split: str, condition: str, seed: int = 0, n
     name = f"{split}_{condition}"
     audio_dir = root / "audio" / name
     audio_dir.mkdir(parents=True, exist_ok=True)
+    _remove_stale(audio_dir, {f"{e['id']}.wav" for e in entries})
     jobs = [(i, e, condition, seed, str(audio_dir / f"{e['id']}.wav")) for i, e in enumerate(entries)]
     results: dict[int, float] = {}
     errors: list[str] = []
@@ -138,9 +141,17 @@ def make_degraded(root: str | Path, split: str, condition: str, seed: int = 0, n
                            "audio_filepath": os.path.relpath(audio_dir / f"{entries[i]['id']}.wav", mdir),
                            "duration": round(results[i], 3)}
                           for i in range(len(entries)) if i in results))
-    print(f"{name}: {len(results)} utterances, {sum(results.values()) / 3600:.3f} h, "
-          f"{len(errors)} skipped")
+    log.info("%s: %d utterances, %.3f h, %d skipped", name, len(results),
+             sum(results.values()) / 3600, len(errors))
     return path
+
+
+def _remove_stale(audio_dir: Path, keep: set[str]) -> None:
+    """Delete the files of utterances that left the source split (held-out speakers drawn
+    anew) and the temporary files of a killed run: the folder holds the split and nothing else."""
+    for path in audio_dir.iterdir():
+        if path.name not in keep and path.suffix in (".wav", ".tmp"):
+            path.unlink()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -14,17 +14,27 @@ to mix in and how many times each is repeated in training, e.g. ``{queen: 2, hed
    dev_real, each corpus in proportion to its hours (data_prep.heldout.choose_per_source), never
    one whose lines are largely invented words; held-out lines are removed from every training
    source and from the language-model text;
-4. mix: train_mix = the synthetic train split + each real corpus's training part repeated
-   `times` (a fractional part repeats a seeded share of its utterances); each copy of every
-   source is passed through a random channel with probability data.channel_share
-   (asr.data.effects.random_channel: band limit, codec, telephone, noise, room), so a degraded
-   sound never means "real" and a clean one "synthetic"; dev_mix = dev + dev_real;
-5. language-model text: manifests/train_text.txt becomes the synthetic corpus's training
+4. stretch: with data.real_speed_factors (e.g. [0.9, 1.1]), every real training utterance
+   gets one speed-perturbed copy per factor (Kaldi's speed perturbation: resampled, so tempo,
+   pitch and formants move together: new voices of the same lines), id "<id>-sp0.9", speaker
+   "<speaker>-sp0.9", written once to <root>/audio/speed/<id>-sp0.9.flac; made from the training
+   part only, after the hold-out, so no copy is of a test or dev speaker or line. Copies whose
+   source left the training part are deleted;
+5. mix: train_mix = the synthetic train split + each real corpus's training part (its speed
+   copies included) repeated `times` (a fractional part repeats a seeded share of its
+   utterances); each copy of every source is passed through a random channel with probability
+   data.channel_share (asr.data.effects.random_channel: band limit, codec, telephone, noise,
+   room), so a degraded sound never means "real" and a clean one "synthetic"; dev_mix = dev +
+   dev_real;
+6. degraded real test sets: data.real_degraded (e.g. [telephone]) makes test_real_<condition>
+   from test_real with data_prep.degrade, as data.degraded makes test_telephone from test;
+7. language-model text: manifests/train_text.txt becomes the synthetic corpus's training
    sentences + the real training lines + data.lm_sources (GCIDE, manual pages), less every
    held-out line (data_prep.builtin.text.lm_sentences).
 
-Every draw depends on (data.seed, utterance id) only; channel copies that exist are kept, so a
-run resumes. A channel copy whose source audio cannot be read is skipped and counted.
+Every draw depends on (data.seed, utterance id) only; channel and speed copies that exist are
+kept, so a run resumes, and those no longer in train_mix are deleted. A copy whose source
+audio cannot be read is skipped and counted.
 """
 
 from __future__ import annotations
@@ -42,13 +52,15 @@ import zlib
 from collections import Counter
 from pathlib import Path
 
+import soundfile as sf
 import torch
 from tqdm import tqdm
 
 from asr.data import effects as A
-from asr.data.audio import AudioError, load_audio, write_wav
+from asr.data.audio import AudioError, entry_audio, flac_bytes, load_audio, write_wav
 from asr.data.manifest import read_manifest, write_manifest
-from asr.utils import WorkerPool, atomic_write_text
+from asr.utils import WorkerPool, atomic_open, atomic_write_text
+from data_prep.degrade import make_degraded
 from data_prep.heldout import choose_per_source, read_as_written, split_by_speaker_and_line
 
 log = logging.getLogger(__name__)
@@ -56,6 +68,7 @@ log = logging.getLogger(__name__)
 SAMPLE_RATE = 16000
 REAL_SOURCES = ("queen", "hedgewars", "ktuberling", "tuxpaint", "warzone2100")
 TRAIN, DEV, TRAIN_TEXT = "train_mix", "dev_mix", "train_text.txt"
+SYNTHETIC_TEXT = "synthetic_text.txt"  # train_text.txt as the synthetic corpus wrote it
 MAX_INVENTED = 0.5            # of an utterance's words, see drop_invented
 MAX_HELDOUT_INVENTED = 0.04   # of a held-out speaker's words, see unlikely_test_speakers
 
@@ -157,7 +170,90 @@ def unlikely_test_speakers(entries: list[dict], vocab: set[str]) -> set[str]:
     return {s for s in words if invented[s] > MAX_HELDOUT_INVENTED * words[s]}
 
 
-# --- 4. mix ------------------------------------------------------------------------------------
+# --- 4. stretch: speed-perturbed copies of the real training speech -----------------------------
+
+SPEED_DIR = "speed"  # <root>/audio/speed/: the copies, and nothing else
+
+
+def speed_suffix(factor: float) -> str:
+    """The id and speaker suffix of a copy at factor: 0.9 -> "-sp0.9"."""
+    return f"-sp{factor:g}"
+
+
+def plan_speed_copies(entries: list[dict], factors: list[float], out_dir: Path,
+                      mdir: Path) -> list[tuple[dict, dict]]:
+    """(source entry, copy entry) for every entry and factor; the copy's audio is
+    out_dir/<copy id>.flac (relative to mdir) and its duration is filled in when it is made."""
+    plan = []
+    for factor in factors:
+        suffix = speed_suffix(factor)
+        for e in entries:
+            uid = e["id"] + suffix
+            copy_ = dict(e, id=uid, speaker=e["speaker"] + suffix, speed=factor, duration=None,
+                         audio_filepath=os.path.relpath(out_dir / f"{uid}.flac", mdir))
+            copy_.pop("offset", None)  # the copy is a whole file
+            plan.append((e, copy_))
+    return plan
+
+
+def _speed_copy(job: tuple[dict, str, float]) -> tuple[str, float | None, str | None]:
+    """(source entry with an absolute path, target flac, factor) -> (target, duration, error);
+    an existing target is kept (written atomically, so it is whole)."""
+    entry, target, factor = job
+    if not os.path.exists(target):
+        try:
+            wav = entry_audio(entry, SAMPLE_RATE)
+        except AudioError as e:
+            return target, None, str(e)
+        with atomic_open(target, "wb", fsync=False) as f:
+            f.write(flac_bytes(A.speed_perturb(wav, factor), SAMPLE_RATE))
+    info = sf.info(target)
+    return target, info.frames / info.samplerate, None
+
+
+def _remove_stale_copies(out_dir: Path, keep: set[str]) -> int:
+    """Delete the copies not in keep (their source left the training part, or the factors
+    changed) and the temporary files of a killed run; returns how many copies went."""
+    for tmp in out_dir.glob(".*.tmp"):
+        tmp.unlink()
+    stale = [p for p in out_dir.glob("*.flac") if p.name not in keep]
+    for p in stale:
+        p.unlink()
+    return len(stale)
+
+
+def make_speed_copies(entries: list[dict], factors: list[float], mdir: Path, nj: int,
+                      progress: bool) -> tuple[list[dict], Counter]:
+    """The speed copies of entries (real training utterances, audio paths relative to mdir),
+    made in <root>/audio/speed/ where missing; returns the copies' entries and the count
+    skipped (unreadable source audio). Copies of anything else are deleted."""
+    out_dir = mdir.parent / "audio" / SPEED_DIR
+    if not factors and not out_dir.exists():
+        return [], Counter()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    plan = plan_speed_copies(entries, factors, out_dir, mdir)
+    removed = _remove_stale_copies(out_dir, {Path(c["audio_filepath"]).name for _, c in plan})
+    by_target = {str(mdir / c["audio_filepath"]): c for _, c in plan}
+    reused = sum(os.path.exists(target) for target in by_target)
+    jobs = [(dict(source, audio_filepath=str(mdir / source["audio_filepath"])),
+             str(mdir / copy_["audio_filepath"]), copy_["speed"]) for source, copy_ in plan]
+    failed: Counter = Counter()
+    with WorkerPool(nj) as workers, \
+            tqdm(total=len(jobs), desc="speed copies", unit="utt", disable=not progress) as bar:
+        for target, duration, error in workers.imap(_speed_copy, jobs, ordered=False, chunksize=16):
+            bar.update()
+            if error is None:
+                by_target[target]["duration"] = round(duration, 3)
+            else:
+                log.warning("speed copy skipped: %s", error)
+                failed["unreadable source audio (speed copy)"] += 1
+    copies = [c for _, c in plan if c["duration"] is not None]
+    log.info("speed copies: %d (%d reused, %d made, %d stale deleted, %d skipped)", len(copies),
+             reused, len(copies) - reused, removed, sum(failed.values()))
+    return copies, failed
+
+
+# --- 5. mix ------------------------------------------------------------------------------------
 
 def _draw(seed: int, key: str) -> random.Random:
     return random.Random(f"{seed}/{key}")
@@ -216,8 +312,9 @@ def _channel_copy(job: tuple[str, str, int]) -> tuple[str, str | None, str | Non
 
 
 def render_channels(entries: list[dict], mdir: Path, nj: int, progress: bool) -> tuple[list, Counter]:
-    """Write the channel copies of entries (those with channel_seed) to <root>/audio/channel/;
-    returns the entries pointing at them and the count of copies skipped (unreadable source)."""
+    """Write the channel copies of entries (those with channel_seed) to <root>/audio/channel/
+    (any other file there is deleted); returns the entries pointing at them and the count of
+    copies skipped (unreadable source)."""
     out_dir = mdir.parent / "audio" / "channel"
     out_dir.mkdir(parents=True, exist_ok=True)
     jobs, by_target = [], {}
@@ -228,6 +325,8 @@ def render_channels(entries: list[dict], mdir: Path, nj: int, progress: bool) ->
             source = source if os.path.isabs(source) else str(mdir / source)
             jobs.append((source, target, e["channel_seed"]))
             by_target[target] = e
+    for stale in [p for p in out_dir.iterdir() if p.is_file() and str(p) not in by_target]:
+        stale.unlink()  # of utterances no longer in train_mix (held out anew, factors changed)
     talkers = sorted({j[0] for j in jobs})[:2000]
     failed: Counter = Counter()
     with WorkerPool(nj, _init_worker, (talkers,)) as workers, \
@@ -266,7 +365,8 @@ def make_mixture(cfg, progress: bool | None = None) -> dict:
     root = Path(d.root)
     mdir = root / "manifests"
     extra_text = source_sentences(d.lm_sources)
-    vocab = vocabulary(mdir / TRAIN_TEXT, extra_text)
+    synthetic_text = _synthetic_text(mdir)
+    vocab = vocabulary(synthetic_text, extra_text)
     real, invented = drop_invented(import_real(cfg, progress), vocab)
     test_spk, dev_spk, none_held = choose_per_source(
         real, d.real_test_hours, d.real_dev_hours, d.seed,
@@ -284,17 +384,38 @@ def make_mixture(cfg, progress: bool | None = None) -> dict:
     by_corpus: dict[str, list[dict]] = {}
     for e in held["train"]:
         by_corpus.setdefault(e["speaker"].split(":", 1)[0], []).append(e)
+    # copies of the training part only (never of a held-out speaker or line), of what trains
+    mixed_in = [e for corpus, times in d.real.items() if times > 0
+                for e in by_corpus.get(corpus, [])]
+    stretched, unread = make_speed_copies(mixed_in, d.real_speed_factors, mdir, d.nj, progress)
+    for e in stretched:
+        by_corpus[e["speaker"].split(":", 1)[0]].append(e)
     for corpus, times in d.real.items():
         planned += plan_copies(by_corpus.get(corpus, []), times, d.channel_share, d.seed)
     mixed, failed = render_channels(planned, mdir, d.nj, progress)
     write_manifest(mdir / f"{TRAIN}.jsonl", mixed)
     write_manifest(mdir / f"{DEV}.jsonl", read_split(mdir, "dev") + held["dev"])
-    lm_text = lm_sentences(mdir / TRAIN_TEXT, [e["text"] for e in held["train"]], extra_text,
+    heldout = {"test_real": held["test"], "dev_real": held["dev"]}
+    for condition in d.real_degraded:
+        path = make_degraded(root, "test_real", condition, d.seed, d.nj, progress)
+        heldout[path.stem] = read_as_written(path)
+    lm_text = lm_sentences(synthetic_text, [e["text"] for e in held["train"]], extra_text,
                            exclude=heldout_lines | _synthetic_heldout_lines(mdir))
     atomic_write_text(mdir / TRAIN_TEXT, "".join(s + "\n" for s in lm_text))
-    report = _report(mixed, held, dropped + failed, none_held, len(lm_text))
+    report = _report(mixed, heldout, dropped + unread + failed, none_held, len(lm_text))
+    report["real_speed_copies"] = {"factors": list(d.real_speed_factors),
+                                   "utterances": len(stretched), "hours": round(hours(stretched), 3)}
     atomic_write_text(mdir / "mixture.json", json.dumps(report, indent=1) + "\n")
     return report
+
+
+def _synthetic_text(mdir: Path) -> Path:
+    """The synthetic corpus's training sentences: the base of the vocabulary and of the LM text.
+    Never train_text.txt once the mixture has rewritten it: its real lines would count as
+    English words on a re-run and move the held-out speakers. (train_text.txt for a corpus made
+    before synthetic_text.txt existed.)"""
+    path = mdir / SYNTHETIC_TEXT
+    return path if path.exists() else mdir / TRAIN_TEXT
 
 
 def _synthetic_heldout_lines(mdir: Path) -> set[str]:
@@ -303,24 +424,26 @@ def _synthetic_heldout_lines(mdir: Path) -> set[str]:
             for e in read_split(mdir, s)}
 
 
-def _report(mixed: list[dict], held: dict, dropped: Counter, none_held: list[str],
-            lm_lines: int) -> dict:
-    """Utterances, hours and speakers per source of train_mix, and the held-out splits."""
+def _report(mixed: list[dict], heldout: dict[str, list[dict]], dropped: Counter,
+            none_held: list[str], lm_lines: int) -> dict:
+    """Utterances, hours, speakers, channel and speed copies per source of train_mix, and the
+    held-out splits (test_real, dev_real, test_real_<condition>)."""
     report: dict = {"train_mix": {}}
     for e in mixed:
         source = e["speaker"].split(":", 1)[0]
         source = source if source in REAL_SOURCES else "synthetic:" + source
-        r = report["train_mix"].setdefault(source, {"utterances": 0, "hours": 0.0,
-                                                    "channel": 0, "speakers": set()})
+        r = report["train_mix"].setdefault(source, {"utterances": 0, "hours": 0.0, "channel": 0,
+                                                    "speed": 0, "speakers": set()})
         r["utterances"] += 1
         r["hours"] += float(e["duration"]) / 3600
         r["channel"] += e["audio_filepath"].startswith(os.path.join("..", "audio", "channel"))
+        r["speed"] += "speed" in e
         r["speakers"].add(e["speaker"])
     for r in report["train_mix"].values():
         r["hours"], r["speakers"] = round(r["hours"], 3), len(r["speakers"])
-    for split in ("test", "dev"):
-        report[f"{split}_real"] = {"utterances": len(held[split]), "hours": round(hours(held[split]), 3),
-                                   "speakers": sorted({e["speaker"] for e in held[split]})}
+    for split, entries in heldout.items():
+        report[split] = {"utterances": len(entries), "hours": round(hours(entries), 3),
+                         "speakers": sorted({e["speaker"] for e in entries})}
     report["dropped"] = dict(dropped)
     report["no_heldout_speakers"] = none_held
     report["lm_text_lines"] = lm_lines
@@ -331,8 +454,13 @@ def print_report(report: dict) -> None:
     """The mixture's make-up on stderr, one line per source."""
     for source, r in sorted(report["train_mix"].items()):
         print(f"train_mix {source}: {r['utterances']} utterances, {r['hours']} h, {r['speakers']} "
-              f"speakers, {r['channel']} through a channel", file=sys.stderr)
-    for split in ("test_real", "dev_real"):
+              f"speakers, {r['channel']} through a channel, {r['speed']} speed copies",
+              file=sys.stderr)
+    r = report["real_speed_copies"]
+    if r["factors"]:
+        print(f"real speed copies (x{', x'.join(map(str, r['factors']))}): {r['utterances']} "
+              f"utterances, {r['hours']} h", file=sys.stderr)
+    for split in [s for s in report if s.startswith(("test_real", "dev_real"))]:
         r = report[split]
         print(f"{split}: {r['utterances']} utterances, {r['hours']} h, speakers "
               f"{', '.join(r['speakers'])}", file=sys.stderr)

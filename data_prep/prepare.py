@@ -29,7 +29,8 @@ def prepare_builtin_corpus(cfg) -> dict[str, Path]:
         mixture.print_report(mixture.make_mixture(cfg))
         mdir = Path(cfg.data.root) / "manifests"
         paths.update({s: mdir / f"{s}.jsonl" for s in
-                      (mixture.TRAIN, mixture.DEV, "train_real", "dev_real", "test_real")})
+                      (mixture.TRAIN, mixture.DEV, "train_real", "dev_real", "test_real",
+                       *(f"test_real_{c}" for c in cfg.data.real_degraded))})
     return paths
 
 

@@ -79,14 +79,27 @@ def test_degraded_sets_are_deterministic_and_resumable(tone_corpus, tmp_path):
     assert [f.stat().st_mtime_ns for f in files_a] == mtimes
 
 
-def test_unreadable_source_is_skipped_and_counted(tone_corpus, capsys):
+def test_unreadable_source_is_skipped_and_counted(tone_corpus, caplog):
+    caplog.set_level("INFO", logger="data_prep.degrade")
     (tone_corpus / "audio" / "test" / "test002.wav").write_bytes(b"RIFF broken")
     path = make_degraded(tone_corpus, "test", "telephone", nj=1, progress=False)
     ids = [json.loads(l)["id"] for l in open(path)]
     assert "test002" not in ids and len(ids) == 7
-    assert "1 skipped" in capsys.readouterr().out
+    assert "test_telephone: 7 utterances" in caplog.text and "1 skipped" in caplog.text
+    assert "test002.wav: cannot decode audio" in caplog.text  # names the file and the problem
     with pytest.raises(ValueError, match="unknown degradation"):
         make_degraded(tone_corpus, "test", "underwater")
+
+
+def test_files_of_utterances_that_left_the_source_split_are_deleted(tone_corpus):
+    make_degraded(tone_corpus, "test", "telephone", nj=1, progress=False)
+    manifest = tone_corpus / "manifests" / "test.jsonl"
+    lines = manifest.read_text().splitlines()
+    manifest.write_text("\n".join(lines[2:]) + "\n")  # test000, test001 leave the split
+    (tone_corpus / "audio" / "test_telephone" / ".test005.wav.99.tmp").write_bytes(b"killed")
+    make_degraded(tone_corpus, "test", "telephone", nj=1, progress=False)
+    files = sorted(p.name for p in (tone_corpus / "audio" / "test_telephone").iterdir())
+    assert files == [f"test{i:03d}.wav" for i in range(2, 8)]
 
 
 def test_prepare_makes_the_configured_degraded_splits(tone_corpus, tmp_path):

@@ -4,6 +4,7 @@ every source, repeated, passed through seeded random channels, and the language-
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import soundfile as sf
 import torch
@@ -42,8 +43,10 @@ def _corpus(root: Path) -> list[dict]:
     for split, entries in splits.items():
         (mdir / f"{split}.jsonl").write_text("".join(json.dumps(e) + "\n" for e in entries))
     # the words of every transcript but "grunt", so they count as English (mixture.drop_invented)
-    (mdir / "train_text.txt").write_text("synthetic line 1\na synthetic test line\nqueen of s0 s1 s2 "
-                                         "s3 s4 s5 s6 s7 main pack word 0 1 2 3 4 5 6 7 8 29 ball\n")
+    text = ("synthetic line 1\na synthetic test line\nqueen of s0 s1 s2 s3 s4 s5 s6 s7 main pack "
+            "word 0 1 2 3 4 5 6 7 8 29 ball\n")
+    (mdir / "train_text.txt").write_text(text)
+    (mdir / "synthetic_text.txt").write_text(text)  # as data_prep.builtin writes both
     return real
 
 
@@ -138,9 +141,13 @@ def test_resume_keeps_channel_copies(mixed):
     root, _ = mixed
     channel = sorted((root / "audio" / "channel").glob("*.wav"))
     stamps = [p.stat().st_mtime_ns for p in channel]
+    splits = [(root / "manifests" / f"{s}.jsonl").read_text() for s in ("train_mix", "test_real")]
     cfg = _config(root)
     mixture.make_mixture(cfg, progress=False)
     assert [p.stat().st_mtime_ns for p in channel] == stamps
+    assert sorted((root / "audio" / "channel").glob("*.wav")) == channel
+    # the same mixture: the rewritten train_text.txt is not the next run's vocabulary
+    assert [(root / "manifests" / f"{s}.jsonl").read_text() for s in ("train_mix", "test_real")] == splits
 
 
 def test_unreadable_real_audio_is_skipped_and_counted(tmp_path, monkeypatch):
@@ -207,3 +214,27 @@ def test_lm_sentences_extend_and_exclude(tmp_path):
     out = lm_sentences(text, ["a real line", "one two three"], ["an extra line"],
                        exclude={"held out line"})
     assert out == ["one two three", "a real line", "an extra line"]
+
+
+def test_test_real_telephone_is_test_real_through_the_telephone_line(tmp_path, monkeypatch):
+    real = _corpus(tmp_path)
+    noise = np.random.default_rng(0)
+    for e in real:  # broadband audio, so the telephone band shows
+        sf.write(tmp_path / "audio" / f"{e['id']}.wav",
+                 0.1 * noise.standard_normal(int(e["duration"] * 16000)), 16000, subtype="PCM_16")
+    monkeypatch.setattr(mixture, "import_real", lambda cfg, progress: [dict(e) for e in real])
+    report = mixture.make_mixture(_config(tmp_path, real_degraded=["telephone"]), progress=False)
+    test, tel = _read(tmp_path, "test_real"), _read(tmp_path, "test_real_telephone")
+    assert [(e["id"], e["text"], e["speaker"]) for e in tel] == [
+        (e["id"], e["text"], e["speaker"]) for e in test]
+    assert report["test_real_telephone"] == report["test_real"]
+    for e in tel[:3]:
+        audio, rate = sf.read(tmp_path / "manifests" / e["audio_filepath"])
+        spec = np.abs(np.fft.rfft(audio)) ** 2
+        freqs = np.fft.rfftfreq(len(audio), 1 / rate)
+        assert rate == 16000 and e["audio_filepath"].startswith("../audio/test_real_telephone/")
+        assert spec[freqs > 4200].sum() < 1e-3 * spec[(freqs > 500) & (freqs < 3000)].sum()
+    train = _read(tmp_path, "train_mix")  # never trained on: no id, voice or line of it
+    assert not {e["id"] for e in tel} & {e["id"].split("_r")[0] for e in train}
+    assert not {e["speaker"] for e in tel} & {e["speaker"] for e in train}
+    assert not {e["text"] for e in tel} & {e["text"] for e in train}

@@ -40,9 +40,12 @@ class DataConfig(Section):
         comes from (English: fixed; others: the training text's characters, written once to
         <root>/lang/chars.txt). Scripts without spaces (zh, ja, th, ...) are scored CER first.
     units: "char" (characters of normalised text), "phone" (space-separated phone tokens:
-        TIMIT), or "bpe" / "unigram" (sentencepiece subwords of normalised text, trained once
-        from the training transcripts into <root>/lang/<units>_<units_size>.model and stored
-        in every checkpoint); phone_set: 39, 48 or 61 TIMIT phones in the manifests (scored
+        TIMIT), "phone_lexicon" (English words as CMU phones without stress: each word's first
+        pronunciation in <root>/lang/lexicon_phones.txt, built once from the train and dev
+        transcripts with CMUdict and flite's letter-to-sound rules, asr.text.lexicon; words come
+        back through a lexicon beam search), or "bpe" / "unigram" (sentencepiece subwords of
+        normalised text, trained once from the training transcripts into
+        <root>/lang/<units>_<units_size>.model and stored in every checkpoint); phone_set: 39, 48 or 61 TIMIT phones in the manifests (scored
         folded to 39); units_size: the sentencepiece vocabulary size (bpe/unigram; a soft
         limit: a small corpus may give fewer pieces).
     dev_fraction / test_fraction: held-out shares for corpora without official splits
@@ -63,6 +66,15 @@ class DataConfig(Section):
         cut into held-out speakers (test_real, dev_real) and the rest repeated `times` in
         train (fractions repeat a seeded part); see data_prep/mixture.py. {} = none.
     real_test_hours / real_dev_hours: speech of the held-out real speakers, over all sources.
+    real_speed_factors: speed-perturbed copies of the real training speech, one per factor
+        (e.g. [0.9, 1.1]; each > 0, not 1; [] = none): resampled as in Kaldi's speed
+        perturbation (tempo, pitch and formants move together: new voices), written once at
+        preparation to <root>/audio/speed/ with ids and speakers suffixed -sp<factor>, and
+        added to their corpus's training part (so repeated `times` like it). Made from the
+        training part only, never from a held-out speaker or line; see data_prep/mixture.py.
+    real_degraded: degraded copies of test_real (the conditions of `degraded`), made by the
+        mixture once test_real exists, each a split test_real_<condition> with test_real's
+        ids and texts, e.g. [telephone] -> test_real_telephone; add them to test_splits.
     channel_share: share of the built-in mixture's training utterances (of every source, each
         repeat drawn anew) passed through a random channel: band limit 3.4-8 kHz, low-bitrate
         codec, telephone, noise, room (asr.data.effects.random_channel).
@@ -106,8 +118,17 @@ class DataConfig(Section):
     real: dict[str, float] = field(default_factory=dict)
     real_test_hours: float = 0.3
     real_dev_hours: float = 0.15
+    real_speed_factors: list[float] = field(default_factory=list)
+    real_degraded: list[Degradation] = field(default_factory=list)
     channel_share: float = 0.0
     lm_sources: list[LmSource] = field(default_factory=list)
+
+    def check_values(self) -> None:
+        factors = self.real_speed_factors
+        bad = any(not 0 < f < float("inf") or f == 1 for f in factors)
+        if bad or len(set(factors)) < len(factors):
+            raise ValueError(f"data.real_speed_factors must be distinct positive speeds other than "
+                             f"1 (1 is the original speech), e.g. [0.9, 1.1], not {factors}")
 
 
 @dataclass

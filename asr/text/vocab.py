@@ -335,23 +335,27 @@ def split_words(data_cfg, splits) -> list[str]:
 
 
 def lexicon_vocab(data_cfg) -> LexiconVocab:
-    """The phone_lexicon vocabulary of a corpus: its lexicon file, written first (once) with the
-    pronunciations of every word of the training and dev transcripts. The test transcripts stay
-    out: their words reach a model only through the LM's lexicon."""
+    """The phone_lexicon vocabulary of a corpus: its lexicon file, with the pronunciations of
+    every word of the training and dev transcripts (written on first use, and extended when
+    data prepared again brings new words). The test transcripts stay out: their words reach a
+    model only through the LM's lexicon."""
     from asr.text.lexicon import pronunciations, read_lexicon, write_lexicon
     path = lexicon_path(data_cfg)
-    if not path.is_file():
-        words = split_words(data_cfg, [data_cfg.train_split, data_cfg.dev_split])
-        if not words:
-            raise FileNotFoundError(f"no transcripts in {Path(data_cfg.root) / 'manifests'} for "
-                                    f"splits {data_cfg.train_split}, {data_cfg.dev_split} to build "
-                                    f"{path} from (run `asr prepare` first)")
-        lexicon, stats = pronunciations(words)
-        write_lexicon(path, lexicon)
-        log.info("lexicon: %d words (%d CMUdict, %d derived, %d letter-to-sound, %d without) -> %s",
-                 stats["words"], stats["cmudict"], stats["derived"], stats["g2p"],
+    words = split_words(data_cfg, [data_cfg.train_split, data_cfg.dev_split])
+    lexicon = read_lexicon(path) if path.is_file() else {}
+    new = [w for w in words if w not in lexicon]
+    if not words and not lexicon:
+        raise FileNotFoundError(f"no transcripts in {Path(data_cfg.root) / 'manifests'} for "
+                                f"splits {data_cfg.train_split}, {data_cfg.dev_split} to build "
+                                f"{path} from (run `asr prepare` first)")
+    if new:
+        found, stats = pronunciations(new)
+        write_lexicon(path, {**lexicon, **found})
+        log.info("lexicon: %d new words (%d CMUdict, %d derived, %d letter-to-sound, %d without) "
+                 "-> %s", stats["words"], stats["cmudict"], stats["derived"], stats["g2p"],
                  len(stats["missing"]), path)
-    return LexiconVocab(read_lexicon(path))
+        lexicon = read_lexicon(path)
+    return LexiconVocab(lexicon)
 
 
 def build_vocab(data_cfg):

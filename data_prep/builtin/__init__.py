@@ -25,6 +25,8 @@ Layout::
     out_dir/audio/<split>/<id>.wav         16 kHz mono 16-bit
     out_dir/manifests/<split>.jsonl        id, audio_filepath (relative), duration, text, speaker
     out_dir/manifests/train_text.txt       every train-pool sentence (language-model text)
+    out_dir/manifests/synthetic_text.txt   the same, kept as written: the mixture with real
+                                           speech rewrites train_text.txt (data_prep/mixture.py)
 
 The text handed to the synthesisers is the normalised transcript itself, so what is spoken is
 what the label says (numbers are spelled out before the engine sees them).
@@ -189,7 +191,9 @@ def prepare_builtin(out_dir, hours: float = 2.0, dev_hours: float = 0.15, test_h
     paths = {split: _write_split(mdir, split, plan[split], done, progress,
                                  {"train": hours, "dev": dev_hours, "test": test_hours}.get(split))
              for split in SPLITS}
-    atomic_write_text(mdir / "train_text.txt", "".join(s + "\n" for s in pools["train"]))
+    text = "".join(s + "\n" for s in pools["train"])
+    atomic_write_text(mdir / "train_text.txt", text)
+    atomic_write_text(mdir / "synthetic_text.txt", text)
     return paths
 
 
