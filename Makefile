@@ -73,8 +73,9 @@ evaluate: setup
 # not longer. Other recipes train as configured (DEMO_MINUTES empty), unless it is given.
 DEMO_MINUTES ?= $(if $(filter builtin,$(RECIPE)),30)
 DEMO_AFTER_TRAIN_S ?= 270
+DEMO_TUNE_ARGS ?= --split dev_real --lm-weights 0.5,1,1.5 --word-scores -2,-1,0
 demo:
-	@bash tools/demo.sh $(CONFIG) "$(DEMO_MINUTES)" $(DEMO_AFTER_TRAIN_S) $(ARGS)
+	@bash tools/demo.sh $(CONFIG) "$(DEMO_MINUTES)" $(DEMO_AFTER_TRAIN_S) "$(DEMO_TUNE_ARGS)" $(ARGS)
 
 test: setup
 	$(PY) -m pytest -q tests

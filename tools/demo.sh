@@ -3,11 +3,12 @@
 # did. With DEMO_MINUTES the whole demo fits that wall time: training (at most the recipe's
 # train.max_minutes) ends DEMO_AFTER_TRAIN_S before the deadline, so a slow machine trains
 # less, not longer.
-#   bash tools/demo.sh CONFIG DEMO_MINUTES DEMO_AFTER_TRAIN_S [section.key=value ...]
+#   bash tools/demo.sh CONFIG DEMO_MINUTES DEMO_AFTER_TRAIN_S "TUNE_ARGS" [section.key=value ...]
+# TUNE_ARGS: asr tune-lm's options for the demo (a small grid on the real dev voices).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-CONFIG=$1 MINUTES=$2 AFTER_TRAIN_S=$3
-shift 3
+CONFIG=$1 MINUTES=$2 AFTER_TRAIN_S=$3 TUNE_ARGS=$4
+shift 4
 ARGS="$*"
 MAKE_CMD=(make --no-print-directory CONFIG="$CONFIG")
 start=$(date +%s)
@@ -28,7 +29,8 @@ if [ -n "$MINUTES" ]; then
     deadline="train.finish_by=$(( start + MINUTES * 60 - AFTER_TRAIN_S ))"
 fi
 stage "train" train ARGS="$deadline $ARGS"
-stage "tune-lm, evaluate" tune-lm evaluate ARGS="$ARGS"
+stage "tune-lm" tune-lm ARGS="$TUNE_ARGS $ARGS"
+stage "evaluate" evaluate ARGS="$ARGS"
 
 total=$(( $(date +%s) - start ))
 echo

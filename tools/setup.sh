@@ -26,17 +26,18 @@ if [ ! -f "$stamp" ]; then
     touch "$stamp"
     echo "setup: .venv ready ($(.venv/bin/python -c 'import torch, torchaudio; print("torch", torch.__version__, "torchaudio", torchaudio.__version__)'))"
 fi
-# the recipe's corpus, from its loaded config (base: variants included): only the built-in one
-# needs the TTS voices and text corpora
-if ! corpus=$(.venv/bin/python -c 'import sys; from asr.config import load_config
-print(load_config(sys.argv[1]).data.corpus)' "$CONFIG" 2>&1); then
-    echo "setup: cannot read data.corpus of $CONFIG (${corpus##*$'\n'}): counting the built-in corpus's packages in" >&2
-    corpus=builtin
+# the recipe's corpus and units, from its loaded config (base: variants included): only the
+# built-in corpus needs the TTS voices and text corpora; phone units need flite's t2p (G2P)
+if ! recipe=$(.venv/bin/python -c 'import sys; from asr.config import load_config
+d = load_config(sys.argv[1]).data; print(d.corpus, d.units)' "$CONFIG" 2>&1); then
+    echo "setup: cannot read data.corpus of $CONFIG (${recipe##*$'\n'}): counting the built-in corpus's packages in" >&2
+    recipe="builtin char"
 fi
 needed="$KENLM_PACKAGES $ALLOCATOR_PACKAGES"
-if [ "$corpus" = builtin ]; then
-    needed="$BUILTIN_PACKAGES $needed"
-fi
+case "$recipe" in
+    builtin\ *) needed="$BUILTIN_PACKAGES $needed" ;;
+    *\ phone_lexicon) needed="flite $needed" ;;
+esac
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
     echo "setup: not a Debian system: make sure the equivalents of these are installed:" >&2
