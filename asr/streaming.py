@@ -39,6 +39,7 @@ from asr.config import FeatureConfig
 from asr.data.audio import load_audio
 from asr.data.features import LOG_FLOOR, FeatureExtractor
 from asr.decoding.align import path_words, pause_segments, shift_words
+from asr.decoding.lm import is_phone_lexicon
 from asr.model import CTCModel, frame_seconds
 from asr.transcribe.transcriber import clamp_words
 
@@ -185,6 +186,9 @@ class StreamingRecognizer:
                              "a bidirectional RNN needs the whole utterance")
         if chunk_ms <= 0:
             raise ValueError(f"chunk_ms must be positive, not {chunk_ms}")
+        if is_phone_lexicon(vocab):
+            raise ValueError("streaming decodes greedily, and a phone_lexicon model's best path "
+                             "is phones, not words: stream a character or subword model")
         self.model = model.eval()
         self.vocab = vocab
         self.sample_rate = feat_cfg.sample_rate

@@ -91,3 +91,20 @@ def test_a_bundle_of_a_phone_model_transcribes_words_and_exports(phone_run, tmp_
     assert result.text == "abc fed ab" and [w.word for w in result.words] == ["abc", "fed", "ab"]
     export_bundle(bundle, "onnx", int8=True)
     assert asr.load(bundle, engine="onnx").transcribe(audio).text == "abc fed ab"
+
+
+def test_phone_models_are_refused_where_only_greedy_decoding_runs(phone_run):
+    """Streaming decodes greedily: a phone model's best path is phones, so it is refused by
+    name rather than giving phones as words; so is a non-English phone_lexicon corpus."""
+    from asr.streaming import StreamingRecognizer
+    from asr.text.vocab import lexicon_vocab
+    from asr.config import ModelConfig
+    from asr.model import CTCModel
+    root, cfg, trainer = phone_run
+    streamable = CTCModel(ModelConfig(bidirectional=False, rnn_layers=1, rnn_hidden=16,
+                                      conv_channels=4, subsample=2), 80, len(trainer.vocab))
+    with pytest.raises(ValueError, match="phones, not words"):
+        StreamingRecognizer(streamable, trainer.vocab, cfg.features)
+    german = dataclasses.replace(cfg.data, language="de")
+    with pytest.raises(ValueError, match="for English"):
+        lexicon_vocab(german)

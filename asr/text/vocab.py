@@ -340,6 +340,9 @@ def lexicon_vocab(data_cfg) -> LexiconVocab:
     data prepared again brings new words). The test transcripts stay out: their words reach a
     model only through the LM's lexicon."""
     from asr.text.lexicon import pronunciations, read_lexicon, write_lexicon
+    if primary_language(data_cfg.language) != "en":
+        raise ValueError(f"data.units=phone_lexicon is for English (CMU phones), not "
+                         f"data.language={data_cfg.language}: use char or bpe units")
     path = lexicon_path(data_cfg)
     words = split_words(data_cfg, [data_cfg.train_split, data_cfg.dev_split])
     lexicon = read_lexicon(path) if path.is_file() else {}
