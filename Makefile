@@ -72,8 +72,10 @@ evaluate: setup
 # in time to leave DEMO_AFTER_TRAIN_S for tune-lm and evaluate, so a slow machine trains less,
 # not longer. Other recipes train as configured (DEMO_MINUTES empty), unless it is given.
 DEMO_MINUTES ?= $(if $(filter builtin,$(RECIPE)),30)
-DEMO_AFTER_TRAIN_S ?= 270
-DEMO_TUNE_ARGS ?= --split dev_real --lm-weights 0.5,1,1.5 --word-scores -2,-1,0
+DEMO_AFTER_TRAIN_S ?= 360
+# the built-in demo tunes the LM on a small grid over the real dev voices (9 trials, not 30)
+BUILTIN_TUNE_ARGS := --split dev_real --lm-weights 1.5,2,2.5 --word-scores=-1,0,1
+DEMO_TUNE_ARGS ?= $(if $(filter builtin,$(RECIPE)),$(BUILTIN_TUNE_ARGS))
 demo:
 	@bash tools/demo.sh $(CONFIG) "$(DEMO_MINUTES)" $(DEMO_AFTER_TRAIN_S) "$(DEMO_TUNE_ARGS)" $(ARGS)
 

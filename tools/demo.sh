@@ -36,7 +36,7 @@ total=$(( $(date +%s) - start ))
 echo
 echo "demo stages ($CONFIG):"
 printf '%s' "$times"
-printf '%-26s %3d min %02d s\n' "whole demo" $(( total / 60 )) $(( total % 60 ))
+echo "demo finished in $(( total / 60 )) min $(( total % 60 )) s"
 .venv/bin/python - "$CONFIG" $ARGS <<'PY'
 import sys
 from asr.checkpoint import load_checkpoint
