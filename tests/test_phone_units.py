@@ -108,3 +108,13 @@ def test_phone_models_are_refused_where_only_greedy_decoding_runs(phone_run):
     german = dataclasses.replace(cfg.data, language="de")
     with pytest.raises(ValueError, match="for English"):
         lexicon_vocab(german)
+
+
+def test_importers_normalise_transcripts_for_phone_units():
+    """A phone_lexicon corpus is prepared from word text as a character one is: normalised
+    (the lexicon is built from it later), not refused for its capitals and punctuation."""
+    from asr.data.checks import Checks, check_text
+    checks = Checks(units="phone_lexicon")
+    text, problem, detail = check_text("You couldn't pilot your way out of a paper bag.", checks,
+                                       checks.vocab())
+    assert (text, problem) == ("you couldn't pilot your way out of a paper bag", None), detail

@@ -13,11 +13,11 @@ dataclasses), ``loading`` (YAML, overrides, saving). Import everything from ``as
 from asr.config.loading import apply, load_config, parse_overrides, save_config, to_dict
 from asr.config.sections import (AugmentConfig, Config, DataConfig, DecodeConfig, FeatureConfig,
                                  LmConfig, ModelConfig, TrainConfig)
-from asr.config.types import (SUBWORD_UNITS, Amp, DecoderName, Degradation, FeatureKind,
+from asr.config.types import (SUBWORD_UNITS, WORD_TEXT_UNITS, Amp, DecoderName, Degradation, FeatureKind,
                               LexiconMode, LmSource, NoiseType, NormType, RnnType, Section, Units,
                               choices)
 
-__all__ = ["SUBWORD_UNITS", "Amp", "AugmentConfig", "Config", "DataConfig", "DecodeConfig",
+__all__ = ["SUBWORD_UNITS", "WORD_TEXT_UNITS", "Amp", "AugmentConfig", "Config", "DataConfig", "DecodeConfig",
            "DecoderName", "Degradation", "FeatureConfig", "FeatureKind", "LexiconMode",
            "LmConfig", "LmSource", "ModelConfig", "NoiseType", "NormType", "RnnType", "Section",
            "TrainConfig", "Units", "apply", "choices", "load_config", "parse_overrides",

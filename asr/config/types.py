@@ -11,6 +11,8 @@ from typing import Any, ClassVar, Literal, get_args, get_origin, get_type_hints
 # apply), with an error naming the key and the allowed values.
 Units = Literal["char", "phone", "phone_lexicon", "bpe", "unigram"]
 SUBWORD_UNITS = ("bpe", "unigram")
+# units trained from normalised word transcripts (all but TIMIT's "phone" transcripts)
+WORD_TEXT_UNITS = ("char", "phone_lexicon", *SUBWORD_UNITS)
 Degradation = Literal["noise10", "noise0", "reverb", "telephone"]
 FeatureKind = Literal["fbank", "spectrogram"]
 RnnType = Literal["lstm", "gru"]

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from asr.config import SUBWORD_UNITS
+from asr.config import SUBWORD_UNITS, WORD_TEXT_UNITS
 from asr.data.audio import AudioError
 from asr.data.reader import ffmpeg_decode
 from asr.model import output_frames
@@ -214,7 +214,7 @@ def oov_letters(raw: str) -> list[str]:
 
 def check_text(text: str, checks: Checks, vocab) -> tuple[str, str | None, str]:
     """(text to store, None, "") or (text, kind, detail)."""
-    if (checks.units == "char" or checks.units in SUBWORD_UNITS) and checks.normalize:
+    if checks.units in WORD_TEXT_UNITS and checks.normalize:
         bad = oov_letters(text) if checks.english else []
         if bad:
             return text, OOV, f"{''.join(bad)!r} in {text.strip()[:80]!r}"
