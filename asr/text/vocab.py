@@ -389,6 +389,9 @@ def make_vocab(units: str = "char", tokens: list[str] | None = None, phone_set: 
         return CharVocab(list(tokens) if tokens else None)
     if units == "phone":
         return PhoneVocab(tokens) if tokens else PhoneVocab.timit(phone_set)
+    if units == "phone_lexicon":
+        raise ValueError("data.units=phone_lexicon needs its pronunciation lexicon "
+                         "(asr.text.vocab.build_vocab(cfg.data) builds or loads it)")
     if units in SUBWORD_UNITS:
         if model_proto is None:
             raise ValueError(f"data.units={units} needs its sentencepiece model "
