@@ -12,8 +12,7 @@ from asr.data.store import open_store
 from asr.decoding.decoders import decode_store
 from asr.decoding.lm import build_lm, read_lexicon
 from asr.scoring.score import wer
-from asr.text.lexicon import PHONES
-from asr.text.vocab import LexiconVocab, lexicon_path
+from asr.text.lexicon import PHONES, LexiconVocab, lexicon_path
 from asr.train import Trainer
 from conftest import tone_model_config, write_tone_splits
 from test_lm import need_kenlm
@@ -97,7 +96,7 @@ def test_phone_models_are_refused_where_only_greedy_decoding_runs(phone_run):
     """Streaming decodes greedily: a phone model's best path is phones, so it is refused by
     name rather than giving phones as words; so is a non-English phone_lexicon corpus."""
     from asr.streaming import StreamingRecognizer
-    from asr.text.vocab import lexicon_vocab
+    from asr.text.lexicon import lexicon_vocab
     from asr.config import ModelConfig
     from asr.model import CTCModel
     root, cfg, trainer = phone_run

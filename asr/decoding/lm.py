@@ -29,7 +29,8 @@ from pathlib import Path
 
 from asr.text.normalize import normalize_text, writes_without_spaces
 
-from asr.text.vocab import CharVocab, LexiconVocab, Vocab
+from asr.text.lexicon import LexiconVocab
+from asr.text.vocab import CharVocab, Vocab
 from asr.utils import atomic_open, atomic_write_text
 
 log = logging.getLogger(__name__)

@@ -43,6 +43,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterable
 
+from asr.text.normalize import primary_language
+from asr.text.vocab import BLANK, PhoneVocab
 from asr.utils import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -291,3 +293,75 @@ def phones_of(text: str, lexicon: Lexicon) -> list[str]:
             raise ValueError(f"no pronunciation for the word {word!r} in the lexicon")
         phones.extend(variants[0])
     return phones
+
+
+# ---------------------------------------------------------------- the vocabulary of phone models
+
+class LexiconVocab(PhoneVocab):
+    """English words written in CMU phones (data.units=phone_lexicon): an utterance's labels
+    are the phones of each word's first pronunciation, back to back (asr.text.lexicon). There
+    is no word-boundary label (a pause is blank); SIL_TOKEN is in the token list for the
+    lexicon beam search's silence and is never a label. decode(ids) gives phones; words come
+    back through the lexicon. The lexicon travels with the vocabulary (checkpoints:
+    ``units_lexicon``)."""
+
+    what = "words without a pronunciation"
+    SIL_TOKEN = "<sil>"
+
+    def __init__(self, lexicon: dict, tokens: list[str] | None = None):
+        super().__init__(list(tokens) if tokens else [BLANK, *PHONES, self.SIL_TOKEN])
+        self.lexicon = lexicon
+
+    def units(self, text: str) -> list[str]:
+        return phones_of(text, self.lexicon)
+
+    def unknown(self, text: str) -> list[str]:
+        return sorted({w for w in text.split() if w not in self.lexicon})
+
+    def covers(self, text: str) -> bool:
+        return all(w in self.lexicon for w in text.split())
+
+
+def lexicon_path(data_cfg) -> Path:
+    """<data.root>/lang/lexicon_phones.txt: the pronunciations of a phone_lexicon corpus."""
+    return Path(data_cfg.root) / "lang" / "lexicon_phones.txt"
+
+
+def split_words(data_cfg, splits) -> list[str]:
+    """The distinct words of the transcripts of these splits' manifests (those that exist)."""
+    import json
+    words: dict[str, None] = {}
+    for split in splits:
+        manifest = Path(data_cfg.root) / "manifests" / f"{split}.jsonl"
+        if manifest.is_file():
+            with open(manifest, encoding="utf-8") as f:
+                for line in f:
+                    if line.strip():
+                        words.update(dict.fromkeys(str(json.loads(line).get("text", "")).split()))
+    return list(words)
+
+
+def lexicon_vocab(data_cfg) -> LexiconVocab:
+    """The phone_lexicon vocabulary of a corpus: its lexicon file, with the pronunciations of
+    every word of the training and dev transcripts (written on first use, and extended when
+    data prepared again brings new words). The test transcripts stay out: their words reach a
+    model only through the LM's lexicon."""
+    if primary_language(data_cfg.language) != "en":
+        raise ValueError(f"data.units=phone_lexicon is for English (CMU phones), not "
+                         f"data.language={data_cfg.language}: use char or bpe units")
+    path = lexicon_path(data_cfg)
+    words = split_words(data_cfg, [data_cfg.train_split, data_cfg.dev_split])
+    lexicon = read_lexicon(path) if path.is_file() else {}
+    new = [w for w in words if w not in lexicon]
+    if not words and not lexicon:
+        raise FileNotFoundError(f"no transcripts in {Path(data_cfg.root) / 'manifests'} for "
+                                f"splits {data_cfg.train_split}, {data_cfg.dev_split} to build "
+                                f"{path} from (run `asr prepare` first)")
+    if new:
+        found, stats = pronunciations(new)
+        write_lexicon(path, {**lexicon, **found})
+        log.info("lexicon: %d new words (%d CMUdict, %d derived, %d letter-to-sound, %d without) "
+                 "-> %s", stats["words"], stats["cmudict"], stats["derived"], stats["g2p"],
+                 len(stats["missing"]), path)
+        lexicon = read_lexicon(path)
+    return LexiconVocab(lexicon)

@@ -114,33 +114,6 @@ class PhoneVocab(Vocab):
         return text.split()
 
 
-class LexiconVocab(PhoneVocab):
-    """English words written in CMU phones (data.units=phone_lexicon): an utterance's labels
-    are the phones of each word's first pronunciation, back to back (asr.text.lexicon). There
-    is no word-boundary label (a pause is blank); SIL_TOKEN is in the token list for the
-    lexicon beam search's silence and is never a label. decode(ids) gives phones; words come
-    back through the lexicon. The lexicon travels with the vocabulary (checkpoints:
-    ``units_lexicon``)."""
-
-    what = "words without a pronunciation"
-    SIL_TOKEN = "<sil>"
-
-    def __init__(self, lexicon: dict, tokens: list[str] | None = None):
-        from asr.text.lexicon import PHONES
-        super().__init__(list(tokens) if tokens else [BLANK, *PHONES, self.SIL_TOKEN])
-        self.lexicon = lexicon
-
-    def units(self, text: str) -> list[str]:
-        from asr.text.lexicon import phones_of
-        return phones_of(text, self.lexicon)
-
-    def unknown(self, text: str) -> list[str]:
-        return sorted({w for w in text.split() if w not in self.lexicon})
-
-    def covers(self, text: str) -> bool:
-        return all(w in self.lexicon for w in text.split())
-
-
 UNITS = choices(Units)
 WORD_START = "\u2581"  # sentencepiece's word-start mark, "▁"
 
@@ -315,52 +288,6 @@ def script_char_vocab(data_cfg) -> CharVocab:
     return CharVocab(path.read_text(encoding="utf-8").split("\n")[:-1])
 
 
-def lexicon_path(data_cfg) -> Path:
-    """<data.root>/lang/lexicon_phones.txt: the pronunciations of a phone_lexicon corpus."""
-    return Path(data_cfg.root) / "lang" / "lexicon_phones.txt"
-
-
-def split_words(data_cfg, splits) -> list[str]:
-    """The distinct words of the transcripts of these splits' manifests (those that exist)."""
-    import json
-    words: dict[str, None] = {}
-    for split in splits:
-        manifest = Path(data_cfg.root) / "manifests" / f"{split}.jsonl"
-        if manifest.is_file():
-            with open(manifest, encoding="utf-8") as f:
-                for line in f:
-                    if line.strip():
-                        words.update(dict.fromkeys(str(json.loads(line).get("text", "")).split()))
-    return list(words)
-
-
-def lexicon_vocab(data_cfg) -> LexiconVocab:
-    """The phone_lexicon vocabulary of a corpus: its lexicon file, with the pronunciations of
-    every word of the training and dev transcripts (written on first use, and extended when
-    data prepared again brings new words). The test transcripts stay out: their words reach a
-    model only through the LM's lexicon."""
-    from asr.text.lexicon import pronunciations, read_lexicon, write_lexicon
-    if primary_language(data_cfg.language) != "en":
-        raise ValueError(f"data.units=phone_lexicon is for English (CMU phones), not "
-                         f"data.language={data_cfg.language}: use char or bpe units")
-    path = lexicon_path(data_cfg)
-    words = split_words(data_cfg, [data_cfg.train_split, data_cfg.dev_split])
-    lexicon = read_lexicon(path) if path.is_file() else {}
-    new = [w for w in words if w not in lexicon]
-    if not words and not lexicon:
-        raise FileNotFoundError(f"no transcripts in {Path(data_cfg.root) / 'manifests'} for "
-                                f"splits {data_cfg.train_split}, {data_cfg.dev_split} to build "
-                                f"{path} from (run `asr prepare` first)")
-    if new:
-        found, stats = pronunciations(new)
-        write_lexicon(path, {**lexicon, **found})
-        log.info("lexicon: %d new words (%d CMUdict, %d derived, %d letter-to-sound, %d without) "
-                 "-> %s", stats["words"], stats["cmudict"], stats["derived"], stats["g2p"],
-                 len(stats["missing"]), path)
-        lexicon = read_lexicon(path)
-    return LexiconVocab(lexicon)
-
-
 def build_vocab(data_cfg):
     """The vocabulary for a DataConfig: make_vocab for char/phone (characters outside English:
     those of the training text, script_char_vocab); for bpe/unigram the sentencepiece model
@@ -370,6 +297,7 @@ def build_vocab(data_cfg):
     if units == "char" and primary_language(getattr(data_cfg, "language", "en")) != "en":
         return script_char_vocab(data_cfg)
     if units == "phone_lexicon":
+        from asr.text.lexicon import lexicon_vocab
         return lexicon_vocab(data_cfg)
     if units not in SUBWORD_UNITS:
         return make_vocab(units, phone_set=data_cfg.phone_set)
@@ -428,8 +356,8 @@ def units_state(vocab) -> dict:
     for sentencepiece units, {"units_lexicon": uint8 tensor of the lexicon file's text} for
     phone_lexicon units (torch.load(weights_only=True) loads tensors), {} otherwise."""
     import torch
+    from asr.text.lexicon import LexiconVocab, lexicon_text
     if isinstance(vocab, LexiconVocab):
-        from asr.text.lexicon import lexicon_text
         data = bytearray(lexicon_text(vocab.lexicon).encode("utf-8"))
         return {"units_lexicon": torch.frombuffer(data, dtype=torch.uint8).clone()}
     t = units_model_tensor(vocab)
@@ -440,7 +368,7 @@ def vocab_from_checkpoint(ckpt: dict):
     """The vocabulary of a checkpoint dict: its token list, and its sentencepiece model when it
     carries one (``units_model``)."""
     if ckpt.get("units_lexicon") is not None:
-        from asr.text.lexicon import parse_lexicon
+        from asr.text.lexicon import LexiconVocab, parse_lexicon
         text = ckpt["units_lexicon"].cpu().numpy().tobytes().decode("utf-8")
         return LexiconVocab(parse_lexicon(text, "the checkpoint's lexicon"), ckpt["vocab"])
     proto = ckpt.get("units_model")
