@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import logging
 import multiprocessing as mp
 import os
 import sys
@@ -11,6 +12,8 @@ from collections import deque
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
+
+log = logging.getLogger(__name__)
 
 
 # ---------------------------------------------------------------- device
@@ -239,8 +242,7 @@ def restart_with_allocator(allocator: str) -> None:
     env = allocator_env(allocator)
     if env is None:
         if allocator == "auto" and find_tcmalloc() is None and sys.platform.startswith("linux"):
-            print(f"note: CPU training runs about 2x faster with tcmalloc: {TCMALLOC_INSTALL}",
-                  file=sys.stderr)
+            log.warning("CPU training runs about 2x faster with tcmalloc: %s", TCMALLOC_INSTALL)
         return
     env["ASR_ALLOCATOR_RESTARTED"] = "1"  # never loop, even if the preload does not take
     sys.stdout.flush()

@@ -94,3 +94,42 @@ def test_integral_floats_and_signed_scores_are_accepted(tmp_path):
     cfg = load_config(path, ["decode.word_score=-2", "augment.snr_min=-5"])
     assert cfg.model.rnn_layers == 4 and type(cfg.model.rnn_layers) is int
     assert cfg.decode.word_score == -2.0 and cfg.augment.snr_min == -5.0
+
+
+def test_a_removed_key_is_dropped_with_a_note_so_old_runs_still_load(tmp_path, caplog):
+    """decode.batch_size was read by nothing and is gone; every run saved before holds it."""
+    import dataclasses
+    import logging
+
+    from asr.config import Config, DecodeConfig
+    from asr.decoding.tuning import saved_run_config
+    assert "batch_size" not in {f.name for f in dataclasses.fields(DecodeConfig)}
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text(yaml.safe_dump(
+        {"data": {"root": str(tmp_path / "data")}, "train": {"exp_dir": str(run)},
+         "decode": {"decoder": "greedy", "checkpoint": "best", "batch_size": 16, "beam_size": 8}}))
+    with caplog.at_level(logging.INFO):
+        cfg = load_config(run / "config.yaml", ["decode.batch_size=8"])
+        saved = saved_run_config(run)
+    assert cfg.decode.beam_size == 8 and saved.decode.beam_size == 8
+    assert cfg.decode == saved.decode == DecodeConfig(beam_size=8)
+    assert caplog.text.count("decode.batch_size is no longer a setting") == 3
+    with pytest.raises(ValueError, match="unknown key 'batch_sise'"):  # other unknown keys still fail
+        load_config(None, ["decode.batch_sise=8"])
+    assert Config().decode == DecodeConfig()
+
+
+def test_recipes_set_norm_type_and_the_old_alias_still_means_the_same(tmp_path):
+    from pathlib import Path
+    repo = Path(__file__).parent.parent
+    recipes = sorted((repo / "recipes").glob("**/*.yaml"))
+    assert recipes
+    for path in recipes:
+        values = yaml.safe_load(path.read_text()) or {}
+        assert "layer_norm" not in (values.get("model") or {}), path
+        assert "batch_size" not in (values.get("decode") or {}), path
+    for alias, norm in ((True, "layer"), (False, "none")):
+        (tmp_path / "old.yaml").write_text(yaml.safe_dump({"model": {"layer_norm": alias}}))
+        assert load_config(tmp_path / "old.yaml").model.norm_type == norm
+    assert load_config(repo / "recipes" / "builtin" / "config.yaml").model.norm_type == "layer"

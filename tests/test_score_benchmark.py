@@ -113,3 +113,21 @@ def test_decoder_registry(tiny_run, capsys):
     finally:
         unregister_decoder("test-echo")
     assert "test-echo" not in DECODERS
+
+
+def test_run_benchmark_returns_its_rows_and_prints_nothing(tiny_run, capsys):
+    """The library returns the rows and writes the files; `asr benchmark` prints the table."""
+    from asr.scoring.benchmark import report_paths, run_benchmark
+    from asr.scoring.tables import results_table
+    recipe, exp = tiny_run
+    cfg = load_config(recipe / "config.yaml")
+    spec = {"benchmark": [{"decoder": "greedy", "checkpoint": "best"}], "n_boot": 10}
+    rows = run_benchmark(cfg, spec, reports=False)
+    assert capsys.readouterr() == ("", "")
+    md, js = report_paths(exp)
+    assert json.loads(js.read_text()) == json.loads(json.dumps(rows, default=str))
+    assert results_table(rows) in md.read_text()
+    assert main(["benchmark", "--config", str(recipe / "config.yaml"), "--n-boot", "10"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == results_table(rows).splitlines()[0]  # the table's header
+    assert out.splitlines()[-1] == f"written: {md}, {js}"

@@ -15,6 +15,7 @@ import yaml
 
 from asr.cli import main
 from asr.config import Config, FeatureConfig, apply
+from asr.transcribe.outputs import stdout_text
 from asr.transcribe.subtitles import parse_srt
 from asr.transcribe.transcriber import Chunking, Transcriber, expand_inputs, stream_windows, transcribe_files
 from conftest import CHAR_S, PAD_S, SPACE_S, SR, WORDS, noise, tone_speech, word_times  # noqa: F401
@@ -96,7 +97,11 @@ def test_greedy_and_beam_agree_and_formats(tone_run, tmp_path, capsys):
     for decoder in ("greedy", "beam"):
         t = Transcriber(tone_run / "exp", decoder=decoder)
         assert t(tmp_path / "a.wav") == text
+    capsys.readouterr()
     results, errors = transcribe_files(tone_run / "exp", [str(tmp_path / "a.wav")], formats=["txt", "json"])
+    assert capsys.readouterr().out == ""  # the library returns; the CLI prints
+    results, errors = transcribe_files(tone_run / "exp", [str(tmp_path / "a.wav")], formats=["txt", "json"],
+                                       on_result=lambda r: print(stdout_text(r, ["txt", "json"]), end=""))
     out = capsys.readouterr().out.splitlines()
     assert out[0] == f"{tmp_path / 'a.wav'}\t{text}" and json.loads(out[1])["text"] == text
     assert not errors

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 import soundfile as sf
 
 from test_prepare_common import tone
@@ -71,3 +72,27 @@ def test_prepared_corpus_validates_clean(tmp_path, capsys):
     capsys.readouterr()
     assert main(["validate", "--strict", f"{tmp_path}/d/manifests/train.jsonl", *args]) == 0
     assert "rejected" not in capsys.readouterr().out.split("total")[1]
+
+
+def test_checks_are_built_from_the_config():
+    """Checks holds no settings of its own: the config's keys (CONFIG_KEYS), and normalize."""
+    from asr.config import Config, apply
+    from asr.data.checks import CONFIG_KEYS, Checks
+    cfg = Config()
+    apply(cfg, {"data": {"units": "phone", "phone_set": 61, "check_audio": False, "language": "de",
+                         "min_letters_per_second": 1.5},
+                "model": {"subsample": 2}, "features": {"hop_ms": 20, "sample_rate": 8000}})
+    checks = Checks(cfg, normalize=False)
+    assert {k: getattr(checks, k) for k in CONFIG_KEYS} == {
+        "check_audio": False, "units": "phone", "phone_set": 61, "language": "de",
+        "min_letters_per_second": 1.5, "subsample": 2, "hop_ms": 20.0, "sample_rate": 8000}
+    assert not checks.normalize and not checks.english
+    assert cfg.data.check_audio is False  # the config itself is left as it is
+    assert Checks(cfg, check_audio=True).check_audio and not cfg.data.check_audio
+    defaults = Checks()
+    assert (defaults.units, defaults.subsample, defaults.hop_ms, defaults.check_audio) == \
+        (Config().data.units, Config().model.subsample, Config().features.hop_ms, True)
+    with pytest.raises(ValueError, match="data.units must be one of"):
+        Checks(units="letters")
+    with pytest.raises(TypeError, match="unknown setting"):
+        Checks(subsampling=2)

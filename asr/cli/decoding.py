@@ -2,7 +2,7 @@
 
     asr lm build  --config C [lm.order=3 ...]        KenLM word LM + lexicon from lm.text
     asr decode    --config C [decode.decoder=beam_lm ...]
-    asr tune-lm   --config C [--method grid|random] [--trials N]
+    asr tune-lm   --config C [--method grid|random] [--trials N] [--decoder beam_lm]
     asr transcribe MODEL PATH... [--decoder beam_lm] [--format txt,json,srt,vtt,tsv,ctm] [--out DIR]
                                  [--engine onnx] [--stream]
     asr bundle RUN OUT                               one self-contained folder to ship
@@ -95,9 +95,11 @@ def cmd_tune_lm(args) -> int:
     if not args.config:  # the defaults name no run of yours
         raise ValueError("asr tune-lm needs --config RECIPE: the recipe of the run to tune "
                          "(e.g. --config recipes/builtin/config.yaml)")
+    from asr.decoding.decoders import get_decoder
+    get_decoder(args.decoder)  # an unknown name fails before the network runs
     cfg = tuning.run_config(args.config, args.overrides)
     split = args.split or cfg.data.dev_split
-    cfg.decode.decoder = "beam_lm"  # before the LM paths are resolved (lm.bin + lexicon)
+    cfg.decode.decoder = args.decoder  # before the LM paths are resolved (lm.bin + lexicon)
     base = tuning.decode_settings(cfg)
     model, vocab, _ = load_run_model(cfg.train.exp_dir, cfg.decode.checkpoint)
     store = open_store(cfg.data.root, split, cfg.features)
@@ -106,7 +108,7 @@ def cmd_tune_lm(args) -> int:
     space = tuning.search_space(args.method, args.trials, _floats(args.lm_weights),
                                 _floats(args.word_scores), args.seed)
     trials = tuning.tune(outputs, refs, vocab, base, space, on_trial=_print_trial, nj=cfg.data.nj)
-    best = tuning.write_tuned(cfg.train.exp_dir, split, args.method, trials)
+    best = tuning.write_tuned(cfg.train.exp_dir, split, args.method, trials, decoder=args.decoder)
     print(f"best on {split}: lm_weight {best['lm_weight']}, word_score {best['word_score']} "
           f"(WER {best['wer']}%) -> {Path(cfg.train.exp_dir) / tuning.TUNED}")
     return 0
@@ -139,7 +141,8 @@ def cmd_transcribe(args) -> int:
     named on stderr), 1 none could, 2 a usage error (bad flags, model or --out)."""
     import argparse
     from asr.bundle import model_source
-    from asr.transcribe.transcriber import BATCH_SIZE, Chunking, CueLimits, Transcriber, transcribe_files
+    from asr.transcribe.outputs import CueLimits, stdout_text
+    from asr.transcribe.transcriber import BATCH_SIZE, Chunking, Transcriber, transcribe_files
     from asr.transcribe.vad import VadSettings
     # the flags given a value other than their default: a flag the chosen path ignores is refused
     sub = argparse.ArgumentParser().add_subparsers()
@@ -167,8 +170,13 @@ def cmd_transcribe(args) -> int:
     t = Transcriber(source, args.device, decoder, settings, chunking, args.engine,
                     args.batch_size or BATCH_SIZE, vad)
     limits = CueLimits(args.max_chars, args.max_duration, args.max_gap)
+
+    def show(result: dict) -> None:  # without --out each result goes to stdout as it is ready
+        sys.stdout.write(stdout_text(result, formats, limits))
+        sys.stdout.flush()
     results, errors = transcribe_files(args.model, args.files, formats=formats, out_dir=args.out,
-                                       progress=not args.no_progress, transcriber=t, limits=limits)
+                                       progress=not args.no_progress, transcriber=t, limits=limits,
+                                       on_result=show if args.out is None else None)
     if args.out is not None:
         print(f"{len(results)} file(s) transcribed -> {args.out}", file=sys.stderr)
     if errors:
@@ -339,5 +347,8 @@ def add_commands(sub, stage) -> None:
     t.add_argument("--lm-weights", default="0.25,0.5,0.75,1,1.5,2", help="grid values (random: range)")
     t.add_argument("--word-scores", default="-3,-2,-1,0,1", help="grid values (random: range)")
     t.add_argument("--split", help="split to tune on (default data.dev_split)")
+    t.add_argument("--decoder", default="beam_lm",
+                   help="the decoder whose lm_weight / word_score are tuned: beam_lm, or one added "
+                        "with register_decoder that reads them from its DecodeConfig (default: %(default)s)")
     t.add_argument("--seed", type=int, default=0)
     _transcribe_parser(sub)

@@ -81,14 +81,13 @@ def cmd_validate(args) -> int:
         print("error: give at least one manifest", file=sys.stderr)
         return 2
     cfg = load_config(args.config, overrides)
-    checks = Checks.from_config(cfg, normalize=False)
-    checks.check_audio = not args.header_only
+    checks = Checks(cfg, normalize=False, check_audio=not args.header_only)
     nj = args.nj or cfg.data.nj
     summary = validate(manifests, checks, nj=nj, tolerance=args.tolerance)
     report = None
     if args.report:
         report = summary.write_rejects(args.report)
-    summary.print(rejects_file=report, limit=args.limit)
+    print("\n".join(summary.lines(args.limit, report)), flush=True)
     if not summary.usable:
         return 1
     return 1 if args.strict and summary.rejects else 0

@@ -135,7 +135,8 @@ def cmd_compare(args) -> int:
 
 
 def cmd_benchmark(args) -> int:
-    from asr.scoring.benchmark import load_benchmark, run_benchmark
+    from asr.scoring.benchmark import load_benchmark, report_paths, run_benchmark
+    from asr.scoring.tables import results_table
     cfg = _config(args)
     if args.benchmark:
         spec = load_benchmark(args.benchmark, cfg, required=True)
@@ -145,7 +146,9 @@ def cmd_benchmark(args) -> int:
         value = getattr(args, key)
         if value is not None:
             spec[key] = value
-    run_benchmark(cfg, spec, device=args.device)
+    rows = run_benchmark(cfg, spec, device=args.device)
+    print(results_table(rows))
+    print("written: " + ", ".join(map(str, report_paths(cfg.train.exp_dir))))
     return 0
 
 

@@ -4,6 +4,7 @@ then key=value overrides; saving the resolved configuration beside a run."""
 from __future__ import annotations
 
 import dataclasses
+import logging
 from pathlib import Path
 from typing import Any, get_type_hints
 
@@ -13,10 +14,20 @@ from asr.config.sections import Config
 from asr.config.types import _coerce, field_types
 from asr.utils import atomic_write_text
 
+log = logging.getLogger(__name__)
+
+# Keys that were settings once: {section: {key: why}}. Where a recipe, a saved run config or the
+# command line still gives one, it is dropped with a logged note, so that old runs still load.
+REMOVED = {"decode": {"batch_size": "nothing read it: decoding batches by frames"}}
+
 
 def _update(section: Any, values: dict, where: str) -> None:
     hints = field_types(type(section))
+    removed = REMOVED.get(section.SECTION, {})
     for key, value in values.items():
+        if key not in hints and key in removed:
+            log.info("%s.%s is no longer a setting (%s): ignored", where, key, removed[key])
+            continue
         if key not in hints:
             known = ", ".join(f.name for f in dataclasses.fields(section))
             raise ValueError(f"{where}: unknown key {key!r} (known: {known})")

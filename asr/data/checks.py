@@ -1,6 +1,7 @@
-"""Checking utterances before they are trained on: one item's audio and text (``probe``), the
-reasons an item is rejected, and the Summary that data preparation and ``asr validate`` both
-end with (usable utterances and hours per split, every rejected item with its reason).
+"""Checking utterances before they are trained on: one item's audio and text (``probe``) and
+the reasons an item is rejected. The Summary that data preparation and ``asr validate`` both
+end with (usable utterances and hours per split, every rejected item with its reason) is in
+asr.data.summary (importable from here too).
 
 An item is a plain dict from a corpus importer (data_prep):
 
@@ -15,25 +16,21 @@ item (the audio is decoded, or only its header read, see Checks) and returns
 
 from __future__ import annotations
 
-import dataclasses
+import copy
 import re
-import sys
 import unicodedata
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
-from asr.config import SUBWORD_UNITS, WORD_TEXT_UNITS
+from asr.config import SUBWORD_UNITS, WORD_TEXT_UNITS, Config, apply
 from asr.data.audio import AudioError
 from asr.data.reader import ffmpeg_decode
+from asr.data.summary import CONSOLE_LIMIT, Reject, Summary  # noqa: F401 (their old import path)
 from asr.model import output_frames
 from asr.text.normalize import ENGLISH, normalize_text, primary_language
 from asr.text.vocab import ctc_min_frames, make_vocab
-from asr.utils import atomic_open
-
-CONSOLE_LIMIT = 200  # rejected items printed on the console; all of them go to rejected.tsv
 
 # Reasons an item is rejected (the "kind" of a rejection; details follow in the report).
 MISSING = "missing file"
@@ -55,44 +52,64 @@ BAD_LINE = "bad manifest line"
 DUPLICATE = "duplicate id"
 
 
-@dataclasses.dataclass
-class Checks:
-    """How items are checked.
+# The config keys a Checks reads, by the attribute it keeps each under (their defaults, types
+# and meaning are the config's: asr.config.sections).
+CONFIG_KEYS = {"check_audio": ("data", "check_audio"),  # decode every file, or read headers only
+               "units": ("data", "units"),  # the vocabulary the text must be covered by
+               "phone_set": ("data", "phone_set"),
+               "language": ("data", "language"),  # how text is normalised
+               "min_letters_per_second": ("data", "min_letters_per_second"),
+               "subsample": ("model", "subsample"),  # the frames CTC will see ...
+               "hop_ms": ("features", "hop_ms"),  # ... for the label-length check
+               "sample_rate": ("features", "sample_rate")}
 
-    check_audio: decode every file (corrupt/truncated/NaN/silent audio found; exact duration)
-        or read the header only (fast; trusts the file).
-    normalize: run asr.text.normalize.normalize_text on character transcripts (importers) or take the
-        text as it is (validating a manifest).
-    language: data.language: how text is normalised; outside English, characters and subwords
+
+class Checks:
+    """How items are checked: the config keys of CONFIG_KEYS, and normalize.
+
+    Checks(cfg) reads them from a Config (None: the defaults); keyword arguments set single
+    ones by attribute name, checked as the config checks them: Checks(cfg, check_audio=False),
+    Checks(units="bpe", subsample=2). Checks.from_config(cfg, ...) is the same.
+
+    check_audio (data.check_audio): decode every file (corrupt/truncated/NaN/silent audio
+        found; exact duration) or read the header only (fast; trusts the file).
+    normalize: run asr.text.normalize.normalize_text on character transcripts (importers) or
+        take the text as it is (validating a manifest).
+    language (data.language): how text is normalised; outside English, characters and subwords
         have no fixed vocabulary (it is built from the training text later), so any letter of
         the language's script is accepted.
-    units / phone_set: the vocabulary the text must be covered by (asr.text.vocab.make_vocab).
-    subsample, hop_ms, sample_rate: to check that the label fits the frames CTC will see.
-    min_letters_per_second: reject a transcript with fewer letters per second of audio than
-        this (0 = off): far too little text for the audio is likely the wrong transcript.
+    units / phone_set (data.*): the vocabulary the text must be covered by (make_vocab).
+    subsample (model.), hop_ms, sample_rate (features.): to check that the label fits the
+        frames CTC will see.
+    min_letters_per_second (data.): reject a transcript with fewer letters per second of audio
+        than this (0 = off): far too little text for the audio is likely the wrong transcript.
     """
 
-    check_audio: bool = True
-    normalize: bool = True
-    units: str = "char"
-    phone_set: int = 39
-    subsample: int = 4
-    hop_ms: float = 10.0
-    sample_rate: int = 16000
-    min_letters_per_second: float = 0.0
-    language: str = ENGLISH
+    def __init__(self, cfg: Config | None = None, normalize: bool = True, **settings):
+        unknown = sorted(set(settings) - set(CONFIG_KEYS))
+        if unknown:
+            raise TypeError(f"Checks: unknown setting(s) {unknown} (known: {', '.join(CONFIG_KEYS)})")
+        cfg = Config() if cfg is None else copy.deepcopy(cfg)
+        values: dict = {}
+        for name, value in settings.items():
+            section, key = CONFIG_KEYS[name]
+            values.setdefault(section, {})[key] = value
+        apply(cfg, values, "Checks")
+        for name, (section, key) in CONFIG_KEYS.items():
+            setattr(self, name, getattr(getattr(cfg, section), key))
+        self.normalize = normalize
+
+    @classmethod
+    def from_config(cls, cfg, **kw) -> "Checks":
+        return cls(cfg, **kw)
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{k}={getattr(self, k)!r}" for k in (*CONFIG_KEYS, "normalize"))
+        return f"Checks({fields})"
 
     @property
     def english(self) -> bool:
         return primary_language(self.language) == ENGLISH
-
-    @classmethod
-    def from_config(cls, cfg, **kw) -> "Checks":
-        return cls(check_audio=cfg.data.check_audio, units=cfg.data.units,
-                   language=cfg.data.language,
-                   phone_set=cfg.data.phone_set, subsample=cfg.model.subsample,
-                   hop_ms=cfg.features.hop_ms, sample_rate=cfg.features.sample_rate,
-                   min_letters_per_second=cfg.data.min_letters_per_second, **kw)
 
     def vocab(self):
         if not self.english and (self.units == "char" or self.units in SUBWORD_UNITS):
@@ -321,84 +338,3 @@ def probe(item: dict, checks: Checks) -> list[tuple]:
     if item.get("subset"):
         entry["subset"] = item["subset"]
     return [("ok", entry)]
-
-
-# --- summary -----------------------------------------------------------------------------------
-
-@dataclasses.dataclass
-class Reject:
-    split: str
-    file: str
-    kind: str
-    detail: str
-    where: str = ""  # manifest:line when validating a manifest
-
-    def line(self) -> str:
-        where = f"{self.where}: " if self.where and self.where != self.file else ""
-        return f"{where}{self.file}: {self.kind} ({self.detail})" if self.detail else \
-            f"{where}{self.file}: {self.kind}"
-
-
-class Summary:
-    """Usable utterances and hours per split, and every rejected item with its reason."""
-
-    def __init__(self, title: str):
-        self.title = title
-        self.splits: dict[str, list] = {}  # split -> [utterances, seconds, rejected]
-        self.rejects: list[Reject] = []
-        self.notes: list[str] = []
-
-    def _split(self, split: str) -> list:
-        return self.splits.setdefault(split, [0, 0.0, 0])
-
-    def ok(self, split: str, duration: float) -> None:
-        s = self._split(split)
-        s[0] += 1
-        s[1] += duration
-
-    def bad(self, split: str, file: str, kind: str, detail: str = "", where: str = "") -> None:
-        self._split(split)[2] += 1
-        self.rejects.append(Reject(split, str(file), kind, detail, where))
-
-    def note(self, text: str) -> None:
-        self.notes.append(text)
-
-    @property
-    def usable(self) -> int:
-        return sum(s[0] for s in self.splits.values())
-
-    def lines(self, limit: int = CONSOLE_LIMIT, rejects_file: str | Path | None = None) -> list[str]:
-        out = [f"== {self.title} ==",
-               f"{'split':<24}{'usable':>9}{'hours':>10}{'rejected':>10}"]
-        for name, (n, sec, bad) in self.splits.items():
-            out.append(f"{name:<24}{n:>9}{sec / 3600:>10.3f}{bad:>10}")
-        total_sec = sum(s[1] for s in self.splits.values())
-        out.append(f"{'total':<24}{self.usable:>9}{total_sec / 3600:>10.3f}{len(self.rejects):>10}")
-        if self.rejects:
-            kinds = Counter(r.kind for r in self.rejects)
-            out.append("rejected: " + ", ".join(f"{n} {k}" for k, n in kinds.most_common()))
-            for r in self.rejects[:limit]:
-                out.append(f"  [{r.split}] {r.line()}")
-            if len(self.rejects) > limit:
-                more = f": all in {rejects_file}" if rejects_file else ""
-                out.append(f"  ... and {len(self.rejects) - limit} more{more}")
-        out += self.notes
-        if not self.usable:
-            out.append("error: no usable utterance")
-        return out
-
-    def print(self, file=None, limit: int = CONSOLE_LIMIT, rejects_file=None) -> None:
-        print("\n".join(self.lines(limit, rejects_file)), file=file or sys.stdout, flush=True)
-
-    def write_rejects(self, path: str | Path) -> Path:
-        """All rejected items as TSV: split, file, reason, detail (where)."""
-        with atomic_open(path) as f:
-            f.write("split\tfile\treason\tdetail\twhere\n")
-            for r in self.rejects:
-                f.write("\t".join(x.replace("\t", " ").replace("\n", " ") for x in
-                                  (r.split, r.file, r.kind, r.detail, r.where)) + "\n")
-        return Path(path)
-
-    def exit_code(self) -> int:
-        """0 when something usable remains, 1 when nothing does."""
-        return 0 if self.usable else 1

@@ -1,22 +1,26 @@
 """Decoding: greedy (best path) and beam search with or without a KenLM model, by name.
 
 ``DECODERS`` is the one registry of decoders, by name. Every entry is a :class:`Decoder`
-(:class:`GreedyDecoder`, :class:`BeamDecoder`, :class:`FunctionDecoder`), callable in two ways:
+(:class:`GreedyDecoder`, :class:`BeamDecoder`, :class:`FunctionDecoder`) with one calling
+shape, on a batch of network outputs::
 
-* ``DECODERS[name](log_probs, lengths, vocab, cfg=None, frame_s=0.04)`` decodes a batch of
-  network outputs (B, T, V) with a DecodeConfig (None = defaults) and returns one hypothesis
-  dict per utterance: ``{"text", "words": [{"word", "start", "end", "conf"}], "score"?,
-  "nbest"?}`` (times in seconds from the start of the utterance);
-* ``DECODERS[name](model, vocab, store, device, **options)`` decodes a whole feature store
-  and returns ``[{"id", "text", "words"}]`` in store order; options are DecodeConfig field
-  names (``beam_size=8``), ``cfg=`` and ``batch_frames=``.
+    DECODERS[name].decode(log_probs, lengths, vocab, cfg=None, frame_s=0.04) -> [hyp, ...]
+
+log_probs (B, T, V), lengths (B,), the model's vocabulary, a DecodeConfig (None = defaults)
+and the seconds per output frame; one hypothesis dict per utterance: ``{"text", "words":
+[{"word", "start", "end", "conf"}], "score"?, "nbest"?}`` (times in seconds from the start of
+the utterance). Calling the entry (``DECODERS[name](log_probs, ...)``) is the same.
+
+Everything that decodes goes through that shape: :func:`decode_store` (``asr decode``,
+``asr benchmark``: the loop over a feature store's batches, outside the decoders), Transcriber
+(``asr transcribe``, ``asr.load``: the windows of a recording) and ``asr tune-lm`` (precomputed
+outputs).
 
 Names: ``greedy``, ``beam`` (lexicon-free unless ``lexicon=on``, no LM) and ``beam_lm``
 (lexicon + word KenLM model unless ``lexicon=off``, which uses the character LM). Other
-decoders join with ``@register_decoder(name)`` on a function of the batch form
+decoders join with ``@register_decoder(name)`` on a function of the same shape
 ``fn(log_probs, lengths, vocab, cfg, frame_s) -> [{"text", "words"}, ...]``: it is wrapped into
-a Decoder, so ``asr decode`` / ``asr benchmark`` (store decoding), Transcriber (``asr
-transcribe``, ``asr.load``) and ``asr tune-lm`` all run it, and ``decode.decoder`` takes its name.
+a Decoder, so all of the above run it, and ``decode.decoder`` takes its name.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import dataclasses
 import inspect
 import json
 import logging
+import warnings
 from collections import OrderedDict
 from pathlib import Path
 from typing import Callable
@@ -121,7 +126,9 @@ def beam_search_for(vocab: Vocab, cfg: DecodeConfig):
 # ---------------------------------------------------------------- the decoders, by name
 
 class Decoder:
-    """A named decoder of CTC network outputs; subclasses implement decode() on a batch."""
+    """A named decoder of CTC network outputs; subclasses implement decode() on a batch:
+    decode(log_probs (B, T, V), lengths (B,), vocab, cfg: DecodeConfig | None, frame_s) -> one
+    hypothesis dict per utterance. A whole feature store is decode_store's loop, not theirs."""
 
     name: str = ""
 
@@ -129,10 +136,15 @@ class Decoder:
                cfg: DecodeConfig | None = None, frame_s: float = 0.04) -> list[dict]:
         raise NotImplementedError
 
-    def __call__(self, *args, **options):
-        if args and isinstance(args[0], torch.Tensor):
-            return self.decode(*args, **options)
-        return decode_store(*args, decoder=self.name, **options)
+    def __call__(self, *args, **options) -> list[dict]:
+        """decode(); the retired store form (model, vocab, store, device, **options) still
+        runs decode_store, with a DeprecationWarning."""
+        if args and not isinstance(args[0], torch.Tensor):
+            warnings.warn(f"DECODERS[{self.name!r}](model, vocab, store, device, ...) is retired: "
+                          f"call decode_store(model, vocab, store, device, decoder={self.name!r}, ...)",
+                          DeprecationWarning, stacklevel=2)
+            return decode_store(*args, decoder=self.name, **options)
+        return self.decode(*args, **options)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r})"
@@ -218,7 +230,7 @@ def get_decoder(name: str) -> Decoder:
 
 
 def check_decoder_options(name: str, options: dict) -> None:
-    """ValueError unless decoder `name` takes these store-decoding options (decode_store's
+    """ValueError unless decode_store with decoder `name` takes these options (its
     batch_frames and cfg, and DecodeConfig fields)."""
     get_decoder(name)
     known = {"batch_frames", "cfg"} | {f.name for f in dataclasses.fields(DecodeConfig)}

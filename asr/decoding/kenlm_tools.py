@@ -10,6 +10,7 @@ asr.decoding.lm.kenlm_program finds them there (and in $ASR_KENLM_BIN, <venv>/ke
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import subprocess
@@ -28,6 +29,8 @@ BUILD_NEEDS = {"cmake": "cmake", "c++": "g++",
                "boost/thread.hpp": "libboost-thread-dev", "boost/test/unit_test.hpp": "libboost-test-dev",
                "zlib.h": "zlib1g-dev", "bzlib.h": "libbz2-dev", "lzma.h": "liblzma-dev"}
 INCLUDE_DIRS = ("/usr/include", "/usr/local/include", "/opt/homebrew/include")
+
+log = logging.getLogger(__name__)
 
 
 class KenlmBuildError(RuntimeError):
@@ -67,7 +70,7 @@ def _run(cmd: list[str], log: Path, what: str) -> None:
 def install_tools(prefix: str | Path | None = None, jobs: int = 2, quiet: bool = False) -> Path:
     """Build lmplz and build_binary into prefix (default user_tools_dir()); returns the folder.
     A no-op when both are there. KenlmBuildError names the missing system packages, or shows
-    the failing step's log."""
+    the failing step's log. Its steps are logged (INFO; DEBUG when quiet)."""
     from asr.data.archive import safe_extract, verify_checksum
     bin_dir = Path(prefix) if prefix else user_tools_dir()
     if installed(bin_dir):
@@ -79,7 +82,8 @@ def install_tools(prefix: str | Path | None = None, jobs: int = 2, quiet: bool =
                               f"  sudo apt-get install -y {' '.join(missing)}\n"
                               "(other systems: cmake, a C++ compiler, and the Boost "
                               "program_options/system/thread/test, zlib, bzip2 and xz headers)")
-    say = (lambda *a: None) if quiet else (lambda msg: print(f"kenlm: {msg}", file=sys.stderr))
+    def say(msg: str) -> None:
+        log.log(logging.DEBUG if quiet else logging.INFO, "kenlm: %s", msg)
     start = time.time()
     with tempfile.TemporaryDirectory(prefix="asr-kenlm-") as tmp:
         work = Path(tmp)

@@ -148,7 +148,7 @@ def evaluate(outputs: list[torch.Tensor], refs: list[str], vocab, settings: Deco
     """WER (%) of the settings' decoder on precomputed network outputs."""
     from asr.decoding.decoders import get_decoder
     from asr.scoring.score import wer
-    decode = get_decoder(settings.decoder).decode  # the batch form, as for any registered decoder
+    decode = get_decoder(settings.decoder).decode  # Decoder.decode, built in or registered
     hyps = [decode(lp[None], torch.tensor([len(lp)]), vocab, settings)[0]["text"] for lp in outputs]
     return wer(refs, hyps)
 
@@ -188,12 +188,13 @@ def tune(outputs, refs, vocab, base: DecodeConfig, space, on_trial: Callable | N
         _TRIAL_INPUTS = None
 
 
-def write_tuned(exp_dir: str | Path, split: str, method: str, trials: list[dict]) -> dict:
+def write_tuned(exp_dir: str | Path, split: str, method: str, trials: list[dict],
+                decoder: str = "beam_lm") -> dict:
     """The best trial, written as <exp_dir>/decode.yaml (+ every trial in tune_lm.json)."""
     best = min(trials, key=lambda t: t["wer"])
     exp = Path(exp_dir)
     header = (f"# written by `asr tune-lm` ({method}, {len(trials)} trials on {split}): "
-              f"beam_lm WER {best['wer']}%\n")
+              f"{decoder} WER {best['wer']}%\n")
     decode = {"lm_weight": best["lm_weight"], "word_score": best["word_score"]}
     atomic_write_text(exp / TUNED, header + yaml.safe_dump({"decode": decode}, sort_keys=False))
     atomic_write_text(exp / "tune_lm.json", json.dumps({"split": split, "trials": trials}, indent=1) + "\n")

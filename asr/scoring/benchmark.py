@@ -18,14 +18,15 @@ or run folder. Without a benchmark file, the recipe's own ``decode.decoder`` and
 real-time factor (RTF = decode wall time / audio duration, from the feature store's durations;
 model loading and feature extraction are not included), the hypotheses are written to
 ``exp_dir/benchmark/<decoder>-<checkpoint>/<split>/hyp.jsonl`` with a full report beside them,
-and one table (WER ± 95% CI, CER, SER, S/D/I, RTF) goes to ``exp_dir/benchmark.md``,
-``exp_dir/benchmark.json`` and stdout.
+and one table (WER ± 95% CI, CER, SER, S/D/I, RTF) goes to ``exp_dir/benchmark.md`` and
+``exp_dir/benchmark.json`` (:func:`report_paths`); :func:`run_benchmark` returns its rows
+(``asr benchmark`` prints the table).
 
 Decoders are looked up by name in the one registry, ``asr.decoding.decoders.DECODERS``; more
-join with ``@register_decoder(name)`` on a batch-form function ``fn(log_probs, lengths, vocab,
-cfg, frame_s)``. Each decodes the store as ``DECODERS[name](model, vocab, store, device,
-**options)`` (options: DecodeConfig fields and ``batch_frames``), giving ``[{"id", "text",
-"words"}, ...]``.
+join with ``@register_decoder(name)`` on a function ``fn(log_probs, lengths, vocab, cfg,
+frame_s)``. Each store is decoded by ``decode_store(model, vocab, store, device,
+decoder=name, **options)`` (options: DecodeConfig fields and ``batch_frames``), giving
+``[{"id", "text", "words"}, ...]``.
 """
 
 from __future__ import annotations
@@ -102,19 +103,27 @@ def _safe(label: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", label)
 
 
+def report_paths(exp_dir: str | Path) -> tuple[Path, Path]:
+    """The run's benchmark table as markdown and as JSON: (benchmark.md, benchmark.json)."""
+    return Path(exp_dir) / "benchmark.md", Path(exp_dir) / "benchmark.json"
+
+
 def run_benchmark(cfg, spec: dict, device: str | None = None, reports: bool = True) -> list[dict]:
-    """Decode + score every entry of spec on every test split; writes benchmark.md/.json."""
+    """Decode + score every entry of spec on every test split; writes report_paths (the table:
+    asr.scoring.tables.results_table of the rows) and returns the rows, one per system and
+    split."""
     import torch
 
     from asr.checkpoint import load_checkpoint, model_from_checkpoint
     from asr.data.store import open_store
-    from asr.decoding.decoders import write_hyps
+    from asr.decoding.decoders import decode_store, write_hyps
     from asr.scoring.score import score, summary
     from asr.scoring.tables import results_table
     from asr.text.normalize import Normalizer
 
     entries = spec["benchmark"]
-    decoders = [get_decoder(e["decoder"]) for e in entries]  # fail before any decoding
+    for e in entries:  # fail before any decoding: unknown decoders first, then their options
+        get_decoder(e["decoder"])
     for e in entries:
         check_decoder_options(e["decoder"], {k: v for k, v in e.items() if k not in ("decoder", "checkpoint")})
     norm = Normalizer.parse(spec.get("normalize") or "none", spec.get("mapping"))
@@ -126,7 +135,7 @@ def run_benchmark(cfg, spec: dict, device: str | None = None, reports: bool = Tr
         torch.set_num_threads(cfg.train.threads)
     stores = {split: open_store(cfg.data.root, split, cfg.features) for split in cfg.data.test_splits}
     rows = []
-    for e, fn in zip(entries, decoders):
+    for e in entries:
         options = {k: v for k, v in e.items() if k not in ("decoder", "checkpoint")}
         path, label = _resolve_checkpoint(exp_dir, e["checkpoint"])
         model, vocab, _ = model_from_checkpoint(load_checkpoint(path))
@@ -136,7 +145,7 @@ def run_benchmark(cfg, spec: dict, device: str | None = None, reports: bool = Tr
             if dev.type == "cuda":
                 torch.cuda.synchronize()
             t0 = time.perf_counter()
-            hyps = fn(model, vocab, store, dev, **options)
+            hyps = decode_store(model, vocab, store, dev, decoder=e["decoder"], **options)
             if dev.type == "cuda":
                 torch.cuda.synchronize()
             wall = time.perf_counter() - t0
@@ -165,8 +174,7 @@ def run_benchmark(cfg, spec: dict, device: str | None = None, reports: bool = Tr
           f"- WER ± is the half-width of the 95% bootstrap confidence interval ({ci})", "",
           table, "", "Per-system reports: `benchmark/<decoder>-<checkpoint>/<split>/report.html`.", ""]
     exp_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(exp_dir / "benchmark.md", "\n".join(md))
-    atomic_write_text(exp_dir / "benchmark.json", json.dumps(rows, indent=1, ensure_ascii=False, default=str))
-    print(table)
-    print(f"written: {exp_dir / 'benchmark.md'}, {exp_dir / 'benchmark.json'}")
+    md_path, json_path = report_paths(exp_dir)
+    atomic_write_text(md_path, "\n".join(md))
+    atomic_write_text(json_path, json.dumps(rows, indent=1, ensure_ascii=False, default=str))
     return rows
