@@ -12,7 +12,7 @@ from asr.decoding.align import path_words
 from asr.decoding.beam import BeamOptions, BeamSearch
 from asr.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from asr.config import DataConfig, DecodeConfig
-from asr.decoding.decoders import DECODERS, greedy_hyps
+from asr.decoding.decoders import DECODERS, decode_store, greedy_hyps
 from asr.decoding.lm import build_lm, read_lexicon, write_lexicon
 from asr.text.vocab import CharVocab
 from asr.text.vocab import (SentencePieceVocab, build_vocab, make_vocab, train_sentencepiece,
@@ -236,7 +236,7 @@ def test_train_and_decode_with_bpe_units(tone_store, tmp_path):
     for decoder, options in (("greedy", {}), ("beam", {"beam_size": 4}),
                              ("beam", {"beam_size": 4, "lexicon": "on",
                                        "lexicon_path": str(tmp_path / "lexicon.txt")})):
-        hyps = DECODERS[decoder](model, vocab, store, torch.device("cpu"), **options)
+        hyps = decode_store(model, vocab, store, torch.device("cpu"), decoder=decoder, **options)
         assert len(hyps) == len(store) and all(isinstance(h["text"], str) for h in hyps)
         assert all(" ".join(w["word"] for w in h["words"]) == h["text"] for h in hyps)
         if options.get("lexicon") == "on":

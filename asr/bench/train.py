@@ -32,7 +32,7 @@ VARIANTS = [
     ("default (all on)", []),
     ("no length bucketing", ["train.bucketing=false"]),
     ("subsampling x2 (not x4)", ["model.subsample=2"]),
-    ("no LayerNorm between RNNs", ["model.layer_norm=false"]),
+    ("no LayerNorm between RNNs", ["model.norm_type=none"]),
     ("2 DataLoader workers", ["train.num_workers=2"]),
     ("bf16 autocast", ["train.amp=bf16"]),
     ("GRU instead of LSTM", ["model.rnn_type=gru"]),

@@ -29,7 +29,6 @@ import dataclasses
 import inspect
 import json
 import logging
-import warnings
 from collections import OrderedDict
 from pathlib import Path
 from typing import Callable
@@ -137,13 +136,7 @@ class Decoder:
         raise NotImplementedError
 
     def __call__(self, *args, **options) -> list[dict]:
-        """decode(); the retired store form (model, vocab, store, device, **options) still
-        runs decode_store, with a DeprecationWarning."""
-        if args and not isinstance(args[0], torch.Tensor):
-            warnings.warn(f"DECODERS[{self.name!r}](model, vocab, store, device, ...) is retired: "
-                          f"call decode_store(model, vocab, store, device, decoder={self.name!r}, ...)",
-                          DeprecationWarning, stacklevel=2)
-            return decode_store(*args, decoder=self.name, **options)
+        """decode(): a registry entry called directly decodes a batch of log-probs."""
         return self.decode(*args, **options)
 
     def __repr__(self) -> str:
