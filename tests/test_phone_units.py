@@ -117,3 +117,20 @@ def test_importers_normalise_transcripts_for_phone_units():
     text, problem, detail = check_text("You couldn't pilot your way out of a paper bag.", checks,
                                        checks.vocab())
     assert (text, problem) == ("you couldn't pilot your way out of a paper bag", None), detail
+
+
+def test_a_pronunciation_keeps_its_most_probable_words_up_to_the_trie_limit(tmp_path):
+    """flashlight's trie holds 6 words per spelling and drops the rest in insertion order
+    (one stderr line each): the LM lexicon keeps the 6 most probable homophones instead."""
+    from asr.decoding.lm import TRIE_MAX_HOMOPHONES, arpa_words, write_phone_lexicon
+    homophones = [f"w{i}" for i in range(8)]
+    arpa = tmp_path / "lm.arpa"
+    unigrams = "".join(f"-{1 + i / 10:.1f}\t{w}\n" for i, w in enumerate(reversed(homophones)))
+    arpa.write_text(f"\\data\\\nngram 1=10\n\n\\1-grams:\n-1.0\t<s>\n{unigrams}-2.0\tab\n\n\\end\\\n")
+    words = arpa_words(arpa)
+    assert words == [*reversed(homophones), "ab"]  # most probable first
+    lexicon = {w: [["k", "ae", "t"]] for w in homophones} | {"ab": [["ae", "b"]]}
+    n = write_phone_lexicon(words, tmp_path / "lexicon.txt", LexiconVocab(lexicon))
+    kept = [ln.split("\t")[0] for ln in (tmp_path / "lexicon.txt").read_text().splitlines()]
+    assert n == TRIE_MAX_HOMOPHONES + 1 == len(kept)
+    assert kept == [*reversed(homophones)][:TRIE_MAX_HOMOPHONES] + ["ab"]

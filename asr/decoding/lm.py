@@ -25,6 +25,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 from asr.text.normalize import normalize_text, writes_without_spaces
@@ -124,22 +125,37 @@ def is_phone_lexicon(vocab) -> bool:
     return isinstance(vocab, LexiconVocab)
 
 
+# flashlight's trie keeps at most this many words per spelling (kTrieMaxLabel); more homophones
+# would be dropped by it in insertion order, with a line on stderr for each
+TRIE_MAX_HOMOPHONES = 6
+
+
 def write_phone_lexicon(words, path: str | Path, vocab) -> int:
     """``word<TAB>ph ph ph`` lines, one per pronunciation, for the words of a phone_lexicon
     model: the vocabulary's own pronunciations, else CMUdict's or letter-to-sound ones
-    (asr.text.lexicon.pronunciations); words with none are left out (logged). The count."""
+    (asr.text.lexicon.pronunciations); words with none are left out (logged). Words come in
+    order of preference (arpa_words: most probable first): a pronunciation shared by more than
+    TRIE_MAX_HOMOPHONES words keeps the first ones (the rest logged). The count of words."""
     from asr.text.lexicon import pronunciations
     words = [w for w in dict.fromkeys(words) if w and " " not in w]
     found, stats = pronunciations([w for w in words if w not in vocab.lexicon])
     if stats["missing"]:
         log.warning("%s: %d word(s) without a pronunciation left out, e.g. %s", path,
                     len(stats["missing"]), ", ".join(stats["missing"][:5]))
-    n = 0
+    homophones, crowded, n = Counter(), [], 0
     with open(path, "w", encoding="utf-8") as f:
         for w in words:
-            prons = vocab.lexicon.get(w) or found.get(w) or []
+            prons = [p for p in vocab.lexicon.get(w) or found.get(w) or []
+                     if homophones[tuple(p)] < TRIE_MAX_HOMOPHONES]
+            if not prons and (vocab.lexicon.get(w) or found.get(w)):
+                crowded.append(w)
+            homophones.update(tuple(p) for p in prons)
             f.writelines(f"{w}\t{' '.join(p)}\n" for p in prons)
             n += bool(prons)
+    if crowded:
+        log.info("%s: %d word(s) left out, each pronounced as %d more probable words already "
+                 "are (the search keeps that many per pronunciation), e.g. %s", path,
+                 len(crowded), TRIE_MAX_HOMOPHONES, ", ".join(crowded[:5]))
     return n
 
 
@@ -206,8 +222,9 @@ def run_build_binary(arpa: str | Path, binary: str | Path) -> None:
 
 
 def arpa_words(arpa: str | Path) -> list[str]:
-    """The unigrams of an ARPA file, in file order, without <s>, </s> and <unk>."""
-    words, inside = [], False
+    """The unigrams of an ARPA file, most probable first (file order among equals), without
+    <s>, </s> and <unk>."""
+    scored, inside = [], False
     with open(arpa, encoding="utf-8") as f:
         for line in f:
             line = line.strip()
@@ -216,10 +233,10 @@ def arpa_words(arpa: str | Path) -> list[str]:
             elif inside and line.startswith("\\"):
                 break
             elif inside and line:
-                word = line.split("\t")[1] if "\t" in line else line.split()[1]
-                if word not in SPECIAL_WORDS:
-                    words.append(word)
-    return words
+                fields = line.split("\t") if "\t" in line else line.split()
+                if fields[1] not in SPECIAL_WORDS:
+                    scored.append((-float(fields[0]), len(scored), fields[1]))
+    return [w for _, _, w in sorted(scored)]
 
 
 def spell(word: str, vocab=None) -> list[str]:
