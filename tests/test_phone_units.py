@@ -134,3 +134,18 @@ def test_a_pronunciation_keeps_its_most_probable_words_up_to_the_trie_limit(tmp_
     kept = [ln.split("\t")[0] for ln in (tmp_path / "lexicon.txt").read_text().splitlines()]
     assert n == TRIE_MAX_HOMOPHONES + 1 == len(kept)
     assert kept == [*reversed(homophones)][:TRIE_MAX_HOMOPHONES] + ["ab"]
+
+
+def test_lm_only_words_get_cmudict_pronunciations_and_no_letter_to_sound(tmp_path, monkeypatch):
+    """The LM lexicon: the corpus's own words as the model spells them, CMUdict for the LM
+    text's other words, and no letter-to-sound (minutes for the LM text's rare words)."""
+    import asr.text.lexicon as lexicon_module
+    from asr.decoding.lm import write_phone_lexicon
+
+    def no_g2p(words):
+        raise AssertionError(f"letter-to-sound called for {list(words)}")
+    monkeypatch.setattr(lexicon_module, "g2p", no_g2p)
+    vocab = LexiconVocab({"zorblax": [["z", "ao", "r", "b", "l", "ae", "k", "s"]]})
+    n = write_phone_lexicon(["zorblax", "cat", "blorfity"], tmp_path / "lexicon.txt", vocab)
+    lines = (tmp_path / "lexicon.txt").read_text().splitlines()
+    assert n == 2 and lines == ["zorblax\tz ao r b l ae k s", "cat\tk ae t"]

@@ -132,16 +132,19 @@ TRIE_MAX_HOMOPHONES = 6
 
 def write_phone_lexicon(words, path: str | Path, vocab) -> int:
     """``word<TAB>ph ph ph`` lines, one per pronunciation, for the words of a phone_lexicon
-    model: the vocabulary's own pronunciations, else CMUdict's or letter-to-sound ones
-    (asr.text.lexicon.pronunciations); words with none are left out (logged). Words come in
-    order of preference (arpa_words: most probable first): a pronunciation shared by more than
-    TRIE_MAX_HOMOPHONES words keeps the first ones (the rest logged). The count of words."""
+    model: the vocabulary's own pronunciations (its corpus's words, letter-to-sound included),
+    else CMUdict's or derived ones (asr.text.lexicon.pronunciations). Words only the LM text
+    has and CMUdict lacks are left out (logged): letter-to-sound for them (69k rare words of
+    the built-in LM text) took 2 minutes of a 30-minute demo on one core and moved no WER
+    (recipes/builtin/RESULTS.md). Words come in order of preference (arpa_words: most probable
+    first): a pronunciation shared by more than TRIE_MAX_HOMOPHONES words keeps the first ones
+    (the rest logged). The count of words."""
     from asr.text.lexicon import pronunciations
     words = [w for w in dict.fromkeys(words) if w and " " not in w]
-    found, stats = pronunciations([w for w in words if w not in vocab.lexicon])
+    found, stats = pronunciations([w for w in words if w not in vocab.lexicon], use_g2p=False)
     if stats["missing"]:
-        log.warning("%s: %d word(s) without a pronunciation left out, e.g. %s", path,
-                    len(stats["missing"]), ", ".join(stats["missing"][:5]))
+        log.info("%s: %d word(s) of the LM text that CMUdict lacks and the corpus does not use "
+                 "left out, e.g. %s", path, len(stats["missing"]), ", ".join(stats["missing"][:5]))
     homophones, crowded, n = Counter(), [], 0
     with open(path, "w", encoding="utf-8") as f:
         for w in words:
