@@ -1,18 +1,9 @@
 """Export of the acoustic model (asr.model.CTCModel) to ONNX and TorchScript, and int8 ONNX.
 
-InferenceModel computes CTCModel's function on a padded batch with plain tensor ops that both
-exporters carry (the padded way asr.model.RNNStack runs on CPU; on CUDA the model runs
-PackedSequences, which no exporter carries). The RNN layers run time-major, (T, B, D), the
-layout of ONNX's LSTM / GRU ops, so the graph needs no transposes around each of them:
-
-* the forward direction of each RNN layer runs on the padded batch as is: an RNN's output at
-  a valid frame depends only on the frames before it, never on the pads after it;
-* the reverse direction reverses each sequence within its own length (one row gather of the
-  (T * B, D) batch), runs a unidirectional RNN holding the ``*_reverse`` weights and reverses
-  back; the pads stay after the valid frames, so they never reach a valid output either;
-* pads are therefore zeroed once, after the last layer (CTCModel zeroes them after each), so
-  the lookahead convolution and the output layer see exactly what they see in CTCModel
-  (outputs match at every frame, pads too).
+Both exports are the model's inference forward, asr.inference.InferenceModel (what CTCModel
+runs in eval mode): plain tensor ops on a padded batch, the RNN layers time-major, (T, B, D),
+the layout of ONNX's LSTM / GRU ops, so the graph needs no transposes around each of them
+(asr.inference says how the pads are kept from the valid frames without packing).
 
 The ONNX graph comes from the TorchScript-based exporter (``dynamo=False``): it maps
 nn.LSTM / nn.GRU onto ONNX's LSTM / GRU ops with dynamic batch and time, in about a second.
@@ -39,7 +30,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from asr.model import CTCModel, one_direction, reverse_index, time_mask
+from asr.inference import Direction, InferenceModel, output_lengths  # noqa: F401 (re-exported)
+from asr.model import CTCModel
 from asr.utils import atomic_open, atomic_path
 
 INPUT_NAMES = ["feats", "lengths"]
@@ -48,13 +40,7 @@ METADATA_FILE = "metadata.json"  # the TorchScript extra file holding the metada
 INT8_OPS = ["LSTM", "GRU", "MatMul", "Gemm"]  # the ops quantize_int8 makes int8 (not Conv)
 
 
-# ---------------------------------------------------------------- the inference path
-
-def _halve(lengths: torch.Tensor) -> torch.Tensor:
-    """(n - 1) // 2 + 1 (a stride-2, kernel-3, pad-1 conv) written as (n + 1) // 2: the same for
-    n >= 0, and never negative, so ONNX's truncating integer Div gives the floor too."""
-    return torch.div(lengths + 1, 2, rounding_mode="floor")
-
+# ---------------------------------------------------------------- ONNX
 
 def _lstmp_scan(x: torch.Tensor, w_ih: torch.Tensor, w_hh: torch.Tensor, b_ih: torch.Tensor,
                 b_hh: torch.Tensor, w_hr: torch.Tensor) -> torch.Tensor:
@@ -100,21 +86,9 @@ def _no_deprecation_notes(exporter: bool = False):
         yield
 
 
-class Direction(nn.Module):
-    """One direction of one RNN layer on a padded time-major (T, B, D) batch: the native kernel."""
-
-    def __init__(self, rnn: nn.RNNBase):
-        super().__init__()
-        self.rnn = rnn
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out, _ = self.rnn(x)
-        return out
-
-
 class LoopDirection(Direction):
     """A projected LSTM direction as _lstmp_scan: the ONNX form (ONNX's LSTM has no
-    projection). Only traced by export_onnx, never scripted."""
+    projection). Only traced by export_onnx, never scripted (TorchScript keeps nn.LSTM)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         r = self.rnn
@@ -122,122 +96,12 @@ class LoopDirection(Direction):
                                 r.bias_hh_l0, r.weight_hr_l0)
 
 
-def _direction(rnn: nn.RNNBase, suffix: str, onnx_loop: bool) -> Direction:
-    view = one_direction(rnn, suffix, batch_first=False)
+def onnx_direction(rnn: nn.RNNBase) -> Direction:
+    """InferenceModel's `direction` for ONNX: a projected LSTM as LoopDirection (the native
+    kernel stays faster elsewhere), any other RNN as Direction (ONNX's LSTM / GRU op)."""
     projected = isinstance(rnn, nn.LSTM) and rnn.proj_size > 0
-    return LoopDirection(view) if onnx_loop and projected else Direction(view)
+    return LoopDirection(rnn) if projected else Direction(rnn)
 
-
-def reverse_rows(lengths: torch.Tensor, frames: int) -> torch.Tensor:
-    """(T * B,) row index into a time-major (T, B, D) batch seen as (T * B, D) rows that
-    reverses each sequence within its own length (pads stay put); its own inverse."""
-    rev = reverse_index(lengths, frames).t()  # (T, B): source frame of each (t, b)
-    batch = lengths.shape[0]
-    return (rev * batch + torch.arange(batch, device=lengths.device)[None, :]).reshape(-1)
-
-
-def take_rows(x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-    """x (T, B, D) reordered by a reverse_rows index: one row gather (ONNX Gather)."""
-    return x.reshape(-1, x.shape[2]).index_select(0, rows).view(x.shape)
-
-
-class RNNLayer(nn.Module):
-    """One layer of RNNStack without packing, time-major: forward direction on the padded
-    batch, reverse direction on each sequence reversed within its length, then the norm."""
-
-    def __init__(self, rnn: nn.RNNBase, norm: nn.Module, onnx_loop: bool):
-        super().__init__()
-        self.forward_rnn = _direction(rnn, "", onnx_loop)
-        self.bidirectional = rnn.bidirectional
-        self.backward_rnn = _direction(rnn, "_reverse", onnx_loop) if rnn.bidirectional else nn.Identity()
-        self.norm = norm
-        self.channels_first = isinstance(norm, nn.BatchNorm1d)  # BatchNorm1d wants (B, C, T)
-
-    def forward(self, x: torch.Tensor, rev: torch.Tensor) -> torch.Tensor:
-        y = self.forward_rnn(x)
-        if self.bidirectional:
-            y = torch.cat([y, take_rows(self.backward_rnn(take_rows(x, rev)), rev)], 2)
-        if self.channels_first:  # eval BatchNorm: running statistics, so per frame
-            return self.norm(y.permute(1, 2, 0)).permute(2, 0, 1)
-        return self.norm(y)
-
-
-class ConvBlock(nn.Module):
-    """One conv + BatchNorm + ReLU of the front-end, lengths updated, padded frames zeroed."""
-
-    def __init__(self, conv: nn.Conv2d, norm: nn.BatchNorm2d, stride: int):
-        super().__init__()
-        self.conv = conv
-        # a plain BatchNorm2d on norm's tensors: MaskedBatchNorm2d's training path does not script
-        self.norm = nn.BatchNorm2d(norm.num_features, norm.eps, norm.momentum)
-        self.norm.weight, self.norm.bias = norm.weight, norm.bias
-        for name in ("running_mean", "running_var", "num_batches_tracked"):
-            setattr(self.norm, name, getattr(norm, name))
-        self.halves = stride == 2
-
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor):
-        x = torch.relu(self.norm(self.conv(x)))
-        if self.halves:
-            lengths = _halve(lengths)
-        return x * time_mask(lengths, x.shape[2])[:, None, :, None], lengths
-
-
-class InferenceModel(nn.Module):
-    """CTCModel's forward without PackedSequence: (feats (B, T, F) float32, lengths (B,) int64)
-    -> (log_probs (B, T', V), out_lengths (B,)), equal to CTCModel.forward at every frame.
-
-    Built from a CTCModel, sharing its weights (submodules and Parameters, not copies); always
-    in eval mode (dropout off, BatchNorm on running statistics), as an exported model is.
-    onnx_loop: projected LSTMs as LoopDirection (export_onnx sets it; leave it off
-    otherwise: the native kernel is faster).
-    """
-
-    def __init__(self, model: CTCModel, onnx_loop: bool = False):
-        super().__init__()
-        self.register_buffer("cmvn_mean", model.cmvn_mean)
-        self.register_buffer("cmvn_std", model.cmvn_std)
-        front = model.frontend
-        self.frontend = nn.ModuleList(ConvBlock(c, n, s) for c, n, s in
-                                      zip(front.convs, front.norms, front.strides))
-        self.layers = nn.ModuleList(RNNLayer(r, n, onnx_loop)
-                                    for r, n in zip(model.rnn.rnns, model.rnn.norms))
-        self.has_lookahead = model.lookahead is not None
-        self.lookahead = model.lookahead if self.has_lookahead else nn.Identity()
-        self.output = model.output
-        self.subsample = model.cfg.subsample
-        self.eval()
-
-    def train(self, mode: bool = True) -> "InferenceModel":
-        """Stays in eval mode: the packing-free path equals CTCModel only in eval (no dropout,
-        BatchNorm without batch statistics)."""
-        return super().train(False)
-
-    def forward(self, feats: torch.Tensor, lengths: torch.Tensor):
-        x = (feats - self.cmvn_mean) / self.cmvn_std * time_mask(lengths, feats.shape[1])[:, :, None]
-        x = x.unsqueeze(1)  # (B, 1, T, F)
-        for block in self.frontend:
-            x, lengths = block(x, lengths)
-        b, c, t, f = x.shape
-        x = x.permute(2, 0, 1, 3).reshape(t, b, c * f)  # time-major (T, B, D)
-        rev = reverse_rows(lengths, t)
-        for layer in self.layers:
-            x = layer(x, rev)
-        x = x * time_mask(lengths, t).t()[:, :, None]  # pads to zero, as CTCModel leaves them
-        if self.has_lookahead:  # a convolution over time: batch-major, as CTCModel runs it
-            logits = self.output(self.lookahead(x.transpose(0, 1)))
-        else:  # per frame: transpose the (smaller) logits instead
-            logits = self.output(x).transpose(0, 1)
-        return logits.float().log_softmax(dim=-1), lengths
-
-
-def output_lengths(lengths: torch.Tensor, subsample: int) -> torch.Tensor:
-    """asr.model.output_frames with tensor ops (traceable, exportable)."""
-    for _ in range(subsample.bit_length() - 1):
-        lengths = _halve(lengths)
-    return lengths
-
-
-# ---------------------------------------------------------------- ONNX
 
 def _cpu_copy(model: CTCModel) -> CTCModel:
     """An eval-mode CPU copy: exporting leaves the caller's model where and as it was."""
@@ -263,7 +127,7 @@ def export_onnx(model: CTCModel, path: str | Path, metadata: dict, opset: int = 
     """
     import onnx
     model = _cpu_copy(model)
-    net = InferenceModel(model, onnx_loop=True)
+    net = InferenceModel(model, direction=onnx_direction)
     feats, lengths = _example(model)
     buf = io.BytesIO()
     with torch.no_grad(), _no_deprecation_notes(exporter=True):
@@ -363,12 +227,13 @@ class OnnxAcousticModel:
 # ---------------------------------------------------------------- TorchScript
 
 def export_torchscript(model: CTCModel, path: str | Path, metadata: dict) -> Path:
-    """Write InferenceModel(model) as TorchScript (torch.jit.script: batch and time stay
-    dynamic, no example input fixes them), `metadata` as the JSON extra file metadata.json.
-    Written atomically; the file holds CPU weights (move the loaded module with .to())."""
+    """Write the model's inference forward (model.inference(), an InferenceModel) as
+    TorchScript (torch.jit.script: batch and time stay dynamic, no example input fixes them),
+    `metadata` as the JSON extra file metadata.json. Written atomically; the file holds CPU
+    weights (move the loaded module with .to())."""
     model = _cpu_copy(model)
     with _no_deprecation_notes(), atomic_path(path) as tmp:
-        scripted = torch.jit.script(InferenceModel(model))
+        scripted = torch.jit.script(model.inference())
         torch.jit.save(scripted, str(tmp), _extra_files={METADATA_FILE: json.dumps(metadata)})
     return Path(path)
 

@@ -1,9 +1,14 @@
 """The acoustic model: CMVN -> conv subsampling -> bidirectional LSTM/GRU stack -> Linear.
 
 Padding changes nothing: normalised padding and padded conv outputs are zeroed, and the RNNs
-never let a padded frame reach a valid one (RNNStack: packed sequences on CUDA, the padded
-batch with each sequence reversed within its length on CPU), so an utterance gets the same
-output alone or in any batch.
+never let a padded frame reach a valid one, so an utterance gets the same output alone or in
+any batch.
+
+CTCModel runs one of two ways. Training (forward_train): RNNStack on packed sequences on CUDA,
+on the padded batch (each sequence reversed within its length for the reverse direction) on
+CPU. Inference (eval mode, any device): asr.inference.InferenceModel, the one inference
+forward (time-major); the ONNX and TorchScript exports are that module (asr.export), and
+streaming (asr.streaming) runs its stages chunk by chunk.
 """
 
 from __future__ import annotations
@@ -13,9 +18,11 @@ import math
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from asr.config import ModelConfig
+from asr.inference import InferenceModel, one_direction, reverse_index, time_mask
 
 
 def output_frames(frames: int, subsample: int) -> int:
@@ -29,11 +36,6 @@ def frame_seconds(hop_ms: float, subsample: int) -> float:
     """Duration of one model output frame: the feature hop times the time subsampling
     (10 ms x 4 = 40 ms by default). Word times and subtitles are counted in these frames."""
     return hop_ms / 1000.0 * subsample
-
-
-def time_mask(lengths: torch.Tensor, frames: int) -> torch.Tensor:
-    """(B, T) float mask: 1 at valid frames, 0 at padded ones."""
-    return (torch.arange(frames, device=lengths.device)[None, :] < lengths[:, None]).float()
 
 
 class MaskedBatchNorm2d(nn.BatchNorm2d):
@@ -103,36 +105,16 @@ def cpu_autocast_rnn_works(rnn_type: str, dtype: torch.dtype = torch.bfloat16) -
 NORM_CLASSES = {"layer": nn.LayerNorm, "batch": nn.BatchNorm1d}  # "none": nn.Identity
 
 
-def reverse_index(lengths: torch.Tensor, frames: int) -> torch.Tensor:
-    """(B, T) gather index that reverses each sequence within its own length (pads stay put);
-    it is its own inverse, so the same gather undoes it."""
-    t = torch.arange(frames, device=lengths.device)[None, :]
-    n = lengths[:, None]
-    return torch.where(t < n, n - 1 - t, t)
-
-
 def gather_time(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """x (B, T, D) reordered in time per sequence by a (B, T) index."""
     return torch.gather(x, 1, index.unsqueeze(2).expand(-1, -1, x.shape[2]))
 
 
-def one_direction(rnn: nn.RNNBase, suffix: str, batch_first: bool = True) -> nn.RNNBase:
-    """A unidirectional view of one direction of `rnn` ("" forward, "_reverse" backward) that
-    shares its Parameters (no copy: training the model trains this, and the reverse);
-    batch_first=False: it takes time-major (T, B, D) input."""
-    kw = {"proj_size": rnn.proj_size} if isinstance(rnn, nn.LSTM) and rnn.proj_size else {}
-    with torch.device("meta"):  # its own weights are replaced at once: never allocate them
-        single = type(rnn)(rnn.input_size, rnn.hidden_size, num_layers=1, bias=rnn.bias,
-                           batch_first=batch_first, bidirectional=False, **kw)
-    for name in single._flat_weights_names:  # RNNBase.__setattr__ keeps _flat_weights in step
-        setattr(single, name, getattr(rnn, name + suffix))
-    return single
-
-
 class RNNStack(nn.Module):
     """LSTM/GRU layers (bidirectional, or unidirectional for streaming); the normalisation
     (LayerNorm, or sequence-wise BatchNorm) + dropout between layers see only valid frames, and
-    padded frames never reach a valid output. out_dim is the per-frame output size.
+    padded frames never reach a valid output. out_dim is the per-frame output size. Its
+    forward is the training one: inference runs the same layers as InferenceModel's RNNLayers.
 
     Two equal ways to run it (the same function, frame for frame): on CUDA the layers take one
     PackedSequence (cuDNN's variable-length kernels); on CPU the padded batch itself, which is
@@ -205,10 +187,8 @@ class RNNStack(nn.Module):
                 forward, backward = views[k]
                 back = self.run(backward, gather_time(x, rev))
                 y = torch.cat([self.run(forward, x), gather_time(back, rev)], 2)
-            if isinstance(norm, nn.BatchNorm1d) and self.training:  # statistics of valid frames
+            if isinstance(norm, nn.BatchNorm1d):  # statistics of valid frames
                 y = y.masked_scatter(valid[:, :, None], norm(y[valid]))
-            elif isinstance(norm, nn.BatchNorm1d):  # eval: running statistics, per frame
-                y = norm(y.reshape(-1, y.shape[2])).reshape(y.shape)
             else:  # LayerNorm (or none): per frame
                 y = norm(y)
             x = self.dropout(y) * mask
@@ -226,13 +206,19 @@ class Lookahead(nn.Module):
         self.conv = nn.Conv1d(dim, dim, context + 1, groups=dim, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, D), zeros past each length
-        y = nn.functional.pad(x.transpose(1, 2), (0, self.context))
-        return torch.relu(self.conv(y)).transpose(1, 2)
+        return self.mix(F.pad(x.transpose(1, 2), (0, self.context))).transpose(1, 2)
+
+    def mix(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, D, T + context) -> (B, D, T): frames followed by their future (streaming: the
+        frames that arrived; offline: zeros past the end)."""
+        return torch.relu(self.conv(x))
 
 
 class CTCModel(nn.Module):
     """Features (B, T, F) + lengths -> log-probabilities (B, T', vocab) in fp32 + output lengths.
 
+    In training mode forward_train runs (packed on CUDA, padded on CPU: RNNStack); in eval mode
+    InferenceModel (self.inference()), the inference forward the exports and streaming share.
     The CMVN mean/std are buffers, so a checkpoint carries its own normalisation.
     """
 
@@ -254,6 +240,31 @@ class CTCModel(nn.Module):
         return torch.tensor([output_frames(int(n), self.cfg.subsample) for n in lengths])
 
     def forward(self, feats: torch.Tensor, lengths: torch.Tensor):
+        # CUDA eval keeps cuDNN's packed path: the time-major graph's per-direction weights are
+        # not one contiguous cuDNN chunk (copied on every call); it computes the same function
+        if not self.training and not feats.is_cuda:
+            return self.inference()(feats, lengths)
+        return self.forward_train(feats, lengths)
+
+    def inference(self) -> InferenceModel:
+        """InferenceModel on this model's weights (shared, not copied): made on first use and
+        made again once a parameter or buffer was replaced (.to(), .half(), an assigning
+        load_state_dict); updates in place (training, load_state_dict, set_cmvn) it shares."""
+        tensors = [*self.parameters(), *self.buffers()]
+        made = self.__dict__.get("_inference")  # not a registered submodule: no state_dict keys
+        if (made is None or len(made[0]) != len(tensors)
+                or any(a is not b for a, b in zip(made[0], tensors))):
+            made = self.__dict__["_inference"] = (tensors, InferenceModel(self))
+        return made[1]
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state.pop("_inference", None)  # a copy or pickle makes its own on use
+        return state
+
+    def forward_train(self, feats: torch.Tensor, lengths: torch.Tensor):
+        """The training forward (what forward runs in training mode; in eval mode it computes
+        InferenceModel's function, which tests check)."""
         # zero padding after CMVN too: the first conv must not see -mean/std past the end
         x = (feats - self.cmvn_mean) / self.cmvn_std * time_mask(lengths, feats.shape[1])[:, :, None]
         x, lengths = self.frontend(x, lengths)
@@ -266,3 +277,4 @@ class CTCModel(nn.Module):
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+

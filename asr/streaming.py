@@ -2,9 +2,11 @@
 
 A :class:`StreamingRecognizer` is fed audio as it arrives (``accept``) and returns partial
 greedy text; ``finish`` flushes the end of the utterance and returns the final text with timed
-words, then the recognizer is ready for the next utterance. Every stage keeps only the state it
-needs, so the streamed network output equals the offline output for the whole signal (to float
-rounding), and the final result equals offline greedy decoding:
+words, then the recognizer is ready for the next utterance. The network is the model's own
+inference forward (asr.inference.InferenceModel, as offline recognition and the exports run
+it), stage by stage; every stage keeps only the state it needs, so the streamed network output
+equals the offline output for the whole signal (to float rounding), and the final result
+equals offline greedy decoding:
 
 * features: samples are buffered and only complete frames are computed; torchaudio's centred
   frames are reproduced (reflect padding at both ends, the end padding applied by ``finish``);
@@ -40,6 +42,7 @@ from asr.data.audio import load_audio
 from asr.data.features import LOG_FLOOR, FeatureExtractor
 from asr.decoding.align import path_words, pause_segments, shift_words
 from asr.decoding.lm import is_phone_lexicon
+from asr.inference import time_major
 from asr.model import CTCModel, frame_seconds
 from asr.transcribe.transcriber import clamp_words
 
@@ -92,12 +95,12 @@ class _Features:
 
 
 class _TimeConv:
-    """One conv + BatchNorm + ReLU of the ConvSubsampler, streamed along time: kernel 3 and
-    padding 1 in time, so output j needs input frames j*s - 1 .. j*s + 1; the buffer starts
-    with the zero padding frame and finish appends the one at the end."""
+    """One front-end block (asr.inference.ConvBlock: conv + BatchNorm + ReLU), streamed along
+    time: kernel 3 and padding 1 in time, so output j needs input frames j*s - 1 .. j*s + 1;
+    the buffer starts with the zero padding frame and finish appends the one at the end."""
 
-    def __init__(self, conv: torch.nn.Conv2d, norm: torch.nn.Module):
-        self.conv, self.norm, self.stride = conv, norm, conv.stride[0]
+    def __init__(self, block):
+        self.block, self.stride = block, block.conv.stride[0]
 
     def reset(self) -> None:
         self.buf = None  # (1, C, frames, F) from padded frame self.offset
@@ -116,29 +119,26 @@ class _TimeConv:
         if last < self.next:
             return None
         seg = self.buf[:, :, self.next * s - self.offset:last * s + 3 - self.offset]
-        y = F.conv2d(seg, self.conv.weight, self.conv.bias, self.conv.stride,
-                     (0, self.conv.padding[1]))
         self.next = last + 1
         self.buf, self.offset = self.buf[:, :, self.next * s - self.offset:], self.next * s
-        return torch.relu(self.norm(y))
+        return self.block.step(seg)
 
 
 class _RNNs:
-    """The RNN stack with its hidden state carried across chunks (per layer: (h, c) for an
-    LSTM, h for a GRU), each layer followed by its per-frame normalisation."""
+    """The RNN layers (asr.inference.RNNLayer, time-major) with their hidden state carried
+    across chunks (per layer: (h, c) for an LSTM, h for a GRU)."""
 
-    def __init__(self, stack):
-        self.stack = stack
+    def __init__(self, layers):
+        self.layers = layers
 
     def reset(self) -> None:
-        self.states = [None] * len(self.stack.rnns)
+        self.states = [None] * len(self.layers)
 
     def __call__(self, x: torch.Tensor | None, final: bool) -> torch.Tensor | None:
         if x is None:
             return None
-        for i, (rnn, norm) in enumerate(zip(self.stack.rnns, self.stack.norms)):
-            out, self.states[i] = rnn(x, self.states[i])
-            x = self.stack.dropout(norm(out[0])).unsqueeze(0)  # norm on (T, D): BatchNorm1d too
+        for i, layer in enumerate(self.layers):
+            x, self.states[i] = layer.step(x, self.states[i])
         return x
 
 
@@ -147,14 +147,14 @@ class _Lookahead:
     `context` inputs wait for the next chunk (finish pads them with zeros, as offline)."""
 
     def __init__(self, lookahead):
-        self.conv, self.context = lookahead.conv, lookahead.context
+        self.lookahead, self.context = lookahead, lookahead.context
 
     def reset(self) -> None:
         self.buf = None  # (1, D, frames)
 
     def __call__(self, x: torch.Tensor | None, final: bool) -> torch.Tensor | None:
         if x is not None:
-            x = x.transpose(1, 2)
+            x = x.permute(1, 2, 0)  # (T, 1, D) -> (1, D, T)
             self.buf = x if self.buf is None else torch.cat([self.buf, x], 2)
         if self.buf is None:
             return None
@@ -162,7 +162,7 @@ class _Lookahead:
             self.buf = F.pad(self.buf, (0, self.context))
         if self.buf.shape[2] <= self.context:
             return None
-        y = torch.relu(self.conv(self.buf)).transpose(1, 2)
+        y = self.lookahead.mix(self.buf).permute(2, 0, 1)
         self.buf = self.buf[:, :, self.buf.shape[2] - self.context:]
         return y
 
@@ -190,6 +190,7 @@ class StreamingRecognizer:
             raise ValueError("streaming decodes greedily, and a phone_lexicon model's best path "
                              "is phones, not words: stream a character or subword model")
         self.model = model.eval()
+        self.net = model.inference()  # the inference forward, run stage by stage
         self.vocab = vocab
         self.sample_rate = feat_cfg.sample_rate
         self.chunk_ms = chunk_ms
@@ -197,16 +198,16 @@ class StreamingRecognizer:
         self.frame_s = frame_seconds(feat_cfg.hop_ms, model.cfg.subsample)
         self.min_pause_frames = int(round(min_pause_s / self.frame_s))
         self.features = _Features(FeatureExtractor(feat_cfg))
-        fe = model.frontend
-        self.stages = [_TimeConv(c, n) for c, n in zip(fe.convs, fe.norms)] + [_RNNs(model.rnn)]
-        if model.lookahead is not None:
-            self.stages.append(_Lookahead(model.lookahead))
+        self.convs = [_TimeConv(block) for block in self.net.frontend]
+        self.stages = [_RNNs(self.net.layers)]  # time-major from here
+        if self.net.has_lookahead:
+            self.stages.append(_Lookahead(self.net.lookahead))
         self.reset()
 
     def reset(self) -> None:
         """Forget the current utterance (finish does this itself)."""
         self.features.reset()
-        for stage in self.stages:
+        for stage in self.convs + self.stages:
             stage.reset()
         self.pending: list[torch.Tensor] = []
         self.pending_samples = self.samples = 0
@@ -242,16 +243,16 @@ class StreamingRecognizer:
         decoding them: concatenated over an utterance, they equal the offline model's."""
         x = self.features(_as_tensor(samples), final)
         if x is not None:
-            x = ((x.to(self.device) - self.model.cmvn_mean) / self.model.cmvn_std)[None, None]
-        x = self.stages[0](x, final)
-        x = self.stages[1](x, final)
-        if x is not None:  # (1, C, T, F) -> (1, T, C * F), as ConvSubsampler
-            x = x.permute(0, 2, 1, 3).flatten(2)
-        for stage in self.stages[2:]:
+            x = self.net.normalise(x.to(self.device))[None, None]  # (1, 1, T, F)
+        for conv in self.convs:
+            x = conv(x, final)
+        if x is not None:
+            x = time_major(x)  # (1, C, T, F) -> (T, 1, C * F)
+        for stage in self.stages:
             x = stage(x, final)
         if x is None:
             return torch.zeros(0, len(self.vocab))
-        return self.model.output(x[0]).float().log_softmax(dim=-1).cpu()
+        return self.net.log_probs(x[:, 0]).cpu()
 
     def _decode(self, lp: torch.Tensor) -> None:
         self.log_probs.append(lp)

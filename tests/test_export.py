@@ -12,6 +12,7 @@ import torch
 from asr import export
 from asr.config import ModelConfig
 from asr.decoding.decoders import forward_batch
+from asr.inference import ConvBlock
 from asr.model import CTCModel, output_frames
 
 N_FEATS, VOCAB = 20, 11
@@ -176,3 +177,67 @@ def test_failed_write_keeps_previous_file(tmp_path, monkeypatch):
         export.quantize_int8(fp32, out)
     assert out.read_bytes() == b"previous"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.int8.onnx", "m.onnx"]
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_eval_forward_is_the_inference_model_and_training_forward_computes_it(name):
+    """In eval mode CTCModel runs its InferenceModel (the one inference forward); the training
+    forward, both ways (packed for CUDA, padded for CPU), computes the same function."""
+    model = small_model(**CONFIGS[name])
+    feats, lengths = batch([45, 30, 7, 44])
+    with torch.no_grad():
+        out, out_len = model(feats, lengths)
+        ref, ref_len = model.inference()(feats, lengths)
+        assert torch.equal(out, ref) and torch.equal(out_len, ref_len)
+        for packed in (True, False):
+            model.rnn.packed = packed
+            got, got_len = model.forward_train(feats, lengths)
+            assert torch.equal(got_len, out_len) and (got - out).abs().max() <= 1e-4
+
+
+def test_inference_module_is_made_once_and_follows_the_models_tensors():
+    import copy
+    import pickle
+    model = small_model(norm_type="batch")
+    net = model.inference()
+    assert model.inference() is net
+    assert model.state_dict().keys() == CTCModel(model.cfg, N_FEATS, VOCAB).state_dict().keys()
+    feats, lengths = batch([20, 11])
+    with torch.no_grad():
+        ref, _ = model(feats, lengths)
+        model.double()  # buffers are replaced: a new inference module on them
+        assert model.inference() is not net
+        out, _ = model(feats.double(), lengths)
+        assert out.dtype == torch.float32 and (out - ref).abs().max() <= 1e-4
+        for other in (copy.deepcopy(model), pickle.loads(pickle.dumps(model))):
+            assert "_inference" not in other.__dict__  # not carried: made again on use
+            assert torch.equal(other(feats.double(), lengths)[0], out)
+
+
+class _SigmoidBlock(ConvBlock):
+    """The front-end block with another activation: a change to one layer of asr.inference."""
+
+    def activate(self, y: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.norm(y))
+
+
+def test_a_layer_changed_once_changes_eval_onnx_and_torchscript(tmp_path, monkeypatch):
+    """The model's eval forward and both exports are one definition: a change to a layer of
+    asr.inference (here the front-end's activation) reaches all three."""
+    import copy
+
+    from asr import inference
+    model = small_model(lookahead=2, bidirectional=False)
+    feats, lens = batch([40, 23, 31])
+    with torch.no_grad():
+        before, _ = model(feats, lens)
+        monkeypatch.setattr(inference, "ConvBlock", _SigmoidBlock)
+        model = copy.deepcopy(model)  # a copy makes its inference module anew: with the change
+        after, after_len = model(feats, lens)
+    assert (after - before).abs().max() > 1e-2
+    export.export_torchscript(model, tmp_path / "m.ts", META)
+    scripted, _ = export.load_torchscript(tmp_path / "m.ts")
+    onnx_model = export.OnnxAcousticModel(export.export_onnx(model, tmp_path / "m.onnx", META), threads=1)
+    with torch.no_grad():
+        for out, out_len in (scripted(feats, lens), onnx_model(feats, lens)):
+            assert torch.equal(out_len, after_len) and (out - after).abs().max() <= 1e-4

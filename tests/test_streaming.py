@@ -299,3 +299,21 @@ def test_bench_ship_streams_a_unidirectional_bundle(uni_run, tone_run, tmp_path,
     verify_bundle(tmp_path / "bi.bundle")  # the figures went beside the bundle, not into it
     assert [r["engine"] for r in figures["rows"]] == ["torch", "onnx", "onnx-int8"]
     assert figures["streaming"]["latency_ms"] == pytest.approx(200 + 2 * 20 + 2 * 10 + 16)  # + conv context
+
+
+def test_streaming_runs_the_models_inference_forward(monkeypatch):
+    """Streaming runs the stages of the model's own inference forward (asr.inference): a
+    change made there once (here to every RNN layer's output) shows offline and streamed alike."""
+    from asr.inference import RNNLayer
+    model = make_model(**MODELS[2])  # GRU, BatchNorm, lookahead
+    wav = signal(SR + 4321)
+    before, _ = offline(model, wav)
+    normalise = RNNLayer.normalise
+    monkeypatch.setattr(RNNLayer, "normalise", lambda self, y: 3 * torch.tanh(normalise(self, y)))
+    want, _ = offline(model, wav)
+    assert (want - before).abs().max() > 1e-2
+    rec = StreamingRecognizer(model, VOCAB, FEATS, chunk_ms=120)
+    assert rec.net is model.inference()
+    lps = [rec.step(p) for p in pieces(wav, rec.chunk_samples)]
+    got = torch.cat(lps + [rec.step(np.zeros(0, np.float32), final=True)])
+    assert got.shape == want.shape and (got - want).abs().max() <= 1e-4
