@@ -5,7 +5,8 @@
       model.pt      weights only (no optimiser state), config, units, feature settings
       decode.yaml   the decode settings the run tuned (decoder, LM weight, word score, ...)
       lm.bin        KenLM binary and its lexicon.txt (char.bin too when the run has one)
-      card.json     the model card: training data, hours, parameters, results; README.md renders it
+      card.json     the model card (asr.model_card): training data, hours, parameters, results;
+                    README.md renders it
       results.md    the run's scoring report, when it has one
       model.onnx …  exported forms, added by `asr export`
 
@@ -33,6 +34,7 @@ import yaml
 from asr import __version__
 from asr.checkpoint import CheckpointError, find_checkpoint, load_checkpoint, save_checkpoint
 from asr.config import DecodeConfig
+from asr.model_card import model_card, render_card
 from asr.utils import atomic_path, atomic_write_text, file_sha256
 
 log = logging.getLogger(__name__)
@@ -208,61 +210,6 @@ def _fill_bundle(out: Path, run: Path, path: Path, ckpt: dict, lm_dir: str | Pat
     atomic_write_text(out / "card.json", json.dumps(card, indent=1) + "\n")
     atomic_write_text(out / "README.md", render_card(card, (run / "report.md")))
     return write_index(out)
-
-
-def model_card(run: Path, ckpt: dict, cfg, params: int, vocab_size: int, lm_names: set[str]) -> dict:
-    """What the model is and what it learnt from, from the run's saved config and metrics."""
-    saved = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8")) if (run / "config.yaml").is_file() else {}
-    data = (saved or {}).get("data", {})
-    model = ckpt["config"].get("model", {})
-    card = {
-        "toolkit": f"asr-ctc {__version__}",
-        "date": datetime.date.today().isoformat(),
-        "run": str(run),
-        "model": {k: model.get(k) for k in ("rnn_type", "rnn_layers", "rnn_hidden", "bidirectional",
-                                              "lookahead", "subsample", "projection")},
-        "parameters": params,
-        "units": f"{data.get('units', 'chars')} ({vocab_size} incl. blank)",
-        "features": ckpt["config"].get("features", {}),
-        "training": {"corpus": data.get("corpus"), "split": data.get("train_split"),
-                     "updates": ckpt.get("step"), "epochs_started": ckpt.get("epoch"),
-                     "best_dev_cer": round(ckpt["best_cer"], 2) if ckpt.get("best_cer") is not None else None,
-                     "hours": _train_hours(Path(cfg.data.root), data.get("train_split", "train"))},
-        "language_model": sorted(lm_names) or None,
-    }
-    return card
-
-
-def _train_hours(root: Path, split: str) -> float | None:
-    """Hours of the training manifest, when it is still where the run found it."""
-    manifest = root / "manifests" / f"{split}.jsonl"
-    if not manifest.is_file():
-        return None
-    seconds = 0.0
-    with open(manifest, encoding="utf-8") as f:
-        for line in f:
-            if line.strip():
-                seconds += float(json.loads(line).get("duration") or 0)
-    return round(seconds / 3600, 2)
-
-
-def render_card(card: dict, report: Path) -> str:
-    """README.md of a bundle: the card as prose and the run's results table."""
-    t, m = card["training"], card["model"]
-    arch = (f"{m['rnn_layers']}×{'Bi' if m['bidirectional'] else ''}{str(m['rnn_type']).upper()}-"
-            f"{m['rnn_hidden']}, subsampling {m['subsample']}")
-    lines = [f"# Model card ({card['toolkit']}, bundled {card['date']})", "",
-             f"- Architecture: conv front-end + {arch}; {card['parameters']:,} parameters; "
-             f"units {card['units']}.",
-             f"- Training: corpus {t['corpus']}, split {t['split']}"
-             + (f" ({t['hours']} h)" if t["hours"] is not None else "")
-             + f", {t['updates']} updates, best dev CER {t['best_dev_cer']} %.",
-             f"- Language model: {', '.join(card['language_model']) if card['language_model'] else 'none (greedy decoding)'}.",
-             "", "Use: `asr transcribe THIS_FOLDER audio.wav` or `asr.load(THIS_FOLDER).transcribe(...)`.", ""]
-    if report.is_file():
-        table = [ln for ln in report.read_text(encoding="utf-8").splitlines()[:60] if ln.startswith("|")]
-        lines += ["## Results of the run", ""] + table[:40] + [""]
-    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------- reading

@@ -10,12 +10,10 @@ improves (both written atomically); `--resume` continues from last.pt exactly wh
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
 import random
-import sys
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -28,37 +26,18 @@ from asr import config as config_mod
 from asr.checkpoint import epoch_checkpoints, load_checkpoint, save_checkpoint
 from asr.config import Config
 from asr.data.dataset import AsrDataset, Batch, BucketingBatchSampler, collate
-from asr.data.training import ShardStreamBatches, StoreBatches
+from asr.data.effects import item_generator
 from asr.data.features import FeatureExtractor
 from asr.data.store import open_store
+from asr.data.training import open_training_data
 from asr.decoding.decoders import greedy_decode
 from asr.model import CTCModel, count_parameters, cpu_autocast_rnn_works
 from asr.scoring.score import score
 from asr.text.vocab import PhoneVocab, build_vocab, units_state
-from asr.utils import (gpu_memory_mb, memory_mb, pick_device, set_malloc_mmap_threshold,
-                       tcmalloc_loaded)
+from asr.train_log import RunLog, setup_logging
+from asr.utils import pick_device, set_malloc_mmap_threshold, tcmalloc_loaded
 
 log = logging.getLogger("asr.train")
-
-
-def setup_logging(run_dir: Path | None, rank: int = 0) -> None:
-    """Log to stderr and run_dir/train.log (rank 0); replaces handlers of an earlier run only."""
-    root = logging.getLogger()
-    for h in [h for h in root.handlers if getattr(h, "_asr_run", False)]:
-        root.removeHandler(h)
-        h.close()
-    handlers: list[logging.Handler] = []
-    if not any(type(h) is logging.StreamHandler for h in root.handlers):  # the CLI may have one
-        handlers.append(logging.StreamHandler(sys.stderr))
-    if run_dir is not None and rank == 0:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        handlers.append(logging.FileHandler(run_dir / "train.log"))
-    fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s")
-    for h in handlers:
-        h._asr_run = True
-        h.setFormatter(fmt)
-        root.addHandler(h)
-    root.setLevel(logging.INFO if rank == 0 else logging.WARNING)
 
 
 def lr_factor(step: int, warmup: int, total: int, final_ratio: float, time_fraction: float = 0.0) -> float:
@@ -120,33 +99,35 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-
-class _NoWriter:
-    """Stands in for a SummaryWriter when tensorboard is not installed."""
-
-    def add_scalar(self, *args, **kwargs) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def tensorboard_writer(folder: Path):
-    """A TensorBoard SummaryWriter, or a writer of nothing without the tensorboard package (the
-    scalars are in metrics.jsonl and train.log all the same)."""
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:
-        log.info("tensorboard is not installed: no TensorBoard logs (pip install 'asr-ctc[tensorboard]')")
-        return _NoWriter()
-    return SummaryWriter(str(folder))
-
 class Trainer:
     """Holds the model, optimiser, data and counters of one training run."""
 
     def __init__(self, cfg: Config, resume: bool = False):
         self.cfg = cfg
-        tc = cfg.train
+        self.join_run(cfg.train)
+        dim, cmvn = self.open_data()
+        self.build_model(dim, cmvn)
+        self.build_optimizer()
+        self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
+        self.positions: list = [None]  # each rank's data.position at the last checkpoint
+        self.best_cer = float("inf")
+        self.skipped_steps = 0
+        self.trained_s, self.start = 0.0, None  # training seconds before this session; its start
+        rate = "PER" if isinstance(self.vocab, PhoneVocab) else "WER"  # phones are its words
+        self.records = RunLog(self.run_dir, self.rank, self.device, rate)
+        if resume:
+            self.resume()
+        log.info("model: %s, %.2fM parameters; %d training utterances (%.2f h%s) in %s%d updates/epoch; "
+                 "device %s, %d thread(s), world size %d, allocator %s", cfg.model.rnn_type.upper(),
+                 count_parameters(self.model) / 1e6, self.data.utterances, self.data.hours,
+                 ", streamed from shards" if self.data.streamed else "",
+                 "~" if self.data.streamed else "", self.steps_per_epoch, self.device,
+                 torch.get_num_threads(), self.world, self.allocator)
+
+    def join_run(self, tc) -> None:
+        """This process's part of the run (train section tc): its rank, the log, the device
+        (and the process group under torchrun), threads, allocator and seeds; rank 0 writes
+        the run's config.yaml."""
         self.rank = int(os.environ.get("RANK", 0))
         self.world = int(os.environ.get("WORLD_SIZE", 1))
         local_rank = int(os.environ.get("LOCAL_RANK", 0))
@@ -165,43 +146,45 @@ class Trainer:
         random.seed(tc.seed)
         torch.manual_seed(tc.seed)
         if self.rank == 0:
-            config_mod.save_config(cfg, self.run_dir / "config.yaml")
+            config_mod.save_config(self.cfg, self.run_dir / "config.yaml")
 
+    def open_data(self):
+        """The vocabulary, the dev set and this rank's training batches (with their augmenter);
+        returns the features' size and CMVN statistics, for the model."""
+        cfg = self.cfg
         self.vocab = build_vocab(cfg.data)  # bpe/unigram: trains <root>/lang/*.model once
         on_device = cfg.features.on_the_fly and cfg.features.on_device
         self.dev_store = open_store(cfg.data.root, cfg.data.dev_split, cfg.features, on_device)
-        sub = cfg.model.subsample
-        pin = self.device.type == "cuda"
-        if cfg.data.train_shards:  # streamed: no training store on this disk
-            self.augment = make_augmenter(cfg, None)
-            self.data = ShardStreamBatches(cfg, self.vocab, self.rank, self.world, pin,
-                                           self.augment, raw_audio=on_device)
-            dim, cmvn = self.data.dataset.dim, self.data.dataset.cmvn()
-        else:
-            train_store = open_store(cfg.data.root, cfg.data.train_split, cfg.features, on_device,
-                                     need_audio=cfg.augment.wave_active)
-            self.augment = make_augmenter(cfg, train_store)
-            train_set = AsrDataset(train_store, self.vocab, sub, tc.max_duration, "train",
-                                   self.augment, tc.seed)
-            self.data = StoreBatches(train_set, cfg, self.rank, self.world, pin)
-            dim, cmvn = train_store.dim, train_store.cmvn()
-        self.dev_set = AsrDataset(self.dev_store, self.vocab, sub, 0.0, "dev")
-
+        self.data, self.augment = open_training_data(cfg, self.vocab, self.rank, self.world,
+                                                     pin_memory=self.device.type == "cuda")
+        dim, cmvn = self.data.dim, self.data.cmvn()
+        self.dev_set = AsrDataset(self.dev_store, self.vocab, cfg.model.subsample, 0.0, "dev")
         # with features.on_device the loader yields padded waveforms, featurised here per batch
         self.featurizer = FeatureExtractor(cfg.features).to(self.device) if on_device else None
-        self.model = CTCModel(cfg.model, dim, len(self.vocab))
+        return dim, cmvn
+
+    def build_model(self, dim: int, cmvn) -> None:
+        """The CTC model on the device; self.ddp is what a training step calls (compiled and
+        wrapped in DistributedDataParallel when set so)."""
+        tc = self.cfg.train
+        self.model = CTCModel(self.cfg.model, dim, len(self.vocab))
         self.model.set_cmvn(*cmvn)
         self.model.to(self.device)
-        self.model.rnn.fp32 = rnn_needs_fp32(self.device, tc.amp, cfg.model.rnn_type)
+        self.model.rnn.fp32 = rnn_needs_fp32(self.device, tc.amp, self.cfg.model.rnn_type)
         self.ddp = self.model
         if tc.compile:
             self.ddp = torch.compile(self.model)
         if self.world > 1:
             self.ddp = torch.nn.parallel.DistributedDataParallel(self.ddp)
+
+    def build_optimizer(self) -> None:
+        """AdamW, its learning-rate schedule over the run's updates, the gradient scaler (fp16)
+        and the CTC loss."""
+        tc = self.cfg.train
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=tc.lr,
                                            weight_decay=tc.weight_decay)
-        steps_per_epoch = max(1, self.data.per_epoch // tc.accum_steps)
-        self.total_steps = tc.epochs * steps_per_epoch
+        self.steps_per_epoch = max(1, self.data.per_epoch // tc.accum_steps)
+        self.total_steps = tc.epochs * self.steps_per_epoch
         if tc.max_steps:
             self.total_steps = min(self.total_steps, tc.max_steps)
         self.time_fraction = 0.0  # of train.max_minutes used, when set
@@ -210,21 +193,6 @@ class Trainer:
                                                    tc.final_lr_ratio, self.time_fraction))
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=tc.amp == "fp16")
         self.ctc = torch.nn.CTCLoss(blank=self.vocab.blank, reduction="sum", zero_infinity=True)
-        self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
-        self.positions: list = [None]  # each rank's data.position at the last checkpoint
-        self.best_cer = float("inf")
-        self.skipped_steps = 0
-        self.trained_s, self.start = 0.0, None  # training seconds before this session; its start
-        self.writer = None
-        self.metrics = None
-        if resume:
-            self.resume()
-        log.info("model: %s, %.2fM parameters; %d training utterances (%.2f h%s) in %s%d updates/epoch; "
-                 "device %s, %d thread(s), world size %d, allocator %s", cfg.model.rnn_type.upper(),
-                 count_parameters(self.model) / 1e6, self.data.utterances, self.data.hours,
-                 ", streamed from shards" if self.data.streamed else "",
-                 "~" if self.data.streamed else "", steps_per_epoch, self.device,
-                 torch.get_num_threads(), self.world, self.allocator)
 
     # -- checkpoints ---------------------------------------------------------------------------
     def state(self) -> dict:
@@ -303,7 +271,6 @@ class Trainer:
     def spec_augment_batch(self, feats: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """SpecAugment of features computed on the device (features.on_device), each
         utterance's valid frames masked with draws seeded by (seed, epoch, step, position)."""
-        from asr.data.effects import item_generator
         out = feats.clone()
         for b, n in enumerate(lengths.tolist()):
             g = item_generator(self.cfg.train.seed, self.epoch, self.step * 4096 + b)
@@ -330,8 +297,7 @@ class Trainer:
 
     def train(self) -> dict:
         tc = self.cfg.train
-        if self.rank == 0:
-            self.writer = tensorboard_writer(self.run_dir / "tensorboard")
+        self.records.open()
         # a resumed run counts the training time before its checkpoint: its budget and the
         # learning rate's time-based decay go on from where they were
         start = self.start = time.time() - self.trained_s
@@ -366,10 +332,13 @@ class Trainer:
                 if self.max_minutes:
                     self.time_fraction = (time.time() - start) / (self.max_minutes * 60)
                 self.update()
-                self.record(update_losses)
+                self.records.update(self.step, self.epoch + 1, update_losses,
+                                    self.scheduler.get_last_lr()[0])
                 update_losses = []
                 if self.step % tc.log_every == 0:
-                    self.log_step(losses, speed)
+                    self.records.progress(self.step, self.epoch + 1,
+                                          losses[-tc.log_every * tc.accum_steps:],
+                                          self.scheduler.get_last_lr()[0], speed)
                 if tc.checkpoint_every and self.step % tc.checkpoint_every == 0:
                     self.gather_positions()
                     self.save("last")
@@ -384,12 +353,10 @@ class Trainer:
                 self.epoch += 1
                 self.batch_in_epoch = 0
             metrics = self.validate()
-            self.log_epoch(metrics, losses, time.time() - start)
+            self.records.evaluation(self.epoch, self.batch_in_epoch == 0, self.step,
+                                    time.time() - start, losses, metrics)
             self.save_epoch_checkpoints(metrics["cer"])
-        if self.writer:
-            self.writer.close()
-        if self.metrics:
-            self.metrics.close()
+        self.records.close()
         return {"step": self.step, "epoch": self.epoch, "best_cer": self.best_cer,
                 "skipped_steps": self.skipped_steps, "minutes": (time.time() - start) / 60}
 
@@ -417,43 +384,6 @@ class Trainer:
         else:
             self.positions = [self.data.position]
 
-    def record(self, update_losses: list[float]) -> None:
-        """Append this update's loss to metrics.jsonl (one line per update; a resumed run
-        appends again from its checkpoint, so the last line for a step is the one that counts)."""
-        if self.rank != 0:
-            return
-        if self.metrics is None:
-            self.metrics = open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8")
-        loss = sum(update_losses) / len(update_losses)
-        self.metrics.write(json.dumps({"step": self.step, "epoch": self.epoch + 1, "loss": loss,
-                                       "lr": self.scheduler.get_last_lr()[0],
-                                       **self.memory()}) + "\n")
-        self.metrics.flush()
-
-    def log_step(self, losses: list[float], speed: float) -> None:
-        if self.rank != 0 or not losses:
-            return
-        recent = losses[-self.cfg.train.log_every * self.cfg.train.accum_steps:]
-        lr = self.scheduler.get_last_lr()[0]
-        self.writer.add_scalar("train/loss", recent[-1], self.step)
-        self.writer.add_scalar("train/lr", lr, self.step)
-        self.writer.add_scalar("train/audio_seconds_per_second", speed, self.step)
-        mem = self.memory()
-        for k, v in mem.items():  # train/rss_mb, anon_mb, file_mb (+ gpu_mb, gpu_peak_mb)
-            self.writer.add_scalar(f"train/{k}", v, self.step)
-        gpu = f", GPU {mem['gpu_mb']:.0f} MB (peak {mem['gpu_peak_mb']:.0f})" if "gpu_mb" in mem else ""
-        log.info("epoch %d update %d loss %.3f lr %.2e %.0f audio-s/s, RSS %.0f MB (anon %.0f, "
-                 "file %.0f)%s", self.epoch + 1, self.step, sum(recent) / len(recent), lr, speed,
-                 mem["rss_mb"], mem.get("anon_mb", mem["rss_mb"]), mem.get("file_mb", 0.0), gpu)
-
-    def memory(self) -> dict:
-        """Resident memory (total, anonymous, file-backed; MiB, rounded) and, on CUDA, GPU
-        memory allocated and its peak: logged with the other scalars."""
-        mem = memory_mb()
-        mem = {k: mem[k] for k in ("rss_mb", "anon_mb", "file_mb") if k in mem}
-        mem.update(gpu_memory_mb(self.device))
-        return {k: round(v, 1) for k, v in mem.items()}
-
     def done(self, start: float) -> bool:
         """Whether max_steps or max_minutes is reached (agreed across ranks)."""
         tc = self.cfg.train
@@ -464,20 +394,6 @@ class Trainer:
             dist.all_reduce(flag, op=dist.ReduceOp.MAX)
             over = bool(flag.item())
         return over
-
-    def log_epoch(self, metrics: dict, losses: list[float], elapsed: float) -> None:
-        """The epoch's (or the stopped run's) train loss and dev metrics: log and TensorBoard."""
-        if self.rank != 0:
-            return
-        train_loss = sum(losses) / max(len(losses), 1)
-        where = (f"epoch {self.epoch} done" if self.batch_in_epoch == 0
-                 else f"stopped in epoch {self.epoch + 1}")
-        rate = "PER" if isinstance(self.vocab, PhoneVocab) else "WER"  # phones are its words
-        log.info("%s (step %d, %.1f min): train loss %.3f, dev loss %.3f, "
-                 "dev %s %.2f%%, CER %.2f%%", where, self.step, elapsed / 60, train_loss,
-                 metrics["loss"], rate, metrics["wer"], metrics["cer"])
-        for k, v in metrics.items():
-            self.writer.add_scalar(f"dev/{k}", v, self.step)
 
     def save_epoch_checkpoints(self, dev_cer: float) -> None:
         """best.pt when dev CER improved, last.pt always; with train.keep_epochs also
@@ -520,27 +436,6 @@ class Trainer:
         self.model.train()
         s = score(refs, hyps)
         return {"loss": total / count, "wer": s["wer"], "cer": s["cer"]}
-
-
-def make_augmenter(cfg: Config, train_store):
-    """The Augmenter of cfg.augment, or None when every effect is off. Babble noise draws
-    its talkers from the training utterances."""
-    a = cfg.augment
-    if not (a.specaugment or a.wave_active):
-        return None
-    from asr.data.augment import Augmenter, StoreBabble
-    babble = StoreBabble(train_store) if hasattr(train_store, "audio") else None
-    aug = Augmenter(a, cfg.features.sample_rate, babble)
-    on = [name for name, active in (
-        ("SpecAugment", a.specaugment), (f"speed {a.speed_factors}", bool(a.speed_factors)),
-        (f"pitch p={a.pitch_prob}", a.pitch_prob > 0),
-        (f"noise p={a.noise_prob} {a.snr_min:g}-{a.snr_max:g} dB {aug.noise_types}", a.noise_prob > 0),
-        (f"reverb p={a.reverb_prob}", a.reverb_prob > 0),
-        (f"telephone p={a.telephone_prob}", a.telephone_prob > 0),
-        (f"gain {a.gain_min_db:g}..{a.gain_max_db:g} dB", a.gain_min_db != 0 or a.gain_max_db != 0))
-        if active]
-    log.info("augmentation: %s", ", ".join(on))
-    return aug
 
 
 def train(cfg: Config, resume: bool = False) -> dict:

@@ -4,8 +4,8 @@ synthesised corpus, every source through the same random recording channels.
 A model trained on synthesisers alone learns synthesisers. `data.real` names the real corpora
 to mix in and how many times each is repeated in training, e.g. ``{queen: 2, hedgewars: 2}``:
 
-1. fetch: each corpus's package is found in data.source (a folder of .debs) or
-   <root>/download/debs, else fetched there with `apt-get download` (no root needed);
+1. fetch (data_prep.real_corpora): each corpus's package is found in data.source (a folder
+   of .debs) or <root>/download/debs, else fetched there with `apt-get download` (no root needed);
 2. import: the corpus's own importer (data_prep/<corpus>.py) writes <root>/real/<corpus>/, once;
    its entries are gathered into manifests/all_real.jsonl with ids and speakers prefixed by the
    corpus ("queen:LOLA"), so speakers of different games never merge;
@@ -14,12 +14,12 @@ to mix in and how many times each is repeated in training, e.g. ``{queen: 2, hed
    dev_real, each corpus in proportion to its hours (data_prep.heldout.choose_per_source), never
    one whose lines are largely invented words; held-out lines are removed from every training
    source and from the language-model text;
-4. stretch: with data.real_speed_factors (e.g. [0.9, 1.1]), every real training utterance
-   gets one speed-perturbed copy per factor (Kaldi's speed perturbation: resampled, so tempo,
-   pitch and formants move together: new voices of the same lines), id "<id>-sp0.9", speaker
-   "<speaker>-sp0.9", written once to <root>/audio/speed/<id>-sp0.9.flac; made from the training
-   part only, after the hold-out, so no copy is of a test or dev speaker or line. Copies whose
-   source left the training part are deleted;
+4. stretch (data_prep.speed_copies): with data.real_speed_factors (e.g. [0.9, 1.1]), every
+   real training utterance gets one speed-perturbed copy per factor (Kaldi's speed perturbation:
+   resampled, so tempo, pitch and formants move together: new voices of the same lines), id
+   "<id>-sp0.9", speaker "<speaker>-sp0.9", written once to <root>/audio/speed/<id>-sp0.9.flac;
+   made from the training part only, after the hold-out, so no copy is of a test or dev speaker
+   or line. Copies whose source left the training part are deleted;
 5. mix: train_mix = the synthetic train split + each real corpus's training part (its speed
    copies included) repeated `times` (a fractional part repeats a seeded share of its
    utterances); each copy of every source is passed through a random channel with probability
@@ -39,108 +39,37 @@ audio cannot be read is skipped and counted.
 
 from __future__ import annotations
 
-import copy
-import importlib
 import json
 import logging
 import os
 import random
-import subprocess
 import sys
-import tempfile
 import zlib
 from collections import Counter
 from pathlib import Path
 
-import soundfile as sf
 import torch
 from tqdm import tqdm
 
 from asr.data import effects as A
-from asr.data.audio import AudioError, entry_audio, flac_bytes, load_audio, write_wav
-from asr.data.manifest import read_manifest, write_manifest
-from asr.utils import WorkerPool, atomic_open, atomic_write_text
+from asr.data.audio import AudioError, load_audio, write_wav
+from asr.data.manifest import write_manifest
+from asr.utils import WorkerPool, atomic_write_text
 from data_prep.degrade import make_degraded
 from data_prep.heldout import choose_per_source, read_as_written, split_by_speaker_and_line
+# steps 1-2 (fetch, import) and 4 (stretch) have modules of their own; tests name
+# debian_package and fetch_package from here, as steps of the mixture
+from data_prep.real_corpora import debian_package, fetch_package  # noqa: F401
+from data_prep.real_corpora import REAL_SOURCES, import_real
+from data_prep.speed_copies import make_speed_copies
 
 log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16000
-REAL_SOURCES = ("queen", "hedgewars", "ktuberling", "tuxpaint", "warzone2100")
 TRAIN, DEV, TRAIN_TEXT = "train_mix", "dev_mix", "train_text.txt"
 SYNTHETIC_TEXT = "synthetic_text.txt"  # train_text.txt as the synthetic corpus wrote it
 MAX_INVENTED = 0.5            # of an utterance's words, see drop_invented
 MAX_HELDOUT_INVENTED = 0.04   # of a held-out speaker's words, see unlikely_test_speakers
-
-
-# --- 1. fetch ----------------------------------------------------------------------------------
-
-def debian_package(corpus: str) -> str:
-    """The Debian package that holds a real corpus (its importer's DEBIAN_PACKAGE)."""
-    if corpus not in REAL_SOURCES:
-        raise ValueError(f"data.real: unknown corpus {corpus!r} (real corpora: "
-                         f"{', '.join(REAL_SOURCES)})")
-    return importlib.import_module(f"data_prep.{corpus}").DEBIAN_PACKAGE
-
-
-def fetch_package(package: str, folders: list[Path]) -> Path:
-    """The package's .deb from the first folder that has it, else `apt-get download` into the
-    last folder (through a temporary folder, so a broken download is never taken as done)."""
-    for folder in folders:
-        found = sorted(folder.glob(f"{package}_*.deb")) if folder.is_dir() else []
-        if found:
-            return found[-1]
-    target = folders[-1]
-    target.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target, prefix=".download-") as tmp:
-        try:
-            subprocess.run(["apt-get", "download", package], cwd=tmp, check=True,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        except (OSError, subprocess.CalledProcessError) as e:
-            detail = getattr(e, "stderr", b"") or str(e).encode()
-            raise RuntimeError(
-                f"could not fetch {package}: {detail.decode(errors='replace').strip()[-300:]}\n"
-                f"download it yourself (apt-get download {package}) into {target} or into the "
-                "folder data.source names") from None
-        (deb,) = Path(tmp).glob("*.deb")
-        os.replace(deb, target / deb.name)
-    return target / deb.name
-
-
-# --- 2. import ---------------------------------------------------------------------------------
-
-def import_corpus(cfg, corpus: str, deb: Path, progress: bool) -> list[dict]:
-    """The corpus's entries (its importer run once into <root>/real/<corpus>/), with ids and
-    speakers prefixed by the corpus and audio paths relative to <root>/manifests."""
-    sub = copy.deepcopy(cfg)
-    sub.data.root = str(Path(cfg.data.root) / "real" / corpus)
-    sub.data.corpus, sub.data.source, sub.data.real = corpus, str(deb), {}
-    sub_manifests = Path(sub.data.root) / "manifests"
-    stamp = Path(sub.data.root) / ".imported"
-    if not stamp.exists() or stamp.read_text() != deb.name:
-        summary = importlib.import_module(f"data_prep.{corpus}").prepare(sub, progress=progress)
-        summary.write_rejects(sub_manifests / "rejected.tsv")
-        summary.print(rejects_file=sub_manifests / "rejected.tsv")
-        atomic_write_text(stamp, deb.name)
-    mdir = Path(cfg.data.root) / "manifests"
-    entries = []
-    for e in read_manifest(sub_manifests / "all.jsonl"):
-        e = dict(e, id=f"{corpus}-{e['id']}", speaker=f"{corpus}:{e.get('speaker', '')}")
-        e["audio_filepath"] = os.path.relpath(e["audio_filepath"], mdir)
-        entries.append(e)
-    return entries
-
-
-def import_real(cfg, progress: bool) -> list[dict]:
-    """Every corpus of data.real, fetched and imported; written to manifests/all_real.jsonl."""
-    root = Path(cfg.data.root)
-    folders = ([Path(cfg.data.source)] if cfg.data.source else []) + [root / "download" / "debs"]
-    entries = []
-    for corpus in cfg.data.real:
-        deb = fetch_package(debian_package(corpus), folders)
-        entries += import_corpus(cfg, corpus, deb, progress)
-    write_manifest(root / "manifests" / "all_real.jsonl", entries)
-    return entries
 
 
 # --- 3. what counts as speech ------------------------------------------------------------------
@@ -168,89 +97,6 @@ def unlikely_test_speakers(entries: list[dict], vocab: set[str]) -> set[str]:
         words[e["speaker"]] += len(ws)
         invented[e["speaker"]] += sum(w not in vocab for w in ws)
     return {s for s in words if invented[s] > MAX_HELDOUT_INVENTED * words[s]}
-
-
-# --- 4. stretch: speed-perturbed copies of the real training speech -----------------------------
-
-SPEED_DIR = "speed"  # <root>/audio/speed/: the copies, and nothing else
-
-
-def speed_suffix(factor: float) -> str:
-    """The id and speaker suffix of a copy at factor: 0.9 -> "-sp0.9"."""
-    return f"-sp{factor:g}"
-
-
-def plan_speed_copies(entries: list[dict], factors: list[float], out_dir: Path,
-                      mdir: Path) -> list[tuple[dict, dict]]:
-    """(source entry, copy entry) for every entry and factor; the copy's audio is
-    out_dir/<copy id>.flac (relative to mdir) and its duration is filled in when it is made."""
-    plan = []
-    for factor in factors:
-        suffix = speed_suffix(factor)
-        for e in entries:
-            uid = e["id"] + suffix
-            copy_ = dict(e, id=uid, speaker=e["speaker"] + suffix, speed=factor, duration=None,
-                         audio_filepath=os.path.relpath(out_dir / f"{uid}.flac", mdir))
-            copy_.pop("offset", None)  # the copy is a whole file
-            plan.append((e, copy_))
-    return plan
-
-
-def _speed_copy(job: tuple[dict, str, float]) -> tuple[str, float | None, str | None]:
-    """(source entry with an absolute path, target flac, factor) -> (target, duration, error);
-    an existing target is kept (written atomically, so it is whole)."""
-    entry, target, factor = job
-    if not os.path.exists(target):
-        try:
-            wav = entry_audio(entry, SAMPLE_RATE)
-        except AudioError as e:
-            return target, None, str(e)
-        with atomic_open(target, "wb", fsync=False) as f:
-            f.write(flac_bytes(A.speed_perturb(wav, factor), SAMPLE_RATE))
-    info = sf.info(target)
-    return target, info.frames / info.samplerate, None
-
-
-def _remove_stale_copies(out_dir: Path, keep: set[str]) -> int:
-    """Delete the copies not in keep (their source left the training part, or the factors
-    changed) and the temporary files of a killed run; returns how many copies went."""
-    for tmp in out_dir.glob(".*.tmp"):
-        tmp.unlink()
-    stale = [p for p in out_dir.glob("*.flac") if p.name not in keep]
-    for p in stale:
-        p.unlink()
-    return len(stale)
-
-
-def make_speed_copies(entries: list[dict], factors: list[float], mdir: Path, nj: int,
-                      progress: bool) -> tuple[list[dict], Counter]:
-    """The speed copies of entries (real training utterances, audio paths relative to mdir),
-    made in <root>/audio/speed/ where missing; returns the copies' entries and the count
-    skipped (unreadable source audio). Copies of anything else are deleted."""
-    out_dir = mdir.parent / "audio" / SPEED_DIR
-    if not factors and not out_dir.exists():
-        return [], Counter()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    plan = plan_speed_copies(entries, factors, out_dir, mdir)
-    removed = _remove_stale_copies(out_dir, {Path(c["audio_filepath"]).name for _, c in plan})
-    by_target = {str(mdir / c["audio_filepath"]): c for _, c in plan}
-    reused = sum(os.path.exists(target) for target in by_target)
-    jobs = [(dict(source, audio_filepath=str(mdir / source["audio_filepath"])),
-             str(mdir / copy_["audio_filepath"]), copy_["speed"]) for source, copy_ in plan]
-    failed: Counter = Counter()
-    with WorkerPool(nj) as workers, \
-            tqdm(total=len(jobs), desc="speed copies", unit="utt", disable=not progress) as bar:
-        for target, duration, error in workers.imap(_speed_copy, jobs, ordered=False, chunksize=16):
-            bar.update()
-            if error is None:
-                by_target[target]["duration"] = round(duration, 3)
-            else:
-                log.warning("speed copy skipped: %s", error)
-                failed["unreadable source audio (speed copy)"] += 1
-    copies = [c for _, c in plan if c["duration"] is not None]
-    log.info("speed copies: %d (%d reused, %d made, %d stale deleted, %d skipped)", len(copies),
-             reused, len(copies) - reused, removed, sum(failed.values()))
-    return copies, failed
 
 
 # --- 5. mix ------------------------------------------------------------------------------------

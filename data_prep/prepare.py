@@ -64,7 +64,7 @@ def run_prepare(cfg, progress: bool | None = None):
     if empty and summary.usable:
         summary.note(f"warning: split(s) {', '.join(empty)} have no usable utterance")
     rejects = summary.write_rejects(root / "manifests" / "rejected.tsv")
-    summary.print(rejects_file=rejects)
+    print("\n".join(summary.lines(rejects_file=rejects)), flush=True)
     return summary
 
 

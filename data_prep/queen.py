@@ -69,9 +69,8 @@ from typing import NamedTuple
 import numpy as np
 import soundfile as sf
 
-from asr.data.audio import AudioError
+from asr.data.audio import AudioError, ffmpeg_decode
 from asr.data.checks import EMPTY_TEXT, NON_SPEECH, UNDECODABLE, Summary
-from asr.data.reader import ffmpeg_decode
 from asr.utils import atomic_path
 
 from . import queen_cutaway as cutaway

@@ -16,7 +16,7 @@ from asr.config import AugmentConfig
 from asr.config.loading import load_config
 from asr.data import effects as A
 from asr.data.augment import Augmenter
-from asr.data.effects import AudioFolder
+from asr.data.audio_folder import AudioFolder
 
 from test_augment import SR, gen, one_thread  # noqa: F401  (one_thread: an autouse fixture)
 
@@ -135,7 +135,7 @@ def test_resampled_to_training_rate_and_mixed_to_mono(musan):
 def test_corrupt_file_skipped_counted_and_draws_unchanged(musan, tmp_path, caplog):
     fresh = folder(musan / "noise")
     seen = folder(musan / "noise")
-    with caplog.at_level(logging.WARNING, logger="asr.data.effects"):
+    with caplog.at_level(logging.WARNING, logger="asr.data.audio_folder"):
         outs = [seen.excerpt(3000, gen(s)) for s in range(30)]
     bad = [p for p in seen.paths if p.endswith("bad.wav")]
     assert list(seen.skipped) == bad

@@ -1,4 +1,5 @@
-"""`asr plot` (asr.scoring.pictures): utterance and training pictures of a tiny run trained here.
+"""`asr plot` (asr.scoring.pictures, asr.plots.training): utterance and training pictures of a
+tiny run trained here.
 
 The run is a few updates on a handful of tone utterances (conftest.tone_phrases): it has
 learnt nothing, but it has everything a picture reads (checkpoints, metrics.jsonl,
@@ -12,7 +13,9 @@ import numpy as np
 import pytest
 
 from asr.cli import main
+from asr.plots.training import plot_training
 from asr.scoring import pictures
+from asr.train_log import read_training
 from conftest import small_config, write_tone_splits
 
 
@@ -95,7 +98,7 @@ def test_training_picture_counts_the_last_line_of_a_repeated_step(tiny_run, tmp_
     assert [r["step"] for r in rows] == [1, 2, 3]
     with open(copy / "metrics.jsonl", "a") as f:  # a resumed run repeats step 3, then a torn line
         f.write(json.dumps({**rows[-1], "loss": 1.5}) + "\n" + '{"step": 4, "lo')
-    h = pictures.read_training(copy)
+    h = read_training(copy)
     assert [r["step"] for r in h.updates] == [1, 2, 3] and h.updates[-1]["loss"] == 1.5
     assert h.evals and {"step", "loss", "wer", "cer"} <= set(h.evals[-1]) and h.speed
     assert h.source.endswith("tensorboard")
@@ -105,11 +108,14 @@ def test_training_picture_counts_the_last_line_of_a_repeated_step(tiny_run, tmp_
     assert img.shape[:2] == (1040, 1200)  # 5 panels + the summary: 3 rows of 2 at 100 dpi
 
     shutil.rmtree(copy / "tensorboard")  # without TensorBoard events: train.log says the same
-    from_log = pictures.read_training(copy)
+    from_log = read_training(copy)
     assert from_log.source.endswith("train.log")
     assert [e["step"] for e in from_log.evals] == [e["step"] for e in h.evals]
     assert [e["cer"] for e in from_log.evals] == pytest.approx([e["cer"] for e in h.evals], abs=0.01)
-    image(pictures.plot_training(copy, tmp_path / "t.png"))
+    image(plot_training(copy, tmp_path / "t.png"))
+    log = copy / "train.log"  # a phone model's run logs its dev phone error rate as "PER"
+    log.write_text(log.read_text().replace("dev WER", "dev PER"))
+    assert [e["step"] for e in read_training(copy).evals] == [e["step"] for e in h.evals]
 
 
 def test_report_embeds_pictures(tiny_run, tmp_path):

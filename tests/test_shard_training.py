@@ -11,9 +11,9 @@ import torch
 
 from asr.checkpoint import load_checkpoint
 from asr.config import save_config
-from asr.data.shards import write_shards
+from asr.data.shard_writer import write_shards
 from asr.data.store import FeatureStore
-from asr.data.training import ShardStreamBatches
+from asr.data.training import open_training_data
 from asr.text.vocab import build_vocab
 from asr.train import Trainer
 from conftest import small_config
@@ -93,7 +93,7 @@ def test_two_ranks_with_uneven_shards_end_every_epoch_together(tone_store, tmp_p
     vocab = build_vocab(cfg.data)
     per_rank = []
     for rank in range(2):
-        data = ShardStreamBatches(cfg, vocab, rank, 2, pin_memory=False)
+        data, _ = open_training_data(cfg, vocab, rank, 2)
         counts = []
         for epoch in range(2):
             data.set_epoch(epoch)

@@ -13,7 +13,9 @@ from asr.data.audio import load_audio
 from asr.data.dataset import collate
 from asr.data.features import FeatureExtractor
 from asr.data.manifest import read_manifest
-from asr.data.shards import ShardDataset, bucket_batches, split_skip, stream_batches, write_shards
+from asr.data.shard_batches import bucket_batches, stream_batches
+from asr.data.shard_writer import write_shards
+from asr.data.shards import ShardDataset, split_skip
 from asr.data.store import FeatureStore
 from asr.text.vocab import make_vocab
 

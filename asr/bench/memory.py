@@ -10,7 +10,7 @@ end / reference, which stays near 1.0 when memory is flat.
     python -m asr.bench.memory --config recipes/builtin/config.yaml [--minutes 60] [section.key=value ...]
     python -m asr.bench.memory --config ... --steps 600 --at-step 100
 
-The trainer writes its memory into metrics.jsonl with every update (asr.train.Trainer.record);
+The trainer writes its memory into metrics.jsonl with every update (asr.train_log.RunLog.update);
 on Linux this process also reads /proc/<pid>/status of the trainer every --interval seconds.
 """
 

@@ -1,3 +1,3 @@
-"""Data: audio I/O, manifests, features, the feature store (write and read), checks, datasets and
-batches, augmentation.
+"""Data: audio I/O, manifests, features, the feature store (write and read), tar shards (write,
+stream, batch), checks, datasets and batches, augmentation.
 """

@@ -94,7 +94,6 @@ def ffmpeg_retry(source, name: str, rate: int, offset: float, frames: int) -> np
     """The same samples decoded by FFmpeg when libsndfile gave NaN or infinite ones: its MP3
     decoder (libmpg123) sometimes does on valid files, not the same frames on every run.
     AudioError naming the file when FFmpeg cannot do better."""
-    from asr.data.reader import ffmpeg_decode
     if hasattr(source, "seek"):
         source.seek(0)
     try:
@@ -105,6 +104,34 @@ def ffmpeg_retry(source, name: str, rate: int, offset: float, frames: int) -> np
         raise AudioError(f"{name}: audio contains NaN or infinite samples")
     start = int(round(offset * rate))
     return samples[start:start + frames]
+
+
+def ffmpeg_decode(source, name: str) -> tuple[np.ndarray, int]:
+    """(mono float32 samples, sample rate) of a whole file or file object decoded by FFmpeg's
+    libraries (PyAV), not libsndfile: libsndfile's MP3 decoder (libmpg123) sometimes turns frames
+    of a valid MP3 into NaN samples, FFmpeg's does not. AudioError naming `name` on failure."""
+    try:
+        import av
+    except ImportError:
+        raise AudioError(f"{name}: decoding with FFmpeg needs PyAV: pip install av") from None
+    try:
+        with av.open(source) as container:
+            if not container.streams.audio:
+                raise AudioError(f"{name}: has no audio track")
+            stream = container.streams.audio[0]
+            rate = stream.rate or stream.codec_context.sample_rate
+            resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
+            blocks = [out.to_ndarray().reshape(-1) for frame in container.decode(stream)
+                      for out in resampler.resample(frame)]
+            blocks += [out.to_ndarray().reshape(-1) for out in resampler.resample(None)]
+    except AudioError:
+        raise
+    except Exception as e:
+        raise AudioError(f"{name}: cannot decode audio ({e})") from None
+    samples = np.concatenate(blocks).astype(np.float32) if blocks else np.zeros(0, np.float32)
+    if not np.isfinite(samples).all():
+        raise AudioError(f"{name}: audio contains NaN or infinite samples")
+    return samples, rate
 
 
 def flac_bytes(wav: torch.Tensor, sample_rate: int = SAMPLE_RATE) -> bytes:

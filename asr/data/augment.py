@@ -5,7 +5,8 @@ Draws come from a ``torch.Generator`` passed in by the caller (asr.data.effects.
 seeded by run, epoch and utterance), so augmentation is the same in any DataLoader worker and on
 resume. Features are (..., frames, dim) as made by :class:`asr.data.features.FeatureExtractor`.
 :class:`Augmenter` chains the effects as set by an :class:`AugmentConfig` (everything off by
-default; its values are checked when the config is built).
+default; its values are checked when the config is built); :func:`augmenter_for` makes the one
+of a run's augment section, or None when it turns everything off.
 """
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ import torch
 
 from asr.config import AugmentConfig
 from asr.data.audio import AudioError
-from asr.data.effects import (AudioFolder, BabbleSource, add_noise, gain, item_generator,
-                              pitch_shift, randint, random_noise, reverberate, speed_perturb,
-                              synthetic_rir, telephone, uniform)
+from asr.data.audio_folder import AudioFolder
+from asr.data.effects import (BabbleSource, add_noise, gain, item_generator, pitch_shift, randint,
+                              random_noise, reverberate, speed_perturb, synthetic_rir, telephone,
+                              uniform)
 
-__all__ = ["AudioFolder", "Augmenter", "SpecAugment", "StoreBabble", "item_generator",
-           "spec_augment", "spec_augment_masks"]
+__all__ = ["AudioFolder", "Augmenter", "SpecAugment", "StoreBabble", "augmenter_for",
+           "item_generator", "spec_augment", "spec_augment_masks"]
 
 log = logging.getLogger(__name__)
 
@@ -220,3 +222,25 @@ class Augmenter(torch.nn.Module):
     def spec_augment(self, feats: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """The config's SpecAugment on feats (..., frames, dim); feats itself when it is off."""
         return feats if self.specaug is None else self.specaug(feats, generator)
+
+
+def augmenter_for(cfg: AugmentConfig, sample_rate: int, train_store=None) -> Augmenter | None:
+    """The Augmenter of an augment section, or None when every effect is off; says in the log
+    which effects are on. Babble noise draws its talkers from the training utterances of
+    train_store when it holds audio (an on-the-fly store; not a feature store, not shards)."""
+    if not (cfg.specaugment or cfg.wave_active):
+        return None
+    babble = StoreBabble(train_store) if hasattr(train_store, "audio") else None
+    aug = Augmenter(cfg, sample_rate, babble)
+    on = [name for name, active in (
+        ("SpecAugment", cfg.specaugment), (f"speed {cfg.speed_factors}", bool(cfg.speed_factors)),
+        (f"pitch p={cfg.pitch_prob}", cfg.pitch_prob > 0),
+        (f"noise p={cfg.noise_prob} {cfg.snr_min:g}-{cfg.snr_max:g} dB {aug.noise_types}",
+         cfg.noise_prob > 0),
+        (f"reverb p={cfg.reverb_prob}", cfg.reverb_prob > 0),
+        (f"telephone p={cfg.telephone_prob}", cfg.telephone_prob > 0),
+        (f"gain {cfg.gain_min_db:g}..{cfg.gain_max_db:g} dB",
+         cfg.gain_min_db != 0 or cfg.gain_max_db != 0))
+        if active]
+    log.info("augmentation: %s", ", ".join(on))
+    return aug

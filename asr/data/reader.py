@@ -14,6 +14,8 @@ import numpy as np
 import soundfile as sf
 
 from asr.data.audio import AudioError
+# whole-file FFmpeg decoding lives in asr.data.audio; asr.data.checks imports it from here
+from asr.data.audio import ffmpeg_decode  # noqa: F401
 
 # What AudioReader reads, by extension: libsndfile's formats (soundfile), then FFmpeg's (PyAV,
 # `pip install av`: without it those files are named with that advice, never skipped unseen).
@@ -110,34 +112,6 @@ class AudioReader:
 
     def __exit__(self, *_):
         self.close()
-
-
-def ffmpeg_decode(source, name: str) -> tuple[np.ndarray, int]:
-    """(mono float32 samples, sample rate) of a whole file or file object decoded by FFmpeg's
-    libraries (PyAV), not libsndfile: libsndfile's MP3 decoder (libmpg123) sometimes turns frames
-    of a valid MP3 into NaN samples, FFmpeg's does not. AudioError naming `name` on failure."""
-    try:
-        import av
-    except ImportError:
-        raise AudioError(f"{name}: decoding with FFmpeg needs PyAV: pip install av") from None
-    try:
-        with av.open(source) as container:
-            if not container.streams.audio:
-                raise AudioError(f"{name}: has no audio track")
-            stream = container.streams.audio[0]
-            rate = stream.rate or stream.codec_context.sample_rate
-            resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
-            blocks = [out.to_ndarray().reshape(-1) for frame in container.decode(stream)
-                      for out in resampler.resample(frame)]
-            blocks += [out.to_ndarray().reshape(-1) for out in resampler.resample(None)]
-    except AudioError:
-        raise
-    except Exception as e:
-        raise AudioError(f"{name}: cannot decode audio ({e})") from None
-    samples = np.concatenate(blocks).astype(np.float32) if blocks else np.zeros(0, np.float32)
-    if not np.isfinite(samples).all():
-        raise AudioError(f"{name}: audio contains NaN or infinite samples")
-    return samples, rate
 
 
 def read_all(path: str | Path) -> tuple[np.ndarray, int]:

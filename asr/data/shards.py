@@ -1,18 +1,12 @@
-"""Sharded datasets for corpora beyond one disk: tar shards in the WebDataset layout, read as a
-sequential stream (local paths, ``https://`` or ``pipe:`` URLs) instead of random access.
+"""Sharded datasets for corpora beyond one disk: tar shards in the WebDataset layout (written by
+asr.data.shard_writer), read as a sequential stream (local paths, ``https://`` or ``pipe:``
+URLs) instead of random access.
 
-    write_shards(manifest, out_dir)                  # or `asr shard MANIFEST OUT_DIR`
+    write_shards(manifest, out_dir)                  # asr.data.shard_writer, `asr shard`
     ds = ShardDataset(out_dir, vocab, FeatureConfig(), seed=0)   # rank/world from torch.distributed
     ds.set_epoch(epoch, skip=n)                      # items: new shard order + buffer draws; resume
     stream = stream_batches(ds, 20000, epoch, num_workers=2, start=saved_state)
-    for batch in stream: ...                         # collated Batches; stream.state resumes
-
-Layout of a shard folder::
-
-    shards.json          shard names, sample counts, durations, totals (written last: marks completion)
-    shard-000000.tar     per utterance <key>.txt (transcript), <key>.json (id, duration, ...) and
-                         either <key>.<ext> (the original audio file's bytes: flac, wav, ...) or
-                         <key>.npy (stored features, float16 as the feature store holds them)
+    for batch in stream: ...                         # collated Batches (asr.data.shard_batches)
 
 A training item is what AsrDataset.__getitem__ gives: (features (T, F) float32, label ids, id),
 or None for an utterance that cannot be trained on (so `collate` works unchanged).
@@ -26,9 +20,6 @@ the shards do not divide evenly the first n_shards % W ranks read one shard more
 Nothing is dropped or repeated to even them out; a DDP loop must agree when to stop (as
 Trainer.done does), or stop every rank at the smallest rank_samples() (an all_reduce MIN). Many
 shards of similar size (>= 4*W*K) keep the difference small.
-
-Batches are made inside the DataLoader workers (ShardBatches): an utterance sent alone between
-processes costs about as much as its loading (shared memory per tensor), a batch costs the same.
 """
 
 from __future__ import annotations
@@ -37,241 +28,32 @@ import io
 import itertools
 import json
 import logging
-import os
 import random
 import zlib
 from collections import Counter
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Iterator
 
 import numpy as np
 import torch
 
-from asr.data.audio import AudioError, decode_audio, entry_audio, flac_bytes
-from asr.data.dataset import AsrDataset, Batch, collate
+from asr.data.audio import AudioError, decode_audio
+from asr.data.dataset import AsrDataset
 from asr.data.effects import item_generator
 from asr.data.features import FeatureExtractor
-from asr.data.manifest import read_manifest
-from asr.data.store import FeatureStore
-from asr.utils import atomic_write_text
+from asr.data.shard_writer import FEATURE_KEYS, INDEX
+from asr.data.shard_writer import write_shards  # noqa: F401  (asr.cli.shard imports it from here)
 
 log = logging.getLogger(__name__)
 
-INDEX = "shards.json"
-SHARD_NAME = "shard-%06d.tar"
-FEATURE_KEYS = ("kind", "sample_rate", "n_mels", "win_ms", "hop_ms")  # what makes features differ
 _NOT_AUDIO = {"txt", "json", "npy", "__key__", "__url__", "__local_path__"}
 
 
-# ---------------------------------------------------------------- writing
+def loader_worker() -> tuple[int, int]:
+    """(this DataLoader worker's id, the number of workers); (0, 1) in the main process."""
+    info = torch.utils.data.get_worker_info()
+    return (info.id, info.num_workers) if info is not None else (0, 1)
 
-class _ShardSink:
-    """Writes samples into numbered tar shards, starting a new one at max_count samples or
-    max_size bytes; each shard is written under a hidden temporary name and renamed when full."""
-
-    def __init__(self, out: Path, max_count: int, max_size: int):
-        import webdataset as wds
-        self._tar_writer = wds.TarWriter
-        self.out, self.max_count, self.max_size = out, max_count, max_size
-        self.shards: list[dict] = []
-        self._writer = self._fh = self._tmp = None
-
-    def write(self, sample: dict, duration: float) -> None:
-        size = sum(len(v) for k, v in sample.items() if not k.startswith("__"))
-        cur = self.shards[-1] if self._writer else None
-        if cur and (cur["samples"] >= self.max_count or cur["bytes"] + size > self.max_size):
-            self._close()
-            cur = None
-        if cur is None:
-            name = SHARD_NAME % len(self.shards)
-            self._tmp = self.out / f".{name}.{os.getpid()}.tmp"
-            self._fh = open(self._tmp, "wb")
-            # an integer mtime keeps members free of pax headers (a float one adds one each)
-            self._writer = self._tar_writer(self._fh, encoder=False, mtime=0)
-            cur = {"name": name, "samples": 0, "duration": 0.0, "bytes": 0}
-            self.shards.append(cur)
-        self._writer.write(sample)
-        cur["samples"] += 1
-        cur["duration"] += duration
-        cur["bytes"] += size
-
-    def _close(self) -> None:
-        self._writer.close()
-        self._fh.close()
-        os.replace(self._tmp, self.out / self.shards[-1]["name"])
-        self.shards[-1]["duration"] = round(self.shards[-1]["duration"], 3)
-        self._writer = self._fh = self._tmp = None
-
-    def finish(self) -> list[dict]:
-        if self._writer:
-            self._close()
-        return self.shards
-
-    def abort(self) -> None:
-        if self._writer:
-            self._writer.close()
-            self._fh.close()
-            self._tmp.unlink(missing_ok=True)
-
-
-def sample_key(uid: str) -> str:
-    """The tar member prefix of an utterance: WebDataset cuts keys at the first dot and treats
-    slashes as folders, so both become underscores (the exact id is kept in the .json)."""
-    return uid.replace(".", "_").replace("/", "_")
-
-
-def _meta_json(e: dict, duration: float, frames: int | None = None) -> bytes:
-    meta = {"id": e["id"], "duration": duration}
-    if frames is not None:
-        meta["frames"] = frames
-    for key in ("speaker", "audio_filepath", "offset"):
-        if e.get(key):
-            meta[key] = e[key]
-    return json.dumps(meta, ensure_ascii=False).encode("utf-8")
-
-
-class _AudioSamples:
-    """Shard samples holding each readable audio file's bytes unchanged: (sample, duration,
-    None), or (None, 0, error naming the file). Each file is decoded once, to check that training
-    can use it, to measure its duration and, for the first cmvn_utts, to sum CMVN statistics."""
-
-    def __init__(self, entries: Iterable[dict], cfg, cmvn_utts: int):
-        self.entries, self.cfg, self.cmvn_utts = entries, cfg, cmvn_utts
-        self.extractor = FeatureExtractor(cfg)
-        self._sums, self._frames, self._utts = None, 0, 0
-
-    def __iter__(self):
-        for e in self.entries:
-            path = Path(e["audio_filepath"])
-            try:
-                wav = entry_audio(e, self.cfg.sample_rate)
-            except AudioError as err:
-                yield None, 0.0, str(err)
-                continue
-            duration = round(len(wav) / self.cfg.sample_rate, 3)
-            if self._utts < self.cmvn_utts:
-                self._add_stats(self.extractor(wav).double())
-            if "offset" in e:  # a segment of a long recording: only its samples, as FLAC
-                ext, data = "flac", flac_bytes(wav, self.cfg.sample_rate)
-            else:
-                ext, data = path.suffix.lower().lstrip(".") or "wav", path.read_bytes()
-            yield {"__key__": sample_key(e["id"]), "txt": e.get("text", "").encode("utf-8"),
-                   "json": _meta_json(e, duration), ext: data}, duration, None
-
-    def _add_stats(self, feats: torch.Tensor) -> None:
-        part = torch.stack([feats.sum(0), feats.square().sum(0)])
-        self._sums = part if self._sums is None else self._sums + part
-        self._frames += len(feats)
-        self._utts += 1
-
-    def cmvn(self) -> dict | None:
-        if self._sums is None:
-            return None
-        mean = self._sums[0] / self._frames
-        std = (self._sums[1] / self._frames - mean.square()).clamp_min(1e-8).sqrt()
-        return {"mean": mean.float().tolist(), "std": std.float().tolist(),
-                "utterances": self._utts, "frames": self._frames}
-
-
-class _FeatureSamples:
-    """Shard samples holding a feature store's features of each manifest entry, in the store's
-    dtype (float16): (sample, duration, None), or (None, 0, error) for an id not in the store."""
-
-    def __init__(self, entries: Iterable[dict], store: FeatureStore):
-        self.entries, self.store = entries, store
-        self.by_id = {e["id"]: j for j, e in enumerate(store.entries)}
-        self._mmaps: dict[int, np.ndarray] = {}
-
-    def __iter__(self):
-        for e in self.entries:
-            j = self.by_id.get(e["id"])
-            if j is None:
-                yield None, 0.0, (f"{e['id']} ({e.get('audio_filepath', '')}): not in the feature "
-                                  f"store {self.store.path} (unreadable when it was extracted?)")
-                continue
-            s = self.store.entries[j]
-            buf = io.BytesIO()
-            np.save(buf, self._stored(s))
-            yield {"__key__": sample_key(e["id"]), "txt": e.get("text", s["text"]).encode("utf-8"),
-                   "json": _meta_json({**s, **e}, s["duration"], s["frames"]),
-                   "npy": buf.getvalue()}, s["duration"], None
-
-    def _stored(self, s: dict) -> np.ndarray:
-        mat = self._mmaps.get(s["shard"])
-        if mat is None:
-            mat = np.load(self.store.path / f"shard-{s['shard']:05d}.npy", mmap_mode="r")
-            self._mmaps[s["shard"]] = mat
-        return np.ascontiguousarray(mat[s["offset"]:s["offset"] + s["frames"]])
-
-    def cmvn(self) -> dict:
-        mean, std = self.store.cmvn()
-        return {"mean": mean.tolist(), "std": std.tolist()}
-
-
-def write_shards(manifest: str | Path, out_dir: str | Path, features_store: str | Path | None = None,
-                 max_count: int = 1000, max_size: int = 256 * 2**20, shuffle: bool = False,
-                 seed: int = 0, feature_cfg=None, cmvn_utts: int = 200) -> dict:
-    """Write the utterances of a manifest into tar shards + shards.json; returns the index.
-
-    features_store: a feature store folder: shards hold its stored features (.npy) instead of
-        the audio; a manifest entry missing from the store is skipped and counted.
-    max_count / max_size: samples and bytes per shard (whichever is reached first).
-    shuffle: write in a seeded random order, for manifests sorted by speaker or length (the
-        reader's shuffle buffer only mixes nearby samples).
-    feature_cfg: the features audio shards are checked and described with (default
-        FeatureConfig()); their CMVN statistics come from the first cmvn_utts utterances
-        written. Feature store shards copy the store's settings and CMVN.
-    Unreadable audio is skipped with a warning naming the file, and counted ("skipped").
-    Shards of an earlier run beyond the new count are removed; shards.json is written last.
-    """
-    from asr.config import FeatureConfig
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / INDEX).unlink(missing_ok=True)  # the folder is incomplete until it is rewritten
-    entries: Iterable[dict] = read_manifest(manifest)
-    if shuffle:
-        entries = list(entries)
-        random.Random(seed).shuffle(entries)
-    if features_store:
-        store = FeatureStore(features_store)
-        samples = _FeatureSamples(entries, store)
-        settings = {k: store.meta["features"][k] for k in FEATURE_KEYS}
-    else:
-        cfg = feature_cfg or FeatureConfig()
-        samples = _AudioSamples(entries, cfg, cmvn_utts)
-        settings = {k: getattr(cfg, k) for k in FEATURE_KEYS}
-    sink = _ShardSink(out, max(1, max_count), max(1, max_size))
-    errors: list[str] = []
-    try:
-        for sample, duration, error in samples:
-            if error:
-                errors.append(error)
-                log.warning("skipped: %s", error)
-            else:
-                sink.write(sample, duration)
-    except BaseException:
-        sink.abort()
-        raise
-    shards = sink.finish()
-    if not shards:
-        raise RuntimeError(f"{manifest}: no usable utterances ({len(errors)} skipped)")
-    names = {s["name"] for s in shards}
-    for old in out.glob("shard-*.tar"):
-        if old.name not in names:
-            old.unlink()
-    duration = round(sum(s["duration"] for s in shards), 3)
-    index = {"kind": "features" if features_store else "audio", "manifest": str(manifest),
-             "samples": sum(s["samples"] for s in shards), "duration": duration,
-             "hours": round(duration / 3600, 3), "skipped": len(errors),
-             "skipped_files": errors[:100], "features": settings, "cmvn": samples.cmvn(),
-             "shards": shards}
-    atomic_write_text(out / INDEX, json.dumps(index, indent=1))  # last: marks completion
-    if errors:
-        log.warning("%s: %d utterance(s) skipped; first: %s", out, len(errors), errors[0])
-    return index
-
-
-# ---------------------------------------------------------------- reading
 
 def read_index(where) -> dict:
     """shards.json as a dict, from a dict, a local path or a URL webdataset opens (https:, pipe:)."""
@@ -338,7 +120,7 @@ class ShardDataset(torch.utils.data.IterableDataset):
     set_epoch(epoch, skip) before iterating (each epoch, as with a sampler); the DataLoader must
     not keep workers between epochs (persistent_workers=False), or they would miss it. Iterated
     through a DataLoader (batch_size=None) it yields items one by one; for training, batch them
-    in the workers with stream_batches, which is several times faster with workers.
+    in the workers with asr.data.shard_batches.stream_batches, several times faster with workers.
     """
 
     def __init__(self, source, vocab, feature_cfg=None, *, index=None, subsample: int = 4,
@@ -505,115 +287,3 @@ class ShardDataset(torch.utils.data.IterableDataset):
         if self.augment is not None:
             feats = self.augment.spec_augment(feats, g)
         return feats.numpy()
-
-
-# ---------------------------------------------------------------- batching
-
-def loader_worker() -> tuple[int, int]:
-    """(this DataLoader worker's id, the number of workers); (0, 1) in the main process."""
-    info = torch.utils.data.get_worker_info()
-    return (info.id, info.num_workers) if info is not None else (0, 1)
-
-
-def bucket_batches(items: Iterable, batch_frames: int, max_batch_utts: int = 64,
-                   sort_buffer: int = 256, rng: random.Random | None = None,
-                   length: Callable | None = None) -> Iterator[list]:
-    """Length-bucketed lists of items from a stream, under a padded-frames budget.
-
-    The stream is read in chunks of sort_buffer items (None placeholders are dropped); each
-    chunk is sorted by length and cut greedily into batches of at most batch_frames padded
-    frames and max_batch_utts items, which come in an order drawn from rng (chunk order when
-    None). A chunk's batches depend only on its items: the same stream gives the same batches.
-    length: an item's frames (default len(features)); for waveforms give samples // hop.
-    """
-    length = length or (lambda item: len(item[0]))
-    stream = iter(items)
-    while True:
-        chunk = list(itertools.islice(stream, max(1, sort_buffer)))
-        if not chunk:
-            return
-        kept = sorted((it for it in chunk if it is not None), key=length)  # stable: ties in order
-        batches: list[list] = []
-        batch: list = []
-        longest = 0
-        for it in kept:
-            n = length(it)
-            if batch and (max(longest, n) * (len(batch) + 1) > batch_frames
-                          or len(batch) >= max_batch_utts):
-                batches.append(batch)
-                batch, longest = [], 0
-            batch.append(it)
-            longest = max(longest, n)
-        if batch:
-            batches.append(batch)
-        if rng is not None:
-            rng.shuffle(batches)
-        yield from batches
-
-
-class ShardBatches(torch.utils.data.IterableDataset):
-    """Collated batches (asr.data.dataset.Batch) of a ShardDataset, made in each DataLoader
-    worker from its own stream (bucket_batches), so a batch crosses to the training process as
-    a few tensors instead of two per utterance. Yields (reader role, Batch).
-
-    Resuming is per reader: set_epoch(epoch, start) with start = {"turn": the reader whose turn
-    was next, "batches": batches taken from each reader} (what BatchStream.state holds); worker
-    k then plays reader (k + turn) and drops its first batches[role] batches, so the loader gives
-    exactly the rest of the epoch. It needs the same number of loader workers as before.
-    """
-
-    def __init__(self, dataset: ShardDataset, batch_frames: int, max_batch_utts: int = 64,
-                 sort_buffer: int = 256, length: Callable | None = None):
-        self.dataset, self.batch_frames, self.max_batch_utts = dataset, batch_frames, max_batch_utts
-        self.sort_buffer, self.length = sort_buffer, length
-        self.start: dict = {"turn": 0, "batches": []}
-
-    def set_epoch(self, epoch: int, start: dict | None = None) -> None:
-        self.dataset.set_epoch(epoch)
-        self.start = dict(start or {"turn": 0, "batches": []})
-
-    def __iter__(self) -> Iterator[tuple[int, Batch]]:
-        worker, workers = loader_worker()
-        done = self.start["batches"] or [0] * workers
-        if len(done) != workers:
-            raise ValueError(f"{self.dataset.name}: the batches were read with {len(done)} loader "
-                             f"worker(s); resume with as many, not {workers}")
-        role = (worker + self.start["turn"]) % workers
-        ds = self.dataset
-        rng = random.Random(f"batches/{ds.seed}/{ds.epoch}/{ds.rank}/{role}")
-        batches = bucket_batches(ds.role_items(role, workers), self.batch_frames,
-                                 self.max_batch_utts, self.sort_buffer, rng, self.length)
-        for batch in itertools.islice(batches, done[role], None):
-            yield role, collate(batch)
-
-
-class BatchStream:
-    """The training process's side of a ShardBatches loader: yields its Batches and keeps
-    `state`, the exact resume point after the batches given so far (a small JSON-able dict)."""
-
-    def __init__(self, loader, workers: int, start: dict | None = None):
-        self.loader = loader
-        start = start or {}
-        self.state = {"turn": start.get("turn", 0),
-                      "batches": list(start.get("batches") or [0] * max(1, workers))}
-
-    def __iter__(self) -> Iterator[Batch]:
-        for role, batch in self.loader:
-            done = list(self.state["batches"])
-            done[role] += 1
-            self.state = {"turn": (role + 1) % len(done), "batches": done}
-            yield batch
-
-
-def stream_batches(dataset: ShardDataset, batch_frames: int, epoch: int = 0, *,
-                   num_workers: int = 0, max_batch_utts: int = 64, sort_buffer: int = 256,
-                   start: dict | None = None, pin_memory: bool = False,
-                   length: Callable | None = None) -> BatchStream:
-    """One epoch of bucketed batches of a ShardDataset through a DataLoader of num_workers
-    processes, resumed at `start` (an earlier BatchStream.state of this epoch)."""
-    batches = ShardBatches(dataset, batch_frames, max_batch_utts, sort_buffer, length)
-    batches.set_epoch(epoch, start)
-    loader = torch.utils.data.DataLoader(
-        batches, batch_size=None, num_workers=num_workers, pin_memory=pin_memory,
-        generator=torch.Generator())  # own generator: the global RNG is left alone
-    return BatchStream(loader, num_workers, start)

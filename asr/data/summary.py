@@ -5,7 +5,6 @@ Its lines are returned (Summary.lines); the commands print them."""
 from __future__ import annotations
 
 import dataclasses
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -75,11 +74,6 @@ class Summary:
         if not self.usable:
             out.append("error: no usable utterance")
         return out
-
-    def print(self, file=None, limit: int = CONSOLE_LIMIT, rejects_file=None) -> None:
-        """The lines on file (default stdout). Only for data_prep's commands, which still call
-        it; asr itself prints lines() in its CLI and never calls this."""
-        print("\n".join(self.lines(limit, rejects_file)), file=file or sys.stdout, flush=True)
 
     def write_rejects(self, path: str | Path) -> Path:
         """All rejected items as TSV: split, file, reason, detail (where)."""

@@ -1,8 +1,7 @@
-"""Pictures people would rather look at: one utterance as the network heard it, and a training run.
+"""Pictures of one utterance as the network heard it, to see what it got wrong.
 
     plot_utterances(MODEL, MANIFEST, OUT_DIR, ids=[...])          # chosen utterances
     plot_utterances(MODEL, MANIFEST, OUT_DIR, worst=5, hyp=HYP)   # the 5 with most word errors
-    plot_training(RUN)                                            # RUN/training.png
 
 An utterance picture (:func:`plot_utterance`) has, on one time axis in seconds:
 
@@ -16,53 +15,32 @@ and the reference, the greedy hypothesis and (when given) a decoded hypothesis i
 Features, log-probabilities and words come from the same Transcriber `asr transcribe` runs
 (asr.load), so the picture shows what the toolkit does, not a re-implementation of it.
 
-A training picture (:func:`plot_training`) reads RUN/metrics.jsonl (one line per update: step,
-epoch, loss, lr, memory; a resumed run repeats steps, and the last line for a step counts)
-and the dev evaluations and speed from RUN/tensorboard (or, without it, RUN/train.log).
-
-matplotlib is imported lazily with the Agg backend; every PNG is written atomically.
+The picture of a training run is asr.plots.training.plot_training (`asr plot training`).
+matplotlib is imported lazily with the Agg backend (asr.plots); every PNG is written atomically.
 """
 
 from __future__ import annotations
 
-import json
-import logging
 import math
 import re
 import textwrap
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from asr.utils import atomic_path
-
-log = logging.getLogger(__name__)
+from asr.plots import DPI, pyplot, save_png
+# the training picture is asr.plots.training's; asr.cli.plot and docs/pictures/make_pictures.py
+# import it from here
+from asr.plots.training import plot_training  # noqa: F401
 
 MIN_PROB = 0.1  # a token is drawn in the posteriorgram when its probability ever exceeds this
-DPI = 100
-
-
-def _pyplot():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
-
-
-def _save(plt, fig, path: Path) -> Path:
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=DPI)
-    plt.close(fig)
-    return Path(path)
 
 
 def _shown(token: str) -> str:
     """A token as printed in the picture: the word separator visible."""
     return {" ": "\u2423", "": "\u2205"}.get(token, token)
 
-
-# ================================================================ one utterance
 
 @dataclass
 class UtteranceView:
@@ -164,7 +142,7 @@ def _title(view: UtteranceView, width_chars: int) -> list[str]:
 def plot_utterance(view: UtteranceView, path: str | Path) -> Path:
     """Write the picture of one utterance (see the module docstring) to path (PNG)."""
     import librosa.display
-    plt = _pyplot()
+    plt = pyplot()
     from matplotlib.lines import Line2D
     from matplotlib.ticker import MaxNLocator
     end_s = max((view.feats.shape[0] - 0.5) * view.hop_s, 1e-3)  # the spectrogram's (centred frames)
@@ -251,7 +229,7 @@ def plot_utterance(view: UtteranceView, path: str | Path) -> Path:
     leg_ax.legend(handles=handles, loc="center left", bbox_to_anchor=(-1.0, 0.5), fontsize=8,
                   frameon=False, ncol=1 if len(handles) <= 12 else 2, handlelength=1.2,
                   title="token", title_fontsize=8)
-    return _save(plt, fig, Path(path))
+    return save_png(plt, fig, Path(path))
 
 
 # ---------------------------------------------------------------- which utterances
@@ -296,211 +274,3 @@ def plot_utterances(model: str | Path, manifest: str | Path, out_dir: str | Path
             name = f"{rank:0{len(str(len(chosen)))}d}_{name}"
         paths[str(entry["id"])] = plot_utterance(utterance_view(t, entry, text), out / f"{name}.png")
     return paths
-
-
-# ================================================================ a training run
-
-@dataclass
-class TrainingLog:
-    """A run's history. updates: metrics.jsonl rows by step (the last line of a step counts).
-    evals: [{"step", "loss", "wer", "cer"}] of dev evaluations. speed: [(step, audio-s/s)]."""
-
-    updates: list[dict] = field(default_factory=list)
-    evals: list[dict] = field(default_factory=list)
-    speed: list[tuple[int, float]] = field(default_factory=list)
-    source: str = ""
-
-
-def read_metrics(path: str | Path) -> list[dict]:
-    """metrics.jsonl rows sorted by step, the last line written for a step winning (a resumed
-    run appends again from its checkpoint); a torn last line is skipped."""
-    rows: dict[int, dict] = {}
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(row, dict) and "step" in row:
-                rows[int(row["step"])] = row
-    return [rows[k] for k in sorted(rows)]
-
-
-def _by_step(pairs) -> list[tuple[int, float]]:
-    last = {}
-    for step, value in pairs:
-        last[int(step)] = float(value)
-    return sorted(last.items())
-
-
-def _tensorboard_scalars(folder: Path) -> dict[str, list[tuple[int, float]]]:
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-    tb_log = logging.getLogger("tensorboard")
-    level = tb_log.level
-    tb_log.setLevel(logging.WARNING)  # not "No path found after ..." for every file read
-    try:
-        acc = EventAccumulator(str(folder), size_guidance={"scalars": 0})  # 0: keep every event
-        acc.Reload()
-    finally:
-        tb_log.setLevel(level)
-    return {tag: _by_step((e.step, e.value) for e in acc.Scalars(tag))
-            for tag in acc.Tags().get("scalars", [])}
-
-
-_EVAL_LINE = re.compile(r"\(step (\d+), [^)]*\): train loss \S+, dev loss (\S+), "
-                        r"dev WER (\S+)%, CER (\S+)%")
-_STEP_LINE = re.compile(r"update (\d+) loss \S+ lr \S+ (\S+) audio-s/s")
-
-
-def _log_lines(path: Path) -> tuple[list[dict], list[tuple[int, float]]]:
-    evals, speed = {}, []
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        if m := _EVAL_LINE.search(line):
-            evals[int(m[1])] = {"step": int(m[1]), "loss": float(m[2]), "wer": float(m[3]),
-                                "cer": float(m[4])}
-        elif m := _STEP_LINE.search(line):
-            speed.append((int(m[1]), float(m[2])))
-    return [evals[k] for k in sorted(evals)], _by_step(speed)
-
-
-def read_training(run: str | Path) -> TrainingLog:
-    """The history of a run folder (see TrainingLog); raises FileNotFoundError without
-    metrics.jsonl."""
-    run = Path(run)
-    path = run / "metrics.jsonl"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file (is {run} a training run folder?)")
-    out = TrainingLog(updates=read_metrics(path))
-    tb = run / "tensorboard"
-    scalars = {}
-    if tb.is_dir():
-        try:
-            scalars = _tensorboard_scalars(tb)
-        except Exception as e:  # a damaged event file: fall back to train.log
-            log.warning("%s: cannot read the TensorBoard events (%s); using train.log", tb, e)
-    if scalars.get("dev/cer"):
-        cols = {k: dict(scalars.get(f"dev/{k}", [])) for k in ("loss", "wer", "cer")}
-        out.evals = [{"step": s, **{k: cols[k].get(s, math.nan) for k in cols}}
-                     for s, _ in scalars["dev/cer"]]
-        out.speed = scalars.get("train/audio_seconds_per_second", [])
-        out.source = "metrics.jsonl + tensorboard"
-    elif (run / "train.log").is_file():
-        out.evals, out.speed = _log_lines(run / "train.log")
-        out.source = "metrics.jsonl + train.log"
-    else:
-        out.source = "metrics.jsonl"
-    return out
-
-
-def _summary_lines(h: TrainingLog, steps: np.ndarray, col, epochs: int) -> list[str]:
-    loss = col("loss")
-    tail = loss[-max(1, len(loss) // 20):]
-    lines = [f"updates        {int(steps[-1])}", f"epochs         {epochs}",
-             f"final loss     {np.nanmean(tail):.3f} (mean of last {len(tail)})",
-             f"final lr       {col('lr')[-1]:.2e}"]
-    if h.evals:
-        best = min(h.evals, key=lambda e: e["cer"])
-        last = h.evals[-1]
-        lines += [f"best dev CER   {best['cer']:.2f}% (WER {best['wer']:.2f}%, update {best['step']})",
-                  f"last dev CER   {last['cer']:.2f}% (WER {last['wer']:.2f}%)"]
-    if h.speed:
-        lines.append(f"median speed   {np.median([v for _, v in h.speed]):.0f} audio-s/s")
-    for key, name in (("rss_mb", "peak RSS"), ("gpu_peak_mb", "peak GPU")):
-        vals = col(key)
-        if np.isfinite(vals).any():
-            lines.append(f"{name:<14} {np.nanmax(vals):.0f} MiB")
-    return lines
-
-
-def plot_training(run: str | Path, path: str | Path | None = None) -> Path:
-    """One PNG of a run's curves: training loss by update (and dev loss), dev CER/WER, learning
-    rate, and speed and memory when recorded. path: default RUN/training.png."""
-    run = Path(run)
-    h = read_training(run)
-    if not h.updates:
-        raise ValueError(f"{run / 'metrics.jsonl'}: no updates recorded yet")
-    plt = _pyplot()
-    steps = np.array([r["step"] for r in h.updates])
-    col = lambda key: np.array([float(r.get(key, math.nan)) for r in h.updates])  # noqa: E731
-    mem_keys = [k for k in ("rss_mb", "anon_mb", "gpu_mb", "gpu_peak_mb")
-                if any(k in r for r in h.updates)]
-    panels = ["loss", "dev", "lr"] + (["speed"] if h.speed else []) + (["memory"] if mem_keys else [])
-    n_rows = (len(panels) + 1) // 2
-    fig, axes = plt.subplots(n_rows, 2, figsize=(12, 3.3 * n_rows + 0.5), sharex=True, squeeze=False)
-    flat = list(axes.flat)
-    # epoch boundaries: the first update of each epoch after the first
-    epochs = col("epoch")
-    starts = [int(s) for s, e, p in zip(steps[1:], epochs[1:], epochs[:-1]) if e != p]
-
-    for name, ax in zip(panels, flat):
-        if name == "loss":
-            loss = col("loss")
-            ax.plot(steps, loss, color="#4c72b0", lw=0.6, alpha=0.45, label="train (per update)")
-            k = max(1, len(loss) // 50)
-            if k > 1:
-                smooth = np.convolve(np.nan_to_num(loss, nan=np.nanmean(loss)), np.ones(k) / k, "valid")
-                ax.plot(steps[k - 1:], smooth, color="#4c72b0", lw=1.6, label=f"train (mean of {k})")
-            ev = [e for e in h.evals if math.isfinite(e.get("loss", math.nan))]
-            if ev:
-                ax.plot([e["step"] for e in ev], [e["loss"] for e in ev], "o-", color="#c44e52",
-                        ms=4, lw=1.2, label="dev")
-            finite = loss[np.isfinite(loss) & (loss > 0)]
-            if finite.size and finite.max() / finite.min() > 20:
-                ax.set_yscale("log")
-            ax.set_ylabel("CTC loss per utterance")
-            ax.set_title("loss")
-            ax.legend(fontsize=8)
-        elif name == "dev":
-            ax.set_title("dev error rates (greedy)")
-            ax.set_ylabel("%")
-            if h.evals:
-                for key, color in (("cer", "#55a868"), ("wer", "#8172b2")):
-                    vals = [e[key] for e in h.evals]
-                    ax.plot([e["step"] for e in h.evals], vals, "o-", color=color, ms=4,
-                            label=key.upper())
-                best = min(h.evals, key=lambda e: e["cer"])
-                ax.plot([best["step"]], [best["cer"]], "*", color="#2d6a3e", ms=12, zorder=3,
-                        label=f"best CER {best['cer']:.2f}% (update {best['step']})")
-                top = max([e[k] for e in h.evals for k in ("cer", "wer") if math.isfinite(e[k])] or [1.0])
-                ax.set_ylim(-0.04 * top, 1.08 * top)  # points at 0 % stay visible above the axis
-                ax.legend(fontsize=8)
-            else:
-                ax.text(0.5, 0.5, "no dev evaluation yet", ha="center", va="center",
-                        transform=ax.transAxes, color="grey")
-        elif name == "lr":
-            ax.plot(steps, col("lr"), color="#dd8452", lw=1.4)
-            ax.set_title("learning rate")
-            ax.set_ylabel("lr")
-            ax.ticklabel_format(axis="y", style="sci", scilimits=(-2, 3))
-        elif name == "speed":
-            ax.plot([s for s, _ in h.speed], [v for _, v in h.speed], ".-", color="#937860", lw=1)
-            ax.set_title("speed")
-            ax.set_ylabel("audio seconds / second")
-            ax.set_ylim(bottom=0)
-        elif name == "memory":
-            for key in mem_keys:
-                ax.plot(steps, col(key), lw=1.2, label=key.replace("_mb", "").replace("_", " "))
-            ax.set_title("memory")
-            ax.set_ylabel("MiB")
-            ax.legend(fontsize=8)
-        for s in starts:
-            ax.axvline(s, color="0.85", lw=0.8, zorder=0)
-        ax.grid(color="0.93", lw=0.6)
-    for ax in flat[len(panels):]:
-        ax.set_visible(False)
-    last_epoch = int(np.nanmax(epochs)) if np.isfinite(epochs).any() else 0
-    if len(panels) < len(flat):  # the free slot: the run in numbers
-        ax = flat[-1]
-        ax.set_visible(True)
-        ax.axis("off")
-        ax.text(0.05, 0.95, "\n".join(_summary_lines(h, steps, col, last_epoch)),
-                transform=ax.transAxes, va="top", ha="left", fontsize=10, family="monospace",
-                linespacing=1.6)
-    for ax in flat:  # x labels on the lowest visible panel of each column
-        ax.tick_params(labelbottom=True)
-        ax.set_xlabel("update")
-    best = f", best dev CER {min(e['cer'] for e in h.evals):.2f}%" if h.evals else ""
-    fig.suptitle(f"{run.name}: {int(steps[-1])} updates, {last_epoch} epoch(s){best}"
-                 f"   (grey lines: epoch starts; from {h.source})", fontsize=11)
-    fig.tight_layout()
-    return _save(plt, fig, Path(path) if path else run / "training.png")
