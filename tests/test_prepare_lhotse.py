@@ -104,7 +104,7 @@ def test_offset_segments_are_read_alone(tmp_path):
 def test_segments_in_shards_validation_and_kaldi_export(tmp_path):
     from asr.config import FeatureConfig
     from asr.data.manifest import write_manifest
-    from asr.data.shards import write_shards
+    from asr.data.shard_writer import write_shards
     from asr.data.checks import Checks
     from asr.data.validate import validate
     from data_prep.kaldi import export

@@ -23,7 +23,7 @@ def cmd_plot_utterances(args) -> int:
 
 
 def cmd_plot_training(args) -> int:
-    from asr.scoring.pictures import plot_training
+    from asr.plots.training import plot_training
     print(plot_training(args.run, args.out))
     return 0
 

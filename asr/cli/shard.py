@@ -7,7 +7,7 @@ from __future__ import annotations
 
 
 def cmd_shard(args) -> int:
-    from asr.data.shards import write_shards
+    from asr.data.shard_writer import write_shards
     index = write_shards(args.manifest, args.out_dir, features_store=args.features,
                          max_count=args.max_count, max_size=int(args.max_mb * 2**20),
                          shuffle=args.shuffle, seed=args.seed)

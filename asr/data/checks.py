@@ -26,7 +26,7 @@ import soundfile as sf
 
 from asr.config import SUBWORD_UNITS, WORD_TEXT_UNITS, Config, apply
 from asr.data.audio import AudioError
-from asr.data.reader import ffmpeg_decode
+from asr.data.audio import ffmpeg_decode
 from asr.data.summary import CONSOLE_LIMIT, Reject, Summary  # noqa: F401 (their old import path)
 from asr.model import output_frames
 from asr.text.normalize import ENGLISH, normalize_text, primary_language

@@ -14,8 +14,6 @@ import numpy as np
 import soundfile as sf
 
 from asr.data.audio import AudioError
-# whole-file FFmpeg decoding lives in asr.data.audio; asr.data.checks imports it from here
-from asr.data.audio import ffmpeg_decode  # noqa: F401
 
 # What AudioReader reads, by extension: libsndfile's formats (soundfile), then FFmpeg's (PyAV,
 # `pip install av`: without it those files are named with that advice, never skipped unseen).

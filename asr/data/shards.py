@@ -42,7 +42,6 @@ from asr.data.dataset import AsrDataset
 from asr.data.effects import item_generator
 from asr.data.features import FeatureExtractor
 from asr.data.shard_writer import FEATURE_KEYS, INDEX
-from asr.data.shard_writer import write_shards  # noqa: F401  (asr.cli.shard imports it from here)
 
 log = logging.getLogger(__name__)
 

@@ -30,9 +30,6 @@ from pathlib import Path
 import numpy as np
 
 from asr.plots import DPI, pyplot, save_png
-# the training picture is asr.plots.training's; asr.cli.plot and docs/pictures/make_pictures.py
-# import it from here
-from asr.plots.training import plot_training  # noqa: F401
 
 MIN_PROB = 0.1  # a token is drawn in the posteriorgram when its probability ever exceeds this
 
@@ -80,7 +77,7 @@ def utterance_view(transcriber, entry: dict, hyp: str | None = None) -> Utteranc
     """Features, posteriors and greedy words of one manifest entry (its whole audio, one pass
     through the network; words split at pauses as `asr transcribe` does)."""
     from asr.data.audio import entry_audio
-    from asr.transcribe.transcriber import Window
+    from asr.transcribe.windows import Window
     t = transcriber
     wav = entry_audio(entry, t.sample_rate)
     feats = t.features(wav)

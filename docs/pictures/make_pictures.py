@@ -42,7 +42,8 @@ def main() -> int:
     p.add_argument("--work", help="train the tone model here and keep it (default: a temporary folder)")
     args = p.parse_args()
     from asr.data.manifest import read_manifest
-    from asr.scoring.pictures import load_model, plot_training, plot_utterance, utterance_view
+    from asr.plots.training import plot_training
+    from asr.scoring.pictures import load_model, plot_utterance, utterance_view
     with tempfile.TemporaryDirectory() as tmp:
         if args.run:
             if not args.manifest:
