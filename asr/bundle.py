@@ -36,6 +36,7 @@ from asr.checkpoint import CheckpointError, find_checkpoint, load_checkpoint, sa
 from asr.config import DecodeConfig
 from asr.model_card import model_card, render_card
 from asr.utils import atomic_path, atomic_write_text, file_sha256
+from asr.run_folder import RunFolder
 
 log = logging.getLogger(__name__)
 
@@ -202,13 +203,13 @@ def _fill_bundle(out: Path, run: Path, path: Path, ckpt: dict, lm_dir: str | Pat
         log.warning("%s: no lm.bin + lexicon.txt; the bundle decodes greedily", lm)
     atomic_write_text(out / DECODE, yaml.safe_dump({"decode": _decode_section(decode, lm_names)},
                                                    sort_keys=False))
-    if (run / "report.md").is_file():
-        _copy(run / "report.md", out / "results.md")
+    if RunFolder(run).report.is_file():
+        _copy(RunFolder(run).report, out / "results.md")
     model, vocab, _ = model_from_checkpoint(ckpt)
     card = model_card(run, ckpt, cfg, count_parameters(model), len(vocab), lm_names)
     card["checkpoint"] = path.name
     atomic_write_text(out / "card.json", json.dumps(card, indent=1) + "\n")
-    atomic_write_text(out / "README.md", render_card(card, (run / "report.md")))
+    atomic_write_text(out / "README.md", render_card(card, RunFolder(run).report))
     return write_index(out)
 
 
@@ -284,9 +285,8 @@ def run_decode_settings(run: Path | None, cfg=None) -> DecodeConfig:
 def names_lm(run: Path, cfg) -> bool:
     """Whether a run's saved settings (cfg: saved_run_config) name an LM: decoder beam_lm, an
     LM folder or file, or LM weights tuned by `asr tune-lm`."""
-    from asr.decoding.tuning import TUNED
     return (cfg.decode.decoder == "beam_lm" or bool(cfg.lm.dir or cfg.decode.lm_path)
-            or (run / TUNED).is_file())
+            or RunFolder(run).tuned.is_file())
 
 
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
@@ -301,7 +301,7 @@ def model_source(path: str | Path, verify: bool = True) -> ModelSource:
         raise BundleError(f"{path}: no such bundle, run folder or checkpoint")
     if is_bundle(path):
         return load_bundle(path, verify)
-    if path.is_dir() and not (path / "checkpoints").is_dir():
+    if path.is_dir() and not RunFolder(path).checkpoints.is_dir():
         raise BundleError(f"{path}: neither a bundle (no {INDEX}) nor a run folder (no checkpoints/): "
                           "give a folder made by `asr bundle`, a training run folder (train.exp_dir) "
                           "or a checkpoint file")

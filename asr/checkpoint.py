@@ -14,6 +14,7 @@ from asr.config import FeatureConfig, ModelConfig
 from asr.model import CTCModel
 from asr.utils import atomic_open
 from asr.text.vocab import vocab_from_checkpoint
+from asr.run_folder import RunFolder
 
 log = logging.getLogger(__name__)
 
@@ -51,16 +52,16 @@ def find_checkpoint(run_dir: str | Path, which: str = "best", fallback: bool = T
     A run that has not validated yet has no best.pt: with fallback, "best" then gives last.pt
     with a logged warning; without (best asked for by name), CheckpointError. Any other
     missing name is a CheckpointError listing the checkpoints there are."""
-    ckpt_dir = Path(run_dir) / "checkpoints"
-    path = ckpt_dir / f"{which}.pt"
+    run = RunFolder(run_dir)
+    path = run.checkpoint(which)
     if path.is_file():
         return path
-    last = ckpt_dir / "last.pt"
+    last = run.checkpoint("last")
     if which == "best" and fallback and last.is_file():
         log.warning("%s: no checkpoints/best.pt (the run has not validated yet?): using last.pt",
                     run_dir)
         return last
-    there = sorted(p.stem for p in ckpt_dir.glob("*.pt"))
+    there = sorted(p.stem for p in run.checkpoints.glob("*.pt"))
     raise CheckpointError(f"{run_dir}: no checkpoints/{which}.pt (there are: "
                           f"{', '.join(there) or 'none'}); give one of them")
 

@@ -10,11 +10,13 @@ from pathlib import Path
 import yaml
 
 from asr import __version__
+from asr.run_folder import RunFolder
 
 
 def model_card(run: Path, ckpt: dict, cfg, params: int, vocab_size: int, lm_names: set[str]) -> dict:
     """What the model is and what it learnt from, from the run's saved config and metrics."""
-    saved = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8")) if (run / "config.yaml").is_file() else {}
+    config = RunFolder(run).config
+    saved = yaml.safe_load(config.read_text(encoding="utf-8")) if config.is_file() else {}
     data = (saved or {}).get("data", {})
     model = ckpt["config"].get("model", {})
     card = {

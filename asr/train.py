@@ -36,6 +36,7 @@ from asr.scoring.score import score
 from asr.text.vocab import PhoneVocab, build_vocab, units_state
 from asr.train_log import RunLog, setup_logging
 from asr.utils import pick_device, set_malloc_mmap_threshold, tcmalloc_loaded
+from asr.run_folder import RunFolder
 
 log = logging.getLogger("asr.train")
 
@@ -146,7 +147,7 @@ class Trainer:
         random.seed(tc.seed)
         torch.manual_seed(tc.seed)
         if self.rank == 0:
-            config_mod.save_config(self.cfg, self.run_dir / "config.yaml")
+            config_mod.save_config(self.cfg, RunFolder(self.run_dir).config)
 
     def open_data(self):
         """The vocabulary, the dev set and this rank's training batches (with their augmenter);
@@ -211,10 +212,10 @@ class Trainer:
 
     def save(self, name: str) -> None:
         if self.rank == 0:
-            save_checkpoint(self.state(), self.run_dir / "checkpoints" / f"{name}.pt")
+            save_checkpoint(self.state(), RunFolder(self.run_dir).checkpoint(name))
 
     def resume(self) -> None:
-        path = self.run_dir / "checkpoints" / "last.pt"
+        path = RunFolder(self.run_dir).checkpoint("last")
         if not path.exists():
             log.info("no %s: starting from scratch", path)
             return
@@ -406,7 +407,7 @@ class Trainer:
         self.save("last")
         if self.cfg.train.keep_epochs and self.batch_in_epoch == 0:
             self.save(f"epoch-{self.epoch}")
-            ckpt_dir = self.run_dir / "checkpoints"
+            ckpt_dir = RunFolder(self.run_dir).checkpoints
             old = epoch_checkpoints(ckpt_dir)[:-self.cfg.train.keep_epochs]
             for path in old:
                 path.unlink()

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from asr.utils import gpu_memory_mb, memory_mb
+from asr.run_folder import RunFolder
 
 log = logging.getLogger("asr.train")
 
@@ -36,7 +37,7 @@ def setup_logging(run_dir: Path | None, rank: int = 0) -> None:
         handlers.append(logging.StreamHandler(sys.stderr))
     if run_dir is not None and rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
-        handlers.append(logging.FileHandler(run_dir / "train.log"))
+        handlers.append(logging.FileHandler(RunFolder(run_dir).log))
     fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s")
     for h in handlers:
         h._asr_run = True
@@ -101,7 +102,7 @@ class RunLog:
         if self.rank != 0:
             return
         if self.metrics is None:
-            self.metrics = open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8")
+            self.metrics = open(RunFolder(self.run_dir).metrics, "a", encoding="utf-8")
         loss = sum(update_losses) / len(update_losses)
         self.metrics.write(json.dumps({"step": step, "epoch": epoch, "loss": loss, "lr": lr,
                                        **self.memory()}) + "\n")
@@ -208,7 +209,7 @@ def read_training(run: str | Path) -> TrainingLog:
     """The history of a run folder (see TrainingLog); raises FileNotFoundError without
     metrics.jsonl."""
     run = Path(run)
-    path = run / "metrics.jsonl"
+    path = RunFolder(run).metrics
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file (is {run} a training run folder?)")
     out = TrainingLog(updates=read_metrics(path))
@@ -225,8 +226,8 @@ def read_training(run: str | Path) -> TrainingLog:
                      for s, _ in scalars["dev/cer"]]
         out.speed = scalars.get("train/audio_seconds_per_second", [])
         out.source = "metrics.jsonl + tensorboard"
-    elif (run / "train.log").is_file():
-        out.evals, out.speed = _log_lines(run / "train.log")
+    elif RunFolder(run).log.is_file():
+        out.evals, out.speed = _log_lines(RunFolder(run).log)
         out.source = "metrics.jsonl + train.log"
     else:
         out.source = "metrics.jsonl"

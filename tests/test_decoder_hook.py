@@ -72,7 +72,7 @@ def test_a_registered_decoder_runs_in_transcribe_decode_and_tune_lm(tone_run, ru
     on_copy = [f"train.exp_dir={run}", "data.nj=1"]
     assert main(["decode", "--config", config, *on_copy, "decode.decoder=test-hook",
                  "decode.hotwords=shout"]) == 0
-    hyps = [json.loads(x) for x in (run / "decode_test_test-hook" / "hyp.jsonl").open()]
+    hyps = [json.loads(x) for x in (run / "decode" / "test" / "test-hook" / "hyp.jsonl").open()]
     refs = [json.loads(x)["text"] for x in (tone_run / "manifests" / "test.jsonl").open()]
     assert [h["text"] for h in hyps] == [r.upper() for r in refs]
     # asr tune-lm (precomputed outputs, one trial per setting)

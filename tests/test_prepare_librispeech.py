@@ -133,7 +133,7 @@ def test_make_demo_librispeech_100_on_a_miniature_tree(tmp_path):
                                                      "test_clean.jsonl", "test_other.jsonl"}
     assert (tmp_path / "exp" / "report.md").exists()
     for split in ("test_clean", "test_other"):
-        assert (tmp_path / "exp" / f"decode_{split}_greedy" / "hyp.jsonl").exists()
+        assert (tmp_path / "exp" / "decode" / split / "greedy" / "hyp.jsonl").exists()
 
 
 def test_librispeech_archive_with_escaping_member_is_refused(tmp_path, monkeypatch):

@@ -156,7 +156,7 @@ def test_decode_lm_and_tune_lm_commands(tone_run, capsys):
     assert main(["lm", "build", "--config", config, "lm.order=3", "lm.char_order=4"]) == 0
     for decoder in ("greedy", "beam", "beam_lm"):
         assert main(["decode", "--config", config, f"decode.decoder={decoder}"]) == 0
-        hyps = [json.loads(x) for x in (tone_run / "exp" / f"decode_test_{decoder}" / "hyp.jsonl").open()]
+        hyps = [json.loads(x) for x in (tone_run / "exp" / "decode" / "test" / decoder / "hyp.jsonl").open()]
         refs = [json.loads(x)["text"] for x in (tone_run / "manifests" / "test.jsonl").open()]
         assert [h["text"] for h in hyps] == refs, decoder
         assert all("start" in w and "conf" in w for h in hyps for w in h["words"])

@@ -41,8 +41,9 @@ echo "demo finished in $(( total / 60 )) min $(( total % 60 )) s"
 import sys
 from asr.checkpoint import load_checkpoint
 from asr.config import load_config
+from asr.run_folder import RunFolder
 cfg = load_config(sys.argv[1], sys.argv[2:])
-ckpt = load_checkpoint(f"{cfg.train.exp_dir}/checkpoints/last.pt")
+ckpt = load_checkpoint(RunFolder(cfg.train.exp_dir).checkpoint("last"))
 print(f"training: {ckpt['step']} updates in {ckpt.get('train_seconds', 0) / 60:.1f} min "
       f"({cfg.train.exp_dir})")
 PY

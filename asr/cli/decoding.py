@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from asr.config import load_config
+from asr.run_folder import RunFolder
 
 
 # ---------------------------------------------------------------- asr decode
@@ -44,7 +45,7 @@ def cmd_decode(args) -> int:
         hyps = decode_store(model, vocab, store, device, decoder=settings.decoder, cfg=settings)
         wall = time.perf_counter() - t0
         audio = sum(float(e.get("duration") or 0) for e in store.entries)
-        out = Path(cfg.train.exp_dir) / f"decode_{split}_{settings.decoder}" / "hyp.jsonl"
+        out = RunFolder(cfg.train.exp_dir).new_hyps(split, settings.decoder)
         write_hyps(out, hyps)
         print(f"{split}: {len(hyps)} hypotheses -> {out} ({settings.decoder}, model {path}, "
               f"RTF {wall / audio if audio else float('nan'):.4f} incl. network)")
@@ -110,7 +111,7 @@ def cmd_tune_lm(args) -> int:
     trials = tuning.tune(outputs, refs, vocab, base, space, on_trial=_print_trial, nj=cfg.data.nj)
     best = tuning.write_tuned(cfg.train.exp_dir, split, args.method, trials, decoder=args.decoder)
     print(f"best on {split}: lm_weight {best['lm_weight']}, word_score {best['word_score']} "
-          f"(WER {best['wer']}%) -> {Path(cfg.train.exp_dir) / tuning.TUNED}")
+          f"(WER {best['wer']}%) -> {RunFolder(cfg.train.exp_dir).tuned}")
     return 0
 
 

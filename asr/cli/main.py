@@ -62,7 +62,8 @@ def cmd_train(args) -> int:
 
 def cmd_average(args) -> int:
     from asr.checkpoint import average_checkpoints, epoch_checkpoints, save_checkpoint
-    ckpt_dir = Path(args.run) / "checkpoints"
+    from asr.run_folder import RunFolder
+    ckpt_dir = RunFolder(args.run).checkpoints
     paths = epoch_checkpoints(ckpt_dir)[-args.last:]
     out = ckpt_dir / f"avg-last{args.last}.pt"
     save_checkpoint(average_checkpoints(paths), out)

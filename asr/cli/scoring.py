@@ -113,7 +113,7 @@ def _score_recipe(args) -> int:
                                  subset_key=args.subset_key, plots=not args.no_plots,
                                  **_score_options(args))
     print(results_table(rows))
-    print(f"report: {report} (per split and decoder: <exp_dir>/decode_<split>_<decoder>/report.html)")
+    print(f"report: {report} (per split and decoder: <exp_dir>/decode/<split>/<decoder>/report.html)")
     return 0
 
 
@@ -159,7 +159,7 @@ def add_commands(sub, stage) -> None:
         description="Score REF HYP (JSONL, Kaldi text or sclite trn), or with --config the decodes "
                     "of every test split of a recipe. Prints WER ± 95% bootstrap CI, CER, SER, "
                     "S/D/I and top confusions; --out DIR writes report.md/.html, plots, alignments.")
-    p.add_argument("--config", help="recipe YAML: score exp_dir/decode_<split>_<decoder>/hyp.jsonl")
+    p.add_argument("--config", help="recipe YAML: score exp_dir/decode/<split>/<decoder>/hyp.jsonl")
     p.add_argument("overrides", nargs="*", metavar="REF HYP | section.key=value",
                    help="the reference and hypothesis files; with --config, config overrides")
     p.add_argument("--ref", help="reference file (same as the first positional)")

@@ -21,17 +21,17 @@ import yaml
 
 from asr.config import Config, DecodeConfig, apply, load_config, parse_overrides
 from asr.utils import atomic_write_text
+from asr.run_folder import RunFolder
 
 log = logging.getLogger(__name__)
 
-TUNED = "decode.yaml"  # in the run folder: the decode settings asr tune-lm found best
 
 
 # ---------------------------------------------------------------- layering
 
 def load_tuned(cfg: Config, exp_dir: str | Path | None = None) -> Config:
     """Apply <exp_dir>/decode.yaml (the tuned decode section) onto cfg when it exists."""
-    path = Path(exp_dir or cfg.train.exp_dir) / TUNED
+    path = RunFolder(exp_dir or cfg.train.exp_dir).tuned
     if path.is_file():
         values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         apply(cfg, {"decode": values.get("decode", {})}, str(path))
@@ -54,7 +54,7 @@ def run_folder(model: str | Path) -> Path | None:
     model = Path(model)
     if model.is_dir():
         return model
-    return model.parent.parent if model.parent.name == "checkpoints" else None
+    return model.parent.parent if model.parent == RunFolder(model.parent.parent).checkpoints else None
 
 
 # the paths of a run's config that saved_run_config reads: absolute wherever the run is used from
@@ -66,7 +66,7 @@ def saved_run_config(run: Path | None) -> Config:
     (only those sections: a run saved by an older version may have other keys), with their
     paths absolute (see resolve_saved_paths)."""
     cfg = Config()
-    saved = run / "config.yaml" if run else None
+    saved = RunFolder(run).config if run else None
     if saved and saved.is_file():
         values = yaml.safe_load(saved.read_text(encoding="utf-8")) or {}
         sections = {k: values[k] for k in ("decode", "lm") if isinstance(values.get(k), dict)}
@@ -109,7 +109,7 @@ def resolve_saved_paths(cfg: Config, run: Path, exp_dir: str | None) -> None:
         names = ", ".join(f"{sec.SECTION}.{key}={getattr(sec, key)}" for sec, key in relative)
         log.warning("%s: relative paths (%s) resolved against the current directory %s, as the run "
                     "is not at its recorded train.exp_dir=%s; if they are wrong, make them absolute "
-                    "in that file", run / "config.yaml", names, base, exp_dir)
+                    "in that file", RunFolder(run).config, names, base, exp_dir)
     for section, key in relative:
         setattr(section, key, os.path.normpath(base / getattr(section, key)))
 
@@ -196,6 +196,6 @@ def write_tuned(exp_dir: str | Path, split: str, method: str, trials: list[dict]
     header = (f"# written by `asr tune-lm` ({method}, {len(trials)} trials on {split}): "
               f"{decoder} WER {best['wer']}%\n")
     decode = {"lm_weight": best["lm_weight"], "word_score": best["word_score"]}
-    atomic_write_text(exp / TUNED, header + yaml.safe_dump({"decode": decode}, sort_keys=False))
+    atomic_write_text(RunFolder(exp).tuned, header + yaml.safe_dump({"decode": decode}, sort_keys=False))
     atomic_write_text(exp / "tune_lm.json", json.dumps({"split": split, "trials": trials}, indent=1) + "\n")
     return best

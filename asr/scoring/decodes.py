@@ -1,10 +1,11 @@
-"""Scoring what a recipe has decoded: every ``exp_dir/decode_<split>_<decoder>/hyp.jsonl``
-against ``data.root/manifests/<split>.jsonl``, for every test split and decoder found."""
+"""Scoring what a recipe has decoded: the hypotheses of every test split and decoder found in
+the run folder (asr.run_folder) against ``data.root/manifests/<split>.jsonl``."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from asr.run_folder import RunFolder
 from asr.scoring.report import write_all
 from asr.scoring.score import score_files
 from asr.scoring.tables import write_report
@@ -19,11 +20,7 @@ def _decoder_rank(name: str) -> tuple:
 def decoders_of(cfg, split: str) -> list[str]:
     """The configured decoder and every other decoder already decoded for this split (greedy,
     beam, beam_lm, then the rest by name), so the results table has one row per decoder."""
-    # decode_<split>_* also matches the folders of a longer split name such as <split>_other
-    longer = [s for s in cfg.data.test_splits if s != split and s.startswith(split + "_")]
-    found = [p.name[len(f"decode_{split}_"):] for p in Path(cfg.train.exp_dir).glob(f"decode_{split}_*")
-             if (p / "hyp.jsonl").exists()
-             and not any(p.name.startswith(f"decode_{other}_") for other in longer)]
+    found = RunFolder(cfg.train.exp_dir).decoders(split, cfg.data.test_splits)
     return sorted(set(found) | {cfg.decode.decoder}, key=_decoder_rank)
 
 
@@ -40,11 +37,11 @@ def score_decodes(cfg, report_dir: str | Path | None = None, fmt: str | None = N
     for split in cfg.data.test_splits:
         ref = Path(cfg.data.root) / "manifests" / f"{split}.jsonl"
         for decoder in decoders_of(cfg, split):
-            hyp = Path(cfg.train.exp_dir) / f"decode_{split}_{decoder}" / "hyp.jsonl"
+            hyp = RunFolder(cfg.train.exp_dir).hyps(split, decoder)
             s = score_files(ref, hyp, fmt=fmt, utt2spk=utt2spk, subset_key=subset_key, **kwargs)
             rows.append({"split": split, "decoder": decoder, **s})
             write_all(hyp.parent, s, title=f"{split} ({decoder})",
                       sources={"reference": ref, "hypothesis": hyp}, plots=plots)
-    report = Path(report_dir or cfg.train.exp_dir) / "report.md"
+    report = Path(report_dir) / "report.md" if report_dir else RunFolder(cfg.train.exp_dir).report
     write_report(report, rows)
     return rows, report
