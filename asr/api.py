@@ -13,7 +13,6 @@ CLI and the API cannot drift apart.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,15 +103,9 @@ class Model:
         min_pause_s: pauses that end a word (default: this model's transcribe setting)."""
         from asr.streaming import StreamingRecognizer
         t = self.transcriber
-        model, vocab, feat_cfg = _torch_model(t)
-        model = model.to(t.device)
+        model, vocab, feat_cfg, _ = t.source.network(device=t.device)
         pause = t.chunking.min_pause_s if min_pause_s is None else min_pause_s
         return StreamingRecognizer(model, vocab, feat_cfg, chunk_ms=chunk_ms, min_pause_s=pause)
-
-
-def _torch_model(t: Transcriber):
-    from asr.checkpoint import model_from_checkpoint
-    return model_from_checkpoint(t.source.checkpoint)
 
 
 def load(path: str | Path, device: str = "auto", decoder: str | None = None, engine: str = "torch",
@@ -127,8 +120,8 @@ def load(path: str | Path, device: str = "auto", decoder: str | None = None, eng
     the speech that voice-activity detection finds (True, or VadSettings; needs silero-vad).
     decode_settings: DecodeConfig fields to override (lm_weight=0.8, beam_size=16, ...).
     """
-    from asr.bundle import model_source
-    source = model_source(path, verify=verify)
-    decode = dataclasses.replace(source.decode, **decode_settings) if decode_settings else None
+    from asr.source import model_source
+    source = model_source(path, verify=verify).with_settings(decoder, **decode_settings)
     vad_settings = VadSettings() if vad is True else (vad or None)
-    return Model(Transcriber(source, device, decoder, decode, chunking, engine, batch_size, vad_settings))
+    return Model(Transcriber(source, device, chunking=chunking, engine=engine, batch_size=batch_size,
+                             vad=vad_settings))

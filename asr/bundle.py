@@ -12,8 +12,9 @@
 
 Everything loads with ``weights_only=True``; a file whose size or checksum differs from
 bundle.json is refused by name, so a damaged download fails at load, not as odd output.
-The same ``ModelSource`` is made from a bundle, a run folder or a checkpoint file: callers
-(the CLI, ``asr.load``) need not know which they were given.
+This module is the format (write, read, verify, export); ``asr.source`` opens a bundle, a run
+folder or a checkpoint as the same ModelSource, and writes a run as a bundle
+(``ModelSource.save``).
 """
 
 from __future__ import annotations
@@ -25,18 +26,14 @@ import logging
 import os
 import shutil
 import tempfile
-import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
 from asr import __version__
-from asr.checkpoint import CheckpointError, find_checkpoint, load_checkpoint, save_checkpoint
+from asr.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from asr.config import DecodeConfig
-from asr.model_card import model_card, render_card
 from asr.utils import atomic_path, atomic_write_text, file_sha256
-from asr.run_folder import RunFolder
 
 log = logging.getLogger(__name__)
 
@@ -53,48 +50,6 @@ CONFIG_SECTIONS = ("model", "features", "data")
 
 class BundleError(ValueError):
     """A bundle that cannot be used; the message names the file and why."""
-
-
-@dataclass
-class ModelSource:
-    """What a transcriber needs, from wherever the model came.
-
-    checkpoint: the checkpoint dict (weights, config, vocabulary).
-    decode: decode settings with LM/lexicon paths resolved (the files may be missing: missing_lm).
-    kind: "bundle", "run" or "checkpoint"; path: what was given; folder: the bundle or run folder.
-    lm_expected: the settings name an LM (decoder beam_lm, an LM folder or file, tuned LM
-    weights): without its files the model decodes worse than it was made to, which is said.
-    """
-
-    checkpoint: dict
-    decode: DecodeConfig
-    kind: str
-    path: Path
-    folder: Path | None = None
-    lm_expected: bool = False
-
-    def missing_lm(self) -> str | None:
-        """The first of the LM and lexicon files that is not there (None: both are)."""
-        for key in ("lm_path", "lexicon_path"):
-            value = getattr(self.decode, key)
-            if not value or not Path(value).is_file():
-                return value or f"(decode.{key} not set)"
-        return None
-
-    @property
-    def has_lm(self) -> bool:
-        return self.missing_lm() is None
-
-    def best_decoder(self) -> str:
-        """beam + LM when the model came with an LM, else greedy (with a warning naming the
-        missing file when its settings name an LM)."""
-        missing = self.missing_lm()
-        if missing is None:
-            return "beam_lm"
-        if self.lm_expected:
-            log.warning("%s: the language model it was made with is missing (%s): decoding greedily; "
-                        "build it (`asr lm build`) or give one (--lm)", self.path, missing)
-        return "greedy"
 
 
 # ---------------------------------------------------------------- writing
@@ -131,25 +86,32 @@ def write_index(folder: Path, extra: dict | None = None) -> dict:
     return index
 
 
-def write_bundle(run: str | Path, out: str | Path, which: str = "best",
-                 lm_dir: str | Path | None = None, fallback: bool = True) -> dict:
-    """Bundle a run folder's <which> checkpoint, its LM and tuned decode settings into `out`.
+def write_bundle(out: str | Path, ckpt: dict, decode: DecodeConfig, lm_files: dict[str, Path],
+                 card: dict, readme: str, report: Path | None = None) -> dict:
+    """Write a bundle into the folder `out`: the checkpoint's weights, the decode settings, the
+    LM files ({name in LM_FILES: path}), the model card (card.json, README.md) and the scoring
+    report. ModelSource.save gathers these from a run (`asr bundle`).
 
-    lm_dir: the LM folder (default: the one the run's config names). fallback: as
-    find_checkpoint (best.pt missing: last.pt with a warning, or CheckpointError).
     The bundle is made in a new folder beside `out` and then takes its place, so nothing of a
     previous bundle there (an exported model.onnx, an lm.bin) survives into the new one, and a
     failure leaves the previous bundle whole. A folder that is not a bundle is not replaced.
     Returns bundle.json's dict.
     """
-    run, out = Path(run), Path(out)
+    out = Path(out)
     _check_replaceable(out)
-    path = find_checkpoint(run, which, fallback)
-    ckpt = load_checkpoint(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     new = Path(tempfile.mkdtemp(prefix=f".{out.name}.new-", dir=out.parent))
     try:
-        index = _fill_bundle(new, run, path, ckpt, lm_dir)
+        save_checkpoint(weights_only(ckpt), new / MODEL)
+        for name, path in lm_files.items():
+            _copy(path, new / name)
+        atomic_write_text(new / DECODE, yaml.safe_dump({"decode": _decode_section(decode, set(lm_files))},
+                                                       sort_keys=False))
+        if report is not None:
+            _copy(report, new / "results.md")
+        atomic_write_text(new / "card.json", json.dumps(card, indent=1) + "\n")
+        atomic_write_text(new / "README.md", readme)
+        index = write_index(new)
         _replace_folder(new, out)
     except BaseException:
         shutil.rmtree(new, ignore_errors=True)
@@ -183,34 +145,6 @@ def _replace_folder(new: Path, out: Path) -> None:
         raise
     log.info("%s: replaced the previous bundle", out)
     shutil.rmtree(old)
-
-
-def _fill_bundle(out: Path, run: Path, path: Path, ckpt: dict, lm_dir: str | Path | None) -> dict:
-    """Write the bundle's files into the (new, empty) folder out; bundle.json's dict."""
-    from asr.decoding.tuning import saved_run_config
-    from asr.model import count_parameters
-    from asr.checkpoint import model_from_checkpoint
-    cfg = saved_run_config(run)
-    decode = run_decode_settings(run, cfg)
-    lm = Path(lm_dir) if lm_dir else (Path(decode.lm_path).parent if decode.lm_path else None)
-    save_checkpoint(weights_only(ckpt), out / MODEL)
-    lm_names = set()
-    for name in LM_FILES:
-        if lm is not None and (lm / name).is_file():
-            _copy(lm / name, out / name)
-            lm_names.add(name)
-    if lm is not None and not {"lm.bin", "lexicon.txt"} <= lm_names:
-        log.warning("%s: no lm.bin + lexicon.txt; the bundle decodes greedily", lm)
-    atomic_write_text(out / DECODE, yaml.safe_dump({"decode": _decode_section(decode, lm_names)},
-                                                   sort_keys=False))
-    if RunFolder(run).report.is_file():
-        _copy(RunFolder(run).report, out / "results.md")
-    model, vocab, _ = model_from_checkpoint(ckpt)
-    card = model_card(run, ckpt, cfg, count_parameters(model), len(vocab), lm_names)
-    card["checkpoint"] = path.name
-    atomic_write_text(out / "card.json", json.dumps(card, indent=1) + "\n")
-    atomic_write_text(out / "README.md", render_card(card, RunFolder(run).report))
-    return write_index(out)
 
 
 # ---------------------------------------------------------------- reading
@@ -248,7 +182,9 @@ def verify_bundle(folder: str | Path) -> dict:
     return index
 
 
-def load_bundle(folder: str | Path, verify: bool = True) -> ModelSource:
+def read_bundle(folder: str | Path, verify: bool = True) -> tuple[dict, DecodeConfig]:
+    """(checkpoint dict, decode settings) of a bundle, its LM paths those of its own files;
+    verify: check every file against bundle.json first (BundleError naming a bad one)."""
     folder = Path(folder)
     if verify:
         verify_bundle(folder)
@@ -262,58 +198,8 @@ def load_bundle(folder: str | Path, verify: bool = True) -> ModelSource:
     names = {f.name for f in dataclasses.fields(DecodeConfig)}
     decode = DecodeConfig(**{k: v for k, v in (values or {}).get("decode", {}).items() if k in names})
     # the LM files are always the bundle's own (decode.yaml leaves their paths empty)
-    decode = dataclasses.replace(decode, lm_path=str(folder / "lm.bin"),
-                                 lexicon_path=str(folder / "lexicon.txt"))
-    return ModelSource(ckpt, decode, "bundle", folder, folder, lm_expected=decode.decoder == "beam_lm")
-
-
-def run_decode_settings(run: Path | None, cfg=None) -> DecodeConfig:
-    """A run's decode section (recipe, then its tuned decode.yaml) with LM paths resolved;
-    cfg: the run's saved_run_config, when the caller has it."""
-    from asr.decoding.decoders import resolve_lm_paths
-    from asr.decoding.lm import lm_paths
-    from asr.decoding.tuning import saved_run_config
-    cfg = cfg or saved_run_config(run)
-    if run is None:
-        return cfg.decode
-    # resolved as for beam_lm (word LM + lexicon); which decoder runs is the caller's choice
-    lm_cfg = dataclasses.replace(cfg.decode, decoder="beam_lm")
-    resolved = resolve_lm_paths(lm_cfg, lm_paths(cfg)["dir"])
-    return dataclasses.replace(resolved, decoder=cfg.decode.decoder)
-
-
-def names_lm(run: Path, cfg) -> bool:
-    """Whether a run's saved settings (cfg: saved_run_config) name an LM: decoder beam_lm, an
-    LM folder or file, or LM weights tuned by `asr tune-lm`."""
-    return (cfg.decode.decoder == "beam_lm" or bool(cfg.lm.dir or cfg.decode.lm_path)
-            or RunFolder(run).tuned.is_file())
-
-
-CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
-
-
-def model_source(path: str | Path, verify: bool = True) -> ModelSource:
-    """A ModelSource from a bundle folder, a run folder or a checkpoint file; BundleError
-    naming the path when it is none of them."""
-    from asr.decoding.tuning import run_folder, saved_run_config
-    path = Path(path)
-    if not path.exists():
-        raise BundleError(f"{path}: no such bundle, run folder or checkpoint")
-    if is_bundle(path):
-        return load_bundle(path, verify)
-    if path.is_dir() and not RunFolder(path).checkpoints.is_dir():
-        raise BundleError(f"{path}: neither a bundle (no {INDEX}) nor a run folder (no checkpoints/): "
-                          "give a folder made by `asr bundle`, a training run folder (train.exp_dir) "
-                          "or a checkpoint file")
-    if path.is_file() and path.suffix not in CHECKPOINT_SUFFIXES and not zipfile.is_zipfile(path):
-        # an audio file given first, say: `asr transcribe a.wav RUN`
-        raise BundleError(f"{path}: not a model (bundle folder, run folder or .pt checkpoint); "
-                          "usage: asr transcribe MODEL FILE...")
-    run = run_folder(path)
-    ckpt = load_checkpoint(path)
-    cfg = saved_run_config(run)
-    return ModelSource(ckpt, run_decode_settings(run, cfg), "run" if path.is_dir() else "checkpoint",
-                       path, run, lm_expected=run is not None and names_lm(run, cfg))
+    return ckpt, dataclasses.replace(decode, lm_path=str(folder / "lm.bin"),
+                                     lexicon_path=str(folder / "lexicon.txt"))
 
 
 # ---------------------------------------------------------------- exported forms
@@ -334,9 +220,9 @@ def export_bundle(folder: str | Path, fmt: str, int8: bool = False) -> list[Path
     from asr import export
     from asr.checkpoint import model_from_checkpoint
     folder = Path(folder)
-    source = load_bundle(folder)
-    model, vocab, _ = model_from_checkpoint(source.checkpoint)
-    meta = export_metadata(source.checkpoint, vocab, model.cfg.subsample)
+    ckpt, _ = read_bundle(folder)
+    model, vocab, _ = model_from_checkpoint(ckpt)
+    meta = export_metadata(ckpt, vocab, model.cfg.subsample)
     written = []
     if fmt == "onnx":
         export.export_onnx(model, folder / EXPORTED["onnx"], meta)

@@ -109,10 +109,3 @@ def average_checkpoints(paths: list[Path]) -> dict:
     for key in ("optimizer", "scheduler", "scaler", "rng"):
         averaged.pop(key, None)
     return averaged
-
-
-def load_run_model(run_dir: str | Path, which: str = "best"):
-    """(model in eval mode, vocabulary, checkpoint path) of a run folder's <which> checkpoint."""
-    path = find_checkpoint(run_dir, which)
-    model, vocab, _ = model_from_checkpoint(load_checkpoint(path))
-    return model, vocab, path

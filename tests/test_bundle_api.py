@@ -14,7 +14,8 @@ import soundfile as sf
 import torch
 
 import asr
-from asr.bundle import BundleError, load_bundle, model_source, write_bundle
+from asr.bundle import BundleError
+from asr.source import model_source
 from asr.cli import main
 from asr.data.audio import AudioError
 from asr.decoding.lm import build_lm
@@ -30,7 +31,7 @@ def bundle(tone_run, tmp_path_factory):
     lm = tmp_path_factory.mktemp("tone_lm")
     build_lm(tone_run / "manifests" / "train_text.txt", lm, order=3)
     made = tmp_path_factory.mktemp("made") / "tone.bundle"
-    write_bundle(tone_run / "exp", made, lm_dir=lm)
+    model_source(tone_run / "exp").save(made, lm_dir=lm)
     shipped = tmp_path_factory.mktemp("elsewhere") / "tone.bundle"
     shutil.copytree(made, shipped)
     shutil.rmtree(made)
@@ -50,7 +51,7 @@ def test_bundle_holds_weights_lm_settings_and_card(bundle, tone_run):
     assert (bundle / "model.pt").stat().st_size < (tone_run / "exp" / "checkpoints" / "best.pt").stat().st_size
     card = json.loads((bundle / "card.json").read_text())
     assert card["training"]["split"] == "train" and card["parameters"] > 0
-    source = load_bundle(bundle)
+    source = model_source(bundle)
     assert source.best_decoder() == "beam_lm" and source.decode.lm_path == str(bundle / "lm.bin")
 
 

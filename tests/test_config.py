@@ -102,7 +102,7 @@ def test_a_removed_key_is_dropped_with_a_note_so_old_runs_still_load(tmp_path, c
     import logging
 
     from asr.config import Config, DecodeConfig
-    from asr.decoding.tuning import saved_run_config
+    from asr.source import saved_run_config
     assert "batch_size" not in {f.name for f in dataclasses.fields(DecodeConfig)}
     run = tmp_path / "run"
     run.mkdir()

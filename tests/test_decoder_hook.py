@@ -88,10 +88,10 @@ def test_a_registered_decoder_runs_in_transcribe_decode_and_tune_lm(tone_run, ru
 
 
 def test_every_entry_decodes_a_batch_and_the_store_loop_is_decode_store(tone_run, hook):
-    from asr.checkpoint import load_run_model
+    from asr.source import model_source
     from asr.config import Config
     from asr.data.store import open_store
-    model, vocab, _ = load_run_model(tone_run / "exp")
+    model, vocab, _, _ = model_source(tone_run / "exp").network()
     store = open_store(tone_run, "test", Config().features)
     lp, n = torch.log_softmax(torch.randn(2, 30, len(vocab)), -1), torch.tensor([30, 20])
     for name, decoder in DECODERS.items():

@@ -137,7 +137,8 @@ def test_commonvoice_in_other_languages_trains_decodes_and_scores(tmp_path, lang
         assert words >= ({"他", "说"} if language == "zh-CN" else {"sagte", "er"})
         trainer_model, vocab = pipeline_model(cfg)
         beam = decode_store(trainer_model, vocab, FeatureStore(root / "features" / "test"),
-                            torch.device("cpu"), decoder="beam_lm", beam_size=4)
+                            torch.device("cpu"), decoder="beam_lm", beam_size=4,
+                            lm_path=str(root / "lm" / "lm.bin"), lexicon_path=str(root / "lm" / "lexicon.txt"))
         assert len(beam) == 3 and all(set(h["text"]) <= set(vocab.tokens) for h in beam)
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +16,8 @@ import soundfile as sf
 import torch
 import yaml
 
-from asr.bundle import BundleError, load_bundle, model_source, verify_bundle, write_bundle, write_index
+from asr.bundle import BundleError, verify_bundle, write_index
+from asr.source import model_source
 from asr.checkpoint import CheckpointError, find_checkpoint, save_checkpoint
 from asr.cli import main
 from asr.config import Config, load_config, save_config, to_dict
@@ -59,18 +59,18 @@ def test_rebundling_leaves_no_stale_file(tone_run, tmp_path):
     out = tmp_path / "tone.bundle"
     no_lm = tmp_path / "no_lm"
     no_lm.mkdir()
-    write_bundle(tone_run / "exp", out, lm_dir=no_lm)
+    model_source(tone_run / "exp").save(out, lm_dir=no_lm)
     stale = ("model.onnx", "model.int8.onnx", "results.md", "lm.bin", "lexicon.txt")
     for name in stale:
         (out / name).write_bytes(b"from the previous bundle")
     write_index(out)  # as `asr export` leaves it
-    index = write_bundle(tone_run / "exp", out, which="last", lm_dir=no_lm)
+    index = model_source(tone_run / "exp", which="last").save(out, lm_dir=no_lm)
     on_disk = {p.name for p in out.iterdir()} - {"bundle.json"}
     assert on_disk == set(index["files"])
     assert not on_disk & (set(stale) - {"results.md"})
     assert ("results.md" in on_disk) == (tone_run / "exp" / "report.md").is_file()
     verify_bundle(out)
-    assert load_bundle(out).best_decoder() == "greedy"
+    assert model_source(out).best_decoder() == "greedy"
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temp folders left
 
 
@@ -79,23 +79,23 @@ def test_bundle_refuses_to_replace_a_folder_that_is_not_a_bundle(tone_run, tmp_p
     out.mkdir()
     (out / "notes.txt").write_text("keep me")
     with pytest.raises(BundleError, match=r"mine: not a bundle \(no bundle.json\) and not empty"):
-        write_bundle(tone_run / "exp", out)
+        model_source(tone_run / "exp").save(out)
     assert [p.name for p in out.iterdir()] == ["notes.txt"]
     empty = tmp_path / "empty"
     empty.mkdir()
-    write_bundle(tone_run / "exp", empty, lm_dir=tmp_path / "no_lm")
+    model_source(tone_run / "exp").save(empty, lm_dir=tmp_path / "no_lm")
     verify_bundle(empty)
 
 
 def test_failed_rebundle_leaves_the_old_bundle_whole(tone_run, tmp_path, monkeypatch):
     out = tmp_path / "tone.bundle"
-    before = write_bundle(tone_run / "exp", out, lm_dir=tmp_path / "no_lm")
+    before = model_source(tone_run / "exp").save(out, lm_dir=tmp_path / "no_lm")
 
     def crash(*args):
         raise RuntimeError("disk full")
-    monkeypatch.setattr("asr.bundle.render_card", crash)
+    monkeypatch.setattr("asr.bundle.write_index", crash)  # the last step of writing
     with pytest.raises(RuntimeError, match="disk full"):
-        write_bundle(tone_run / "exp", out, which="last", lm_dir=tmp_path / "no_lm")
+        model_source(tone_run / "exp", which="last").save(out, lm_dir=tmp_path / "no_lm")
     assert verify_bundle(out)["files"] == before["files"]
     assert [p.name for p in tmp_path.iterdir()] == ["tone.bundle"]
 
@@ -185,7 +185,6 @@ def test_registered_decoder_runs_in_transcriber_tuning_and_store_decoding(tone_r
     from asr.decoding import tuning
     from asr.decoding.decoders import DECODERS, decode_store, greedy_hyps, register_decoder, unregister_decoder
     from asr.config import DecodeConfig
-    from asr.checkpoint import load_run_model
     from asr.scoring.score import wer
     from asr.transcribe.transcriber import Transcriber
     calls = []
@@ -203,7 +202,7 @@ def test_registered_decoder_runs_in_transcriber_tuning_and_store_decoding(tone_r
         wav = tmp_path / "a.wav"
         sf.write(wav, tone_speech("abc fed ab", np.random.default_rng(0)), SR, subtype="PCM_16")
         assert Transcriber(tone_run / "exp", device="cpu", decoder="test-shout").transcribe(wav)["text"] == "ABC FED AB"
-        model, vocab, _ = load_run_model(tone_run / "exp")
+        model, vocab, _, _ = model_source(tone_run / "exp").network()
         store = open_store(tone_run, "test", Config().features)
         hyps = decode_store(model, vocab, store, torch.device("cpu"), decoder="test-shout")
         greedy = decode_store(model, vocab, store, torch.device("cpu"))

@@ -77,13 +77,14 @@ def test_a_bundle_of_a_phone_model_transcribes_words_and_exports(phone_run, tmp_
     ONNX network give words, as for a character model."""
     need_kenlm()
     import asr
-    from asr.bundle import export_bundle, write_bundle
+    from asr.bundle import export_bundle
+    from asr.source import model_source
     from test_bundle_api import tone_file
     root, cfg, trainer = phone_run
     lm = tmp_path / "lm"
     build_lm(root / "manifests" / "train_text.txt", lm, order=2, vocab=trainer.vocab)
     bundle = tmp_path / "phones.bundle"
-    write_bundle(root / "exp", bundle, which="last", lm_dir=lm)
+    model_source(root / "exp", which="last").save(bundle, lm_dir=lm)
     audio = tone_file(tmp_path / "a.wav", "abc fed ab")
     model = asr.load(bundle)
     result = model.transcribe(audio)

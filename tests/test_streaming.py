@@ -288,9 +288,10 @@ def test_bench_ship_streams_a_unidirectional_bundle(uni_run, tone_run, tmp_path,
     of a unidirectional bundle whose final texts equal offline decoding."""
     import json
     from asr.bench import ship
-    from asr.bundle import verify_bundle, write_bundle
-    write_bundle(tone_run / "exp", tmp_path / "bi.bundle")
-    write_bundle(uni_run, tmp_path / "uni.bundle")
+    from asr.bundle import verify_bundle
+    from asr.source import model_source
+    model_source(tone_run / "exp").save(tmp_path / "bi.bundle")
+    model_source(uni_run).save(tmp_path / "uni.bundle")
     assert ship.main([str(tmp_path / "bi.bundle"), str(tone_run / "manifests" / "test.jsonl"),
                       "--threads", "1", "--repeats", "2", "--streaming-bundle", str(tmp_path / "uni.bundle")]) == 0
     out = capsys.readouterr().out

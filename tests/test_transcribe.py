@@ -171,15 +171,15 @@ def test_decode_lm_and_tune_lm_commands(tone_run, capsys):
 
 
 def test_tune_lm_trials_in_two_processes_equal_one(tone_run):
-    from asr.checkpoint import load_run_model
     from asr.data.store import open_store
     from asr.decoding import tuning
+    from asr.source import recipe_source
     config = str(tone_run / "exp" / "config.yaml")
-    cfg = tuning.run_config(config, ["decode.decoder=beam_lm"])
     if not (tone_run / "lm" / "lm.bin").is_file():
         assert main(["lm", "build", "--config", config, "lm.order=3", "lm.char_order=4"]) == 0
-    base = tuning.decode_settings(cfg)
-    model, vocab, _ = load_run_model(cfg.train.exp_dir, "best")
+    source = recipe_source(config, [], decoder="beam_lm")
+    cfg, base = source.config, source.decode
+    model, vocab, _, _ = source.network()
     store = open_store(cfg.data.root, cfg.data.dev_split, cfg.features)
     outputs = tuning.split_outputs(model, store, torch.device("cpu"))
     refs = [e.get("text", "") for e in store.entries]

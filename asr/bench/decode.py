@@ -153,18 +153,15 @@ def ensure_lm(cfg, settings) -> None:
     build_config_lm(cfg)
 
 
-def bench(cfg, peer: bool = True, threads: int = 0) -> list[dict]:
-    """Run the benchmark for a run config; returns the rows (also printed and written)."""
-    from asr.checkpoint import find_checkpoint, load_checkpoint, model_from_checkpoint
-    from asr.decoding.tuning import decode_settings
+def bench(source, peer: bool = True, threads: int = 0) -> list[dict]:
+    """Run the benchmark for a recipe's run (asr.source.recipe_source, decoder beam_lm: its LM
+    paths); returns the rows (also printed and written)."""
     from asr.data.features import FeatureExtractor
+    cfg, settings, path = source.config, source.decode, source.checkpoint_path
     if threads or cfg.train.threads:
         torch.set_num_threads(threads or cfg.train.threads)
-    path = find_checkpoint(cfg.train.exp_dir, cfg.decode.checkpoint)
-    model, vocab, feat_cfg = model_from_checkpoint(load_checkpoint(path))
+    model, vocab, feat_cfg, _ = source.network()
     features = FeatureExtractor(feat_cfg)
-    cfg.decode = dataclasses.replace(cfg.decode, decoder="beam_lm")  # LM paths as beam_lm uses them
-    settings = decode_settings(cfg)
     ensure_lm(cfg, settings)
     frame_s = frame_seconds(feat_cfg.hop_ms, model.cfg.subsample)
     splits = {s: front_end(model, features, Path(cfg.data.root) / "manifests" / f"{s}.jsonl", feat_cfg.sample_rate)
@@ -199,8 +196,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=0, help="CPU threads (default train.threads)")
     p.add_argument("overrides", nargs="*", help="section.key=value overrides")
     args = p.parse_args(argv)
-    from asr.decoding.tuning import run_config
-    bench(run_config(args.config, args.overrides), peer=not args.no_peer, threads=args.threads)
+    from asr.source import recipe_source
+    bench(recipe_source(args.config, args.overrides, decoder="beam_lm"), peer=not args.no_peer,
+          threads=args.threads)
     return 0
 
 

@@ -139,13 +139,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--split", default="test")
     p.add_argument("overrides", nargs="*")
     args = p.parse_args(argv)
-    from asr.checkpoint import find_checkpoint
-    from asr.decoding.tuning import run_config
-    from asr.decoding.lm import lm_paths
     from asr.data.manifest import read_manifest
-    cfg = run_config(args.config, args.overrides)
-    run = str(find_checkpoint(cfg.train.exp_dir, cfg.decode.checkpoint))
-    lm = str(lm_paths(cfg)["dir"]) if args.decoder == "beam_lm" else None
+    from asr.source import recipe_source
+    source = recipe_source(args.config, args.overrides, decoder=args.decoder)
+    cfg, run = source.config, str(source.checkpoint_path)
+    lm = str(Path(source.decode.lm_path).parent) if args.decoder == "beam_lm" else None
     entries = list(read_manifest(Path(cfg.data.root) / "manifests" / f"{args.split}.jsonl"))
     work = Path(cfg.train.exp_dir) / "long"
     work.mkdir(parents=True, exist_ok=True)

@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 from asr.data.manifest import read_manifest
-from asr.bundle import EXPORTED, MODEL, export_bundle, load_bundle
+from asr.bundle import EXPORTED, MODEL, export_bundle
 from asr.scoring.score import wer
 from asr.transcribe.transcriber import Transcriber
 from asr.utils import atomic_write_text
@@ -78,9 +78,9 @@ def run_engines(bundle: Path, engines, entries: list[dict], decoder: str, repeat
 
 
 def run_streaming(bundle: Path, entries: list[dict], chunk_ms: int) -> dict | None:
-    from asr.checkpoint import model_from_checkpoint
+    from asr.source import model_source
     from asr.streaming import StreamingRecognizer, stream_file
-    model, vocab, feat_cfg = model_from_checkpoint(load_bundle(bundle).checkpoint)
+    model, vocab, feat_cfg, _ = model_source(bundle).network()
     if model.cfg.bidirectional:
         return None
     rec = StreamingRecognizer(model, vocab, feat_cfg, chunk_ms=chunk_ms)

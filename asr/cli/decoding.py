@@ -8,13 +8,12 @@
     asr bundle RUN OUT                               one self-contained folder to ship
     asr export BUNDLE --format onnx|torchscript [--int8]
 
-Argument parsing and printing only: the settings layering (recipe, the run's tuned
-decode.yaml, overrides) and the tune-lm search are in asr.decoding.tuning.
+Argument parsing and printing only: which model with which settings (recipe, the run's tuned
+decode.yaml, overrides) is asr.source's answer; the tune-lm search is asr.decoding.tuning.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -26,29 +25,26 @@ from asr.run_folder import RunFolder
 # ---------------------------------------------------------------- asr decode
 
 def cmd_decode(args) -> int:
-    from asr.checkpoint import load_run_model
     from asr.data.store import open_store
     from asr.decoding.decoders import decode_store, write_hyps
-    from asr.decoding.tuning import decode_settings, run_config
+    from asr.source import recipe_source
     from asr.utils import pick_device
     if not args.config:  # the defaults name no run of yours
         raise ValueError("asr decode needs --config RECIPE: the recipe of the run to decode "
                          "(e.g. --config recipes/builtin/config.yaml)")
-    cfg = run_config(args.config, args.overrides)
-    model, vocab, path = load_run_model(cfg.train.exp_dir, cfg.decode.checkpoint)
-    device = pick_device(cfg.train.device, setting="train.device")
-    model.to(device)
-    settings = decode_settings(cfg)
+    source = recipe_source(args.config, args.overrides)
+    cfg, settings = source.config, source.decode
+    model, vocab, _, _ = source.network(device=pick_device(cfg.train.device, setting="train.device"))
     for split in cfg.data.test_splits:
         store = open_store(cfg.data.root, split, cfg.features)
         t0 = time.perf_counter()
-        hyps = decode_store(model, vocab, store, device, decoder=settings.decoder, cfg=settings)
+        hyps = decode_store(model, vocab, store, next(model.parameters()).device, settings)
         wall = time.perf_counter() - t0
         audio = sum(float(e.get("duration") or 0) for e in store.entries)
         out = RunFolder(cfg.train.exp_dir).new_hyps(split, settings.decoder)
         write_hyps(out, hyps)
-        print(f"{split}: {len(hyps)} hypotheses -> {out} ({settings.decoder}, model {path}, "
-              f"RTF {wall / audio if audio else float('nan'):.4f} incl. network)")
+        print(f"{split}: {len(hyps)} hypotheses -> {out} ({settings.decoder}, model "
+              f"{source.checkpoint_path}, RTF {wall / audio if audio else float('nan'):.4f} incl. network)")
     return 0
 
 
@@ -89,26 +85,25 @@ def _print_trial(t: dict, seconds: float) -> None:
 
 
 def cmd_tune_lm(args) -> int:
-    from asr.checkpoint import load_run_model
     from asr.data.store import open_store
     from asr.decoding import tuning
+    from asr.decoding.decoders import get_decoder
+    from asr.source import recipe_source
     from asr.utils import pick_device
     if not args.config:  # the defaults name no run of yours
         raise ValueError("asr tune-lm needs --config RECIPE: the recipe of the run to tune "
                          "(e.g. --config recipes/builtin/config.yaml)")
-    from asr.decoding.decoders import get_decoder
     get_decoder(args.decoder)  # an unknown name fails before the network runs
-    cfg = tuning.run_config(args.config, args.overrides)
+    source = recipe_source(args.config, args.overrides, decoder=args.decoder)
+    cfg = source.config
     split = args.split or cfg.data.dev_split
-    cfg.decode.decoder = args.decoder  # before the LM paths are resolved (lm.bin + lexicon)
-    base = tuning.decode_settings(cfg)
-    model, vocab, _ = load_run_model(cfg.train.exp_dir, cfg.decode.checkpoint)
+    model, vocab, _, _ = source.network()
     store = open_store(cfg.data.root, split, cfg.features)
     outputs = tuning.split_outputs(model, store, pick_device(cfg.train.device, setting="train.device"))
     refs = [e.get("text", "") for e in store.entries]
     space = tuning.search_space(args.method, args.trials, _floats(args.lm_weights),
                                 _floats(args.word_scores), args.seed)
-    trials = tuning.tune(outputs, refs, vocab, base, space, on_trial=_print_trial, nj=cfg.data.nj)
+    trials = tuning.tune(outputs, refs, vocab, source.decode, space, on_trial=_print_trial, nj=cfg.data.nj)
     best = tuning.write_tuned(cfg.train.exp_dir, split, args.method, trials, decoder=args.decoder)
     print(f"best on {split}: lm_weight {best['lm_weight']}, word_score {best['word_score']} "
           f"(WER {best['wer']}%) -> {RunFolder(cfg.train.exp_dir).tuned}")
@@ -117,31 +112,11 @@ def cmd_tune_lm(args) -> int:
 
 # ---------------------------------------------------------------- asr transcribe
 
-def transcribe_settings(args, source):
-    """(decoder name, DecodeConfig) for `asr transcribe`: the bundle's or run's tuned settings
-    (beam + LM when the model has an LM), then the flags."""
-    from asr.decoding.decoders import resolve_lm_paths
-    d = source.decode
-    flags = {"lm_weight": args.lm_weight, "word_score": args.word_score, "beam_size": args.beam_size,
-             "hotword_weight": args.hotword_weight, "lexicon": args.lexicon_mode,
-             "lexicon_path": args.lexicon, "hotwords_file": args.hotwords}
-    d = dataclasses.replace(d, **{k: v for k, v in flags.items() if v is not None})
-    if args.hotword:
-        d = dataclasses.replace(d, hotwords=list(d.hotwords) + args.hotword)
-    if args.lm:
-        lm = Path(args.lm)
-        lm_dir = lm if lm.is_dir() else lm.parent
-        d = dataclasses.replace(d, lm_path="" if lm.is_dir() else str(lm), lexicon_path=args.lexicon or "")
-        d = resolve_lm_paths(dataclasses.replace(d, decoder="beam_lm"), lm_dir)
-    decoder = args.decoder or (source.best_decoder() if not args.lm else "beam_lm")
-    return decoder, dataclasses.replace(d, decoder=decoder)
-
-
 def cmd_transcribe(args) -> int:
     """`asr transcribe`. Exit status: 0 every file transcribed, 3 some files could not be (each
     named on stderr), 1 none could, 2 a usage error (bad flags, model or --out)."""
     import argparse
-    from asr.bundle import model_source
+    from asr.source import model_source
     from asr.transcribe.outputs import CueLimits, stdout_text
     from asr.transcribe.transcriber import BATCH_SIZE, Chunking, Transcriber, transcribe_files
     from asr.transcribe.vad import VadSettings
@@ -164,12 +139,14 @@ def cmd_transcribe(args) -> int:
     formats = [f for f in args.format.split(",") if f]
     if args.out is None and any(f in ("srt", "vtt", "tsv", "ctm") for f in formats) and len(args.files) > 1:
         raise ValueError("srt/vtt/tsv/ctm output for several files needs --out DIR")
-    source = model_source(args.model)
-    decoder, settings = transcribe_settings(args, source)
+    source = model_source(args.model).with_settings(
+        args.decoder, args.lm, args.hotword, lm_weight=args.lm_weight, word_score=args.word_score,
+        beam_size=args.beam_size, hotword_weight=args.hotword_weight, lexicon=args.lexicon_mode,
+        lexicon_path=args.lexicon, hotwords_file=args.hotwords)
     chunking = Chunking(args.chunk_s, args.overlap_s, args.min_pause_s)
     vad = VadSettings(threshold=args.vad_threshold) if args.vad else None
-    t = Transcriber(source, args.device, decoder, settings, chunking, args.engine,
-                    args.batch_size or BATCH_SIZE, vad)
+    t = Transcriber(source, args.device, chunking=chunking, engine=args.engine,
+                    batch_size=args.batch_size or BATCH_SIZE, vad=vad)
     limits = CueLimits(args.max_chars, args.max_duration, args.max_gap)
 
     def show(result: dict) -> None:  # without --out each result goes to stdout as it is ready
@@ -228,10 +205,10 @@ def _print_stream(result: dict) -> None:
 # ---------------------------------------------------------------- asr bundle / asr export
 
 def cmd_bundle(args) -> int:
-    from asr.bundle import write_bundle
+    from asr.source import model_source
     # best.pt named on the command line is required; by default a run without one gives last.pt
-    index = write_bundle(args.run, args.out, which=args.checkpoint or "best", lm_dir=args.lm,
-                         fallback=args.checkpoint is None)
+    source = model_source(args.run, which=args.checkpoint or "best", fallback=args.checkpoint is None)
+    index = source.save(args.out, lm_dir=args.lm)
     size = sum(f["bytes"] for f in index["files"].values())
     print(f"bundle {args.out}: {len(index['files'])} files, {size / 1e6:.1f} MB "
           f"({', '.join(index['files'])})")

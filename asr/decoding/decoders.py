@@ -224,9 +224,9 @@ def get_decoder(name: str) -> Decoder:
 
 def check_decoder_options(name: str, options: dict) -> None:
     """ValueError unless decode_store with decoder `name` takes these options (its
-    batch_frames and cfg, and DecodeConfig fields)."""
+    batch_frames, and DecodeConfig fields)."""
     get_decoder(name)
-    known = {"batch_frames", "cfg"} | {f.name for f in dataclasses.fields(DecodeConfig)}
+    known = {"batch_frames"} | {f.name for f in dataclasses.fields(DecodeConfig)}
     unknown = sorted(set(options) - known)
     if unknown:
         raise ValueError(f"decoder {name!r} does not take options {unknown}")
@@ -241,11 +241,6 @@ def store_hop_ms(store) -> float:
         return float(meta["features"].get("hop_ms", 10.0))
     extractor = getattr(store, "extractor", None)
     return float(extractor.cfg.hop_ms) if extractor is not None else 10.0
-
-
-def default_lm_dir(store) -> Path:
-    """<data root>/lm for a store at <data root>/features/<split> (or a manifest beside it)."""
-    return Path(store.path).resolve().parent.parent / "lm"
 
 
 def store_batches(store, batch_frames: int):
@@ -271,20 +266,19 @@ def forward_batch(model, feats: list[torch.Tensor], device: torch.device):
 
 
 @torch.no_grad()
-def decode_store(model, vocab: Vocab, store, device: torch.device, batch_frames: int = 20000,
-                 decoder: str = "greedy", cfg: DecodeConfig | None = None, **options) -> list[dict]:
+def decode_store(model, vocab: Vocab, store, device: torch.device, cfg: DecodeConfig | None = None,
+                 batch_frames: int = 20000, **options) -> list[dict]:
     """Decode every utterance of a feature store; [{"id", "text", "words", ...}] in store order.
 
     model: a CTCModel (eval mode is set). vocab: its vocabulary. store: FeatureStore or
-    OnTheFlyStore. device: where the model runs. batch_frames: padded frames per forward batch.
-    decoder: the name of a decoder of DECODERS (built in or registered). cfg: DecodeConfig
-    (None = defaults); options override its fields.
-    Empty LM paths default to <data root>/lm/ beside the store.
+    OnTheFlyStore. device: where the model runs. cfg: the settings, cfg.decoder naming a
+    decoder of DECODERS (built in or registered); None = DecodeConfig(), greedy. options
+    override its fields (decoder="beam", beam_size=8, ...). batch_frames: padded frames per
+    forward batch. LM and lexicon paths are the settings' own (asr.source resolves a run's).
     """
     model.eval()
-    cfg = dataclasses.replace(cfg or DecodeConfig(), decoder=decoder, **options)
-    cfg = resolve_lm_paths(cfg, default_lm_dir(store))
-    decode = get_decoder(decoder).decode
+    cfg = dataclasses.replace(cfg or DecodeConfig(), **options)
+    decode = get_decoder(cfg.decoder).decode
     frame_s = frame_seconds(store_hop_ms(store), model.cfg.subsample)
     hyps: dict[int, dict] = {}
     for batch in store_batches(store, batch_frames):

@@ -1,9 +1,6 @@
-"""Decode settings per run: the LM weight / word score search of `asr tune-lm`, the
-``<exp_dir>/decode.yaml`` it writes, and the layering that applies it.
-
-Every decode entry point (decode, tune-lm, transcribe of a run folder, bench-decode) resolves
-its settings the same way: recipe defaults, then the run's tuned ``decode.yaml``, then the
-command-line overrides (:func:`run_config`). The tuned file is written and read only here.
+"""The LM weight / word score search of `asr tune-lm` and the ``<exp_dir>/decode.yaml`` it
+writes: the tuned file is written and read only here (asr.source layers it between a run's
+recipe and the command line's overrides).
 """
 
 from __future__ import annotations
@@ -11,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import os
 import random
 from pathlib import Path
 from typing import Callable
@@ -19,15 +15,14 @@ from typing import Callable
 import torch
 import yaml
 
-from asr.config import Config, DecodeConfig, apply, load_config, parse_overrides
+from asr.config import Config, DecodeConfig, apply
 from asr.utils import atomic_write_text
 from asr.run_folder import RunFolder
 
 log = logging.getLogger(__name__)
 
 
-
-# ---------------------------------------------------------------- layering
+# ---------------------------------------------------------------- the tuned file
 
 def load_tuned(cfg: Config, exp_dir: str | Path | None = None) -> Config:
     """Apply <exp_dir>/decode.yaml (the tuned decode section) onto cfg when it exists."""
@@ -37,88 +32,6 @@ def load_tuned(cfg: Config, exp_dir: str | Path | None = None) -> Config:
         apply(cfg, {"decode": values.get("decode", {})}, str(path))
         log.info("decode settings tuned by asr tune-lm: %s", path)
     return cfg
-
-
-def run_config(config: str | Path | None, overrides: list[str] | None) -> Config:
-    """Recipe defaults, then the run's tuned decode.yaml, then the command-line overrides
-    (which also say which run: train.exp_dir)."""
-    cfg = load_config(config, overrides)
-    load_tuned(cfg)
-    if overrides:
-        apply(cfg, parse_overrides(overrides), "command line")
-    return cfg
-
-
-def run_folder(model: str | Path) -> Path | None:
-    """The run folder of a model argument: the folder itself, or <run>/checkpoints/x.pt's run."""
-    model = Path(model)
-    if model.is_dir():
-        return model
-    return model.parent.parent if model.parent == RunFolder(model.parent.parent).checkpoints else None
-
-
-# the paths of a run's config that saved_run_config reads: absolute wherever the run is used from
-RUN_PATHS = {"data": ("root",), "lm": ("dir", "text"), "decode": ("lm_path", "lexicon_path", "hotwords_file")}
-
-
-def saved_run_config(run: Path | None) -> Config:
-    """Defaults + the run's saved data.root, lm and decode sections + its tuned decode.yaml
-    (only those sections: a run saved by an older version may have other keys), with their
-    paths absolute (see resolve_saved_paths)."""
-    cfg = Config()
-    saved = RunFolder(run).config if run else None
-    if saved and saved.is_file():
-        values = yaml.safe_load(saved.read_text(encoding="utf-8")) or {}
-        sections = {k: values[k] for k in ("decode", "lm") if isinstance(values.get(k), dict)}
-        if isinstance(values.get("data"), dict) and "root" in values["data"]:
-            sections["data"] = {"root": values["data"]["root"]}
-        apply(cfg, sections, str(saved))
-        train = values["train"] if isinstance(values.get("train"), dict) else {}
-        resolve_saved_paths(cfg, run, str(train.get("exp_dir") or ""))
-    if run:
-        load_tuned(cfg, run)
-    return cfg
-
-
-def training_dir(run: Path, exp_dir: str | None) -> Path | None:
-    """The directory a run was trained from: the run folder less its recorded (relative)
-    train.exp_dir; None when the two do not match (the run was moved or renamed)."""
-    if not exp_dir or Path(exp_dir).is_absolute():
-        return None
-    recorded = Path(os.path.normpath(exp_dir)).parts
-    here = Path(os.path.abspath(run)).parts
-    if len(here) > len(recorded) and here[-len(recorded):] == recorded:
-        return Path(*here[:-len(recorded)])
-    return None
-
-
-def resolve_saved_paths(cfg: Config, run: Path, exp_dir: str | None) -> None:
-    """Make the relative RUN_PATHS of a run's config absolute, in place. Runs saved by older
-    versions hold paths relative to the directory they were trained from (training_dir); when
-    that is unknown, the current directory is the guess, with a warning."""
-    relative = []  # (section, key) of the relative paths
-    for name, keys in RUN_PATHS.items():
-        section = getattr(cfg, name)
-        relative += [(section, key) for key in keys
-                     if getattr(section, key) and not Path(getattr(section, key)).is_absolute()]
-    if not relative:
-        return
-    base = training_dir(run, exp_dir)
-    if base is None:
-        base = Path.cwd()
-        names = ", ".join(f"{sec.SECTION}.{key}={getattr(sec, key)}" for sec, key in relative)
-        log.warning("%s: relative paths (%s) resolved against the current directory %s, as the run "
-                    "is not at its recorded train.exp_dir=%s; if they are wrong, make them absolute "
-                    "in that file", RunFolder(run).config, names, base, exp_dir)
-    for section, key in relative:
-        setattr(section, key, os.path.normpath(base / getattr(section, key)))
-
-
-def decode_settings(cfg: Config) -> DecodeConfig:
-    """cfg.decode with its empty LM/lexicon paths filled from the lm section."""
-    from asr.decoding.decoders import resolve_lm_paths
-    from asr.decoding.lm import lm_paths
-    return resolve_lm_paths(cfg.decode, lm_paths(cfg)["dir"])
 
 
 # ---------------------------------------------------------------- the search

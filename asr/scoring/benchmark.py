@@ -24,9 +24,9 @@ and one table (WER ± 95% CI, CER, SER, S/D/I, RTF) goes to ``exp_dir/benchmark.
 
 Decoders are looked up by name in the one registry, ``asr.decoding.decoders.DECODERS``; more
 join with ``@register_decoder(name)`` on a function ``fn(log_probs, lengths, vocab, cfg,
-frame_s)``. Each store is decoded by ``decode_store(model, vocab, store, device,
-decoder=name, **options)`` (options: DecodeConfig fields and ``batch_frames``), giving
-``[{"id", "text", "words"}, ...]``.
+frame_s)``. Each store is decoded by ``decode_store(model, vocab, store, device, settings)``
+(settings: DecodeConfig defaults, the entry's options, LM paths from the recipe's lm section;
+``batch_frames`` among the options goes to decode_store), giving ``[{"id", "text", "words"}, ...]``.
 """
 
 from __future__ import annotations
@@ -115,10 +115,12 @@ def run_benchmark(cfg, spec: dict, device: str | None = None, reports: bool = Tr
     import torch
 
     from asr.checkpoint import load_checkpoint, model_from_checkpoint
+    from asr.config import DecodeConfig
     from asr.data.store import open_store
     from asr.decoding.decoders import decode_store, write_hyps
     from asr.scoring.score import score, summary
     from asr.scoring.tables import results_table
+    from asr.source import lm_settings
     from asr.text.normalize import Normalizer
 
     entries = spec["benchmark"]
@@ -137,6 +139,9 @@ def run_benchmark(cfg, spec: dict, device: str | None = None, reports: bool = Tr
     rows = []
     for e in entries:
         options = {k: v for k, v in e.items() if k not in ("decoder", "checkpoint")}
+        batching = {"batch_frames": options["batch_frames"]} if "batch_frames" in options else {}
+        settings = lm_settings(cfg, DecodeConfig(decoder=e["decoder"],
+                                                 **{k: v for k, v in options.items() if k != "batch_frames"}))
         path, label = _resolve_checkpoint(exp_dir, e["checkpoint"])
         model, vocab, _ = model_from_checkpoint(load_checkpoint(path))
         model.to(dev)
@@ -145,7 +150,7 @@ def run_benchmark(cfg, spec: dict, device: str | None = None, reports: bool = Tr
             if dev.type == "cuda":
                 torch.cuda.synchronize()
             t0 = time.perf_counter()
-            hyps = decode_store(model, vocab, store, dev, decoder=e["decoder"], **options)
+            hyps = decode_store(model, vocab, store, dev, settings, **batching)
             if dev.type == "cuda":
                 torch.cuda.synchronize()
             wall = time.perf_counter() - t0

@@ -30,8 +30,6 @@ from typing import Callable
 
 import torch
 
-from asr.bundle import EXPORTED
-from asr.checkpoint import model_from_checkpoint
 from asr.config import DecodeConfig
 from asr.data.audio import AudioError
 from asr.data.features import FeatureExtractor
@@ -55,35 +53,17 @@ BATCH_SIZE = 16  # windows per network batch: on 2 CPU cores 15 % faster than 8 
 SORT_BATCHES = 4  # transcribe_many sorts this many batches' worth of windows by length
 
 
-def acoustic_model(source, engine: str, device):
-    """The network a Transcriber runs: the PyTorch model, or an exported form from the bundle
-    (`asr export`): "onnx", "onnx-int8" (onnxruntime, CPU) or "torchscript"."""
-    model, vocab, feat_cfg = model_from_checkpoint(source.checkpoint)
-    if engine == "torch":
-        return model.to(device), vocab, feat_cfg, model.cfg.subsample
-    if engine not in EXPORTED:
-        raise ValueError(f"unknown engine {engine!r} (known: torch, {', '.join(EXPORTED)})")
-    from asr import export
-    path = (source.folder or Path(".")) / EXPORTED[engine]
-    if source.kind != "bundle" or not path.is_file():
-        raise FileNotFoundError(f"{path}: no {engine} model; make one with "
-                                f"`asr export BUNDLE --format {engine.split('-')[0]}"
-                                f"{' --int8' if engine == 'onnx-int8' else ''}`")
-    if engine == "torchscript":
-        net, _ = export.load_torchscript(path)
-        return net.to(device), vocab, feat_cfg, model.cfg.subsample
-    return export.OnnxAcousticModel(path), vocab, feat_cfg, model.cfg.subsample
-
-
 class Transcriber:
     """A loaded model + feature extractor + decoder: `transcribe(path)` returns a result dict.
 
-    model: a bundle, run folder or checkpoint file (or an asr.bundle.ModelSource).
+    model: a bundle, run folder or checkpoint file, or an asr.source.ModelSource (whose
+    settings, from ModelSource.with_settings, are used as they are).
     device: "cpu", "cuda" or "auto". decoder: the name of a decoder of the registry
     (asr.decoding.decoders.DECODERS: built in, or added with register_decoder); None = the
-    model's best (beam + LM when it has an LM).
-    decode_cfg: DecodeConfig for the beam decoders (default: the bundle's or run's tuned settings).
-    chunking: how long files are cut. engine: "torch", or an exported form (see acoustic_model).
+    source's decode.decoder for a ModelSource, else the model's best (beam + LM when it has an LM).
+    decode_cfg: DecodeConfig for the beam decoders (default: the source's settings).
+    chunking: how long files are cut. engine: "torch", or an exported form
+    (ModelSource.network).
     batch_size: windows run through the network together (transcribe_many, which holds up to
     SORT_BATCHES x batch_size windows in memory).
     vad: voice-activity detection (asr.transcribe.vad): only the speech in each window is
@@ -94,16 +74,19 @@ class Transcriber:
     def __init__(self, model, device: str = "auto", decoder: str | None = None,
                  decode_cfg: DecodeConfig | None = None, chunking: Chunking | None = None,
                  engine: str = "torch", batch_size: int = BATCH_SIZE, vad: VadSettings | None = None):
-        from asr.bundle import ModelSource, model_source
-        self.source = model if isinstance(model, ModelSource) else model_source(model)
+        from asr.source import ModelSource, model_source
+        given = isinstance(model, ModelSource)
+        source = model if given else model_source(model)
+        if decode_cfg is not None:
+            source = dataclasses.replace(source, decode=decode_cfg)
+        self.source = source.with_settings(decoder) if decoder or not given else source
         self.device = pick_device(device) if engine in ("torch", "torchscript") else torch.device("cpu")
-        self.model, self.vocab, feat_cfg, subsample = acoustic_model(self.source, engine, self.device)
+        self.model, self.vocab, feat_cfg, subsample = self.source.network(engine, self.device)
         self.features = FeatureExtractor(feat_cfg)
         self.sample_rate = feat_cfg.sample_rate
         self.frame_s = frame_seconds(feat_cfg.hop_ms, subsample)
-        decoder = decoder or self.source.best_decoder()
-        self.decode_cfg = dataclasses.replace(decode_cfg or self.source.decode, decoder=decoder)
-        self.decoder = get_decoder(decoder).decode  # Decoder.decode: a batch of network outputs
+        self.decode_cfg = self.source.decode
+        self.decoder = get_decoder(self.decode_cfg.decoder).decode  # Decoder.decode: a batch of network outputs
         self.chunking = chunking or Chunking()
         self.batch_size = max(1, batch_size)
         self.vad = SpeechDetector(vad) if vad is not None else None
