@@ -2,7 +2,7 @@
 
     python -m data_prep.degrade --root data/builtin --split test --conditions noise10 noise0 reverb telephone
     (or data.degraded: [noise10, noise0, reverb, telephone] in a recipe: `asr prepare` makes them
-    from data.degrade_from; data.real_degraded: [telephone] makes test_real_telephone from the
+    from data.degrade_from; builtin.real_degraded: [telephone] makes test_real_telephone from the
     built-in mixture's test_real, see data_prep/mixture.py)
 
 Each condition writes audio/<split>_<condition>/<id>.wav and manifests/<split>_<condition>.jsonl

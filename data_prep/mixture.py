@@ -1,7 +1,7 @@
 """The built-in mixture: real recorded speech from Debian's game-data packages added to the
 synthesised corpus, every source through the same random recording channels.
 
-A model trained on synthesisers alone learns synthesisers. `data.real` names the real corpora
+A model trained on synthesisers alone learns synthesisers. `builtin.real` names the real corpora
 to mix in and how many times each is repeated in training, e.g. ``{queen: 2, hedgewars: 2}``:
 
 1. fetch (data_prep.real_corpora): each corpus's package is found in data.source (a folder
@@ -14,7 +14,7 @@ to mix in and how many times each is repeated in training, e.g. ``{queen: 2, hed
    dev_real, each corpus in proportion to its hours (data_prep.heldout.choose_per_source), never
    one whose lines are largely invented words; held-out lines are removed from every training
    source and from the language-model text;
-4. stretch (data_prep.speed_copies): with data.real_speed_factors (e.g. [0.9, 1.1]), every
+4. stretch (data_prep.speed_copies): with builtin.real_speed_factors (e.g. [0.9, 1.1]), every
    real training utterance gets one speed-perturbed copy per factor (Kaldi's speed perturbation:
    resampled, so tempo, pitch and formants move together: new voices of the same lines), id
    "<id>-sp0.9", speaker "<speaker>-sp0.9", written once to <root>/audio/speed/<id>-sp0.9.flac;
@@ -23,13 +23,13 @@ to mix in and how many times each is repeated in training, e.g. ``{queen: 2, hed
 5. mix: train_mix = the synthetic train split + each real corpus's training part (its speed
    copies included) repeated `times` (a fractional part repeats a seeded share of its
    utterances); each copy of every source is passed through a random channel with probability
-   data.channel_share (asr.data.effects.random_channel: band limit, codec, telephone, noise,
+   builtin.channel_share (asr.data.effects.random_channel: band limit, codec, telephone, noise,
    room), so a degraded sound never means "real" and a clean one "synthetic"; dev_mix = dev +
    dev_real;
-6. degraded real test sets: data.real_degraded (e.g. [telephone]) makes test_real_<condition>
+6. degraded real test sets: builtin.real_degraded (e.g. [telephone]) makes test_real_<condition>
    from test_real with data_prep.degrade, as data.degraded makes test_telephone from test;
 7. language-model text: manifests/train_text.txt becomes the synthetic corpus's training
-   sentences + the real training lines + data.lm_sources (GCIDE, manual pages), less every
+   sentences + the real training lines + builtin.lm_sources (GCIDE, manual pages), less every
    held-out line (data_prep.builtin.text.lm_sentences).
 
 Every draw depends on (data.seed, utterance id) only; channel and speed copies that exist are
@@ -207,15 +207,15 @@ def make_mixture(cfg, progress: bool | None = None) -> dict:
     {source: {utterances, hours, speakers}, ...} that is also written to manifests/mixture.json."""
     from data_prep.builtin.text import lm_sentences, source_sentences, vocabulary
     progress = sys.stderr.isatty() if progress is None else progress
-    d = cfg.data
+    d, b = cfg.data, cfg.builtin
     root = Path(d.root)
     mdir = root / "manifests"
-    extra_text = source_sentences(d.lm_sources)
+    extra_text = source_sentences(b.lm_sources)
     synthetic_text = _synthetic_text(mdir)
     vocab = vocabulary(synthetic_text, extra_text)
     real, invented = drop_invented(import_real(cfg, progress), vocab)
     test_spk, dev_spk, none_held = choose_per_source(
-        real, d.real_test_hours, d.real_dev_hours, d.seed,
+        real, b.real_test_hours, b.real_dev_hours, d.seed,
         exclude=unlikely_test_speakers(real, vocab))
     held, dropped = split_by_speaker_and_line(real, test_spk, dev_spk)
     dropped["transcript mostly invented words (animal sounds, invented language)"] = invented
@@ -226,30 +226,30 @@ def make_mixture(cfg, progress: bool | None = None) -> dict:
     synthetic = read_split(mdir, "train")
     kept_synthetic = [e for e in synthetic if e["text"] not in heldout_lines]
     dropped["synthetic utterance speaking a real held-out line"] = len(synthetic) - len(kept_synthetic)
-    planned = plan_copies(kept_synthetic, 1.0, d.channel_share, d.seed)
+    planned = plan_copies(kept_synthetic, 1.0, b.channel_share, d.seed)
     by_corpus: dict[str, list[dict]] = {}
     for e in held["train"]:
         by_corpus.setdefault(e["speaker"].split(":", 1)[0], []).append(e)
     # copies of the training part only (never of a held-out speaker or line), of what trains
-    mixed_in = [e for corpus, times in d.real.items() if times > 0
+    mixed_in = [e for corpus, times in b.real.items() if times > 0
                 for e in by_corpus.get(corpus, [])]
-    stretched, unread = make_speed_copies(mixed_in, d.real_speed_factors, mdir, d.nj, progress)
+    stretched, unread = make_speed_copies(mixed_in, b.real_speed_factors, mdir, d.nj, progress)
     for e in stretched:
         by_corpus[e["speaker"].split(":", 1)[0]].append(e)
-    for corpus, times in d.real.items():
-        planned += plan_copies(by_corpus.get(corpus, []), times, d.channel_share, d.seed)
+    for corpus, times in b.real.items():
+        planned += plan_copies(by_corpus.get(corpus, []), times, b.channel_share, d.seed)
     mixed, failed = render_channels(planned, mdir, d.nj, progress)
     write_manifest(mdir / f"{TRAIN}.jsonl", mixed)
     write_manifest(mdir / f"{DEV}.jsonl", read_split(mdir, "dev") + held["dev"])
     heldout = {"test_real": held["test"], "dev_real": held["dev"]}
-    for condition in d.real_degraded:
+    for condition in b.real_degraded:
         path = make_degraded(root, "test_real", condition, d.seed, d.nj, progress)
         heldout[path.stem] = read_as_written(path)
     lm_text = lm_sentences(synthetic_text, [e["text"] for e in held["train"]], extra_text,
                            exclude=heldout_lines | _synthetic_heldout_lines(mdir))
     atomic_write_text(mdir / TRAIN_TEXT, "".join(s + "\n" for s in lm_text))
     report = _report(mixed, heldout, dropped + unread + failed, none_held, len(lm_text))
-    report["real_speed_copies"] = {"factors": list(d.real_speed_factors),
+    report["real_speed_copies"] = {"factors": list(b.real_speed_factors),
                                    "utterances": len(stretched), "hours": round(hours(stretched), 3)}
     atomic_write_text(mdir / "mixture.json", json.dumps(report, indent=1) + "\n")
     return report

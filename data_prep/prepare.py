@@ -17,20 +17,21 @@ CORPORA = {"librispeech": "librispeech", "commonvoice": "commonvoice", "ljspeech
 
 
 def prepare_builtin_corpus(cfg) -> dict[str, Path]:
-    """The synthesised built-in corpus, its degraded test sets and, with data.real, the mixture
+    """The synthesised built-in corpus, its degraded test sets and, with builtin.real, the mixture
     with real speech (data_prep/mixture.py); the manifest per split."""
     from data_prep.builtin import prepare_builtin
-    paths = prepare_builtin(cfg.data.root, hours=cfg.data.hours, dev_hours=cfg.data.dev_hours,
-                            test_hours=cfg.data.test_hours, seed=cfg.data.seed, nj=cfg.data.nj,
-                            engine_weights=cfg.data.voices or None)
+    b = cfg.builtin
+    paths = prepare_builtin(cfg.data.root, hours=b.hours, dev_hours=b.dev_hours,
+                            test_hours=b.test_hours, seed=cfg.data.seed, nj=cfg.data.nj,
+                            engine_weights=b.voices or None)
     make_degraded_splits(cfg)
-    if cfg.data.real:
+    if b.real:
         from data_prep import mixture
         mixture.print_report(mixture.make_mixture(cfg))
         mdir = Path(cfg.data.root) / "manifests"
         paths.update({s: mdir / f"{s}.jsonl" for s in
                       (mixture.TRAIN, mixture.DEV, "train_real", "dev_real", "test_real",
-                       *(f"test_real_{c}" for c in cfg.data.real_degraded))})
+                       *(f"test_real_{c}" for c in b.real_degraded))})
     return paths
 
 

@@ -1,4 +1,4 @@
-"""The real recorded corpora of the built-in mixture (data.real): each found in its Debian
+"""The real recorded corpora of the built-in mixture (builtin.real): each found in its Debian
 game-data package and imported once with its own importer (data_prep/<corpus>.py).
 
 1. fetch: each corpus's package is found in data.source (a folder of .debs) or
@@ -26,7 +26,7 @@ REAL_SOURCES = ("queen", "hedgewars", "ktuberling", "tuxpaint", "warzone2100")
 def debian_package(corpus: str) -> str:
     """The Debian package that holds a real corpus (its importer's DEBIAN_PACKAGE)."""
     if corpus not in REAL_SOURCES:
-        raise ValueError(f"data.real: unknown corpus {corpus!r} (real corpora: "
+        raise ValueError(f"builtin.real: unknown corpus {corpus!r} (real corpora: "
                          f"{', '.join(REAL_SOURCES)})")
     return importlib.import_module(f"data_prep.{corpus}").DEBIAN_PACKAGE
 
@@ -61,7 +61,7 @@ def import_corpus(cfg, corpus: str, deb: Path, progress: bool) -> list[dict]:
     speakers prefixed by the corpus and audio paths relative to <root>/manifests."""
     sub = copy.deepcopy(cfg)
     sub.data.root = str(Path(cfg.data.root) / "real" / corpus)
-    sub.data.corpus, sub.data.source, sub.data.real = corpus, str(deb), {}
+    sub.data.corpus, sub.data.source, sub.builtin.real = corpus, str(deb), {}
     sub_manifests = Path(sub.data.root) / "manifests"
     stamp = Path(sub.data.root) / ".imported"
     if not stamp.exists() or stamp.read_text() != deb.name:
@@ -79,11 +79,11 @@ def import_corpus(cfg, corpus: str, deb: Path, progress: bool) -> list[dict]:
 
 
 def import_real(cfg, progress: bool) -> list[dict]:
-    """Every corpus of data.real, fetched and imported; written to manifests/all_real.jsonl."""
+    """Every corpus of builtin.real, fetched and imported; written to manifests/all_real.jsonl."""
     root = Path(cfg.data.root)
     folders = ([Path(cfg.data.source)] if cfg.data.source else []) + [root / "download" / "debs"]
     entries = []
-    for corpus in cfg.data.real:
+    for corpus in cfg.builtin.real:
         deb = fetch_package(debian_package(corpus), folders)
         entries += import_corpus(cfg, corpus, deb, progress)
     write_manifest(root / "manifests" / "all_real.jsonl", entries)

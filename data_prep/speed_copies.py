@@ -1,4 +1,4 @@
-"""Speed-perturbed copies of the built-in mixture's real training speech (data.real_speed_factors,
+"""Speed-perturbed copies of the built-in mixture's real training speech (builtin.real_speed_factors,
 step 4 of data_prep/mixture.py): one copy per factor of every real training utterance, resampled
 (Kaldi's speed perturbation: tempo, pitch and formants move together: new voices of the same
 lines), id "<id>-sp0.9", speaker "<speaker>-sp0.9", written once to

@@ -23,11 +23,11 @@ def test_yaml_then_overrides(tmp_path):
 
 def test_mapping_settings_from_yaml_and_the_command_line(tmp_path):
     path = tmp_path / "c.yaml"
-    path.write_text(yaml.safe_dump({"data": {"real": {"queen": 2, "hedgewars": 1.5}}}))
-    assert load_config(path).data.real == {"queen": 2.0, "hedgewars": 1.5}
-    cfg = load_config(path, ["data.real=queen:3,tuxpaint:1", "data.voices=pico:1"])
-    assert cfg.data.real == {"queen": 3.0, "tuxpaint": 1.0} and cfg.data.voices == {"pico": 1.0}
-    assert load_config(path, ["data.real="]).data.real == {}
+    path.write_text(yaml.safe_dump({"data": {"real": {"queen": 2, "hedgewars": 1.5}}}))  # an old recipe: data.real
+    assert load_config(path).builtin.real == {"queen": 2.0, "hedgewars": 1.5}
+    cfg = load_config(path, ["builtin.real=queen:3,tuxpaint:1", "builtin.voices=pico:1"])
+    assert cfg.builtin.real == {"queen": 3.0, "tuxpaint": 1.0} and cfg.builtin.voices == {"pico": 1.0}
+    assert load_config(path, ["builtin.real="]).builtin.real == {}
     cfg.data.root, cfg.train.exp_dir = str(tmp_path / "data"), str(tmp_path / "run")
     save_config(cfg, tmp_path / "saved.yaml")
     assert load_config(tmp_path / "saved.yaml") == cfg
@@ -38,9 +38,9 @@ def test_mapping_settings_from_yaml_and_the_command_line(tmp_path):
     ("nosection.x=1", "unknown section"),
     ("train.epochs=many", "expected int"),
     ("lr=1", "section.key=value"),
-    ("data.real=queen", "expected key:value"),
-    ("data.real=queen:lots", "data.real.queen: expected float"),
-    ("data.lm_sources=encyclopedia", "must be one of gcide, manpages"),
+    ("builtin.real=queen", "expected key:value"),
+    ("builtin.real=queen:lots", "builtin.real.queen: expected float"),
+    ("builtin.lm_sources=encyclopedia", "must be one of gcide, manpages"),
 ])
 def test_bad_overrides_are_named(override, match):
     with pytest.raises(ValueError, match=match):

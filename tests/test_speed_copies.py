@@ -1,4 +1,4 @@
-"""Speed-perturbed copies of the real training speech (data.real_speed_factors, made by
+"""Speed-perturbed copies of the real training speech (builtin.real_speed_factors, made by
 data_prep/mixture.py): new voices of the training part only, reused on a re-run, dropped when
 their source leaves training."""
 
@@ -124,11 +124,11 @@ def test_a_copy_of_unreadable_audio_is_skipped_and_counted(tmp_path, monkeypatch
 
 @pytest.mark.parametrize("factors", [[0.0], [-0.9], [1.0], [0.9, 0.9], [float("nan")]])
 def test_speed_factors_must_be_distinct_positive_and_not_one(factors):
-    with pytest.raises(ValueError, match="data.real_speed_factors"):
-        apply(Config(), {"data": {"real_speed_factors": factors}})
+    with pytest.raises(ValueError, match="builtin.real_speed_factors"):
+        apply(Config(), {"builtin": {"real_speed_factors": factors}})
 
 
 def test_speed_factors_from_the_command_line():
     cfg = Config()
-    apply(cfg, {"data": {"real_speed_factors": "0.9,1.1"}})
-    assert cfg.data.real_speed_factors == [0.9, 1.1] and Config().data.real_speed_factors == []
+    apply(cfg, {"builtin": {"real_speed_factors": "0.9,1.1"}})
+    assert cfg.builtin.real_speed_factors == [0.9, 1.1] and Config().builtin.real_speed_factors == []

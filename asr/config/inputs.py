@@ -1,5 +1,5 @@
 """The sections of a run configuration for what goes into the network: the data (where the
-corpus is and how the built-in one is made), the features computed from it, and the training
+corpus is), how the built-in corpus is made, the features computed from it, and the training
 augmentation. One dataclass each, every field documented; Config (asr.config.sections) holds
 them with the others."""
 
@@ -13,14 +13,14 @@ from asr.config.types import Degradation, FeatureKind, LmSource, NoiseType, Sect
 
 @dataclass
 class DataConfig(Section):
-    """Where a recipe's data lives and how the built-in corpus is made.
+    """Where a recipe's data lives, what its units are and how it is prepared (the built-in
+    corpus's own settings are the builtin section: BuiltinConfig).
 
     root: folder of the corpus (manifests/ and features/ beneath it).
     corpus: name passed to ``asr prepare``: builtin, librispeech, commonvoice, ljspeech, timit,
         kaldi, folder (your own recordings: audio + transcript files, or a CSV/TSV) or queen
         (Flight of the Amazon Queen's recorded dialogue, from its Debian package).
     source: where an external corpus is (an extracted copy or a download folder); `make DATA=`.
-    hours / dev_hours / test_hours: size of the synthesised built-in corpus.
     seed: corpus generation seed (sentences, voices).
     train_split / dev_split: feature-store splits used for training and validation.
     train_shards: train from tar shards (`asr shard`) streamed in order instead of the
@@ -61,40 +61,15 @@ class DataConfig(Section):
         named <degrade_from>_<condition>: noise10 / noise0 (white, pink or babble noise at 10 /
         0 dB SNR), reverb (synthetic room, RT60 0.3-0.9 s), telephone (300-3400 Hz, 8 kHz,
         mu-law); see data_prep/degrade.py. Add the splits to test_splits to score them.
-    voices: built-in corpus engine shares, e.g. {espeak: 0.2, pico: 0.3} (engines espeak, flite,
-        festival, pico, piper; {} = the defaults of data_prep/builtin/voices.py).
-    real: real recorded speech mixed into the built-in corpus: {corpus: times}, e.g. {queen: 2,
-        hedgewars: 2}: each corpus's Debian package is fetched with `apt-get download`, imported,
-        cut into held-out speakers (test_real, dev_real) and the rest repeated `times` in
-        train (fractions repeat a seeded part); see data_prep/mixture.py. {} = none.
-    real_test_hours / real_dev_hours: speech of the held-out real speakers, over all sources.
-    real_speed_factors: speed-perturbed copies of the real training speech, one per factor
-        (e.g. [0.9, 1.1]; each > 0, not 1; [] = none): resampled as in Kaldi's speed
-        perturbation (tempo, pitch and formants move together: new voices), written once at
-        preparation to <root>/audio/speed/ with ids and speakers suffixed -sp<factor>, and
-        added to their corpus's training part (so repeated `times` like it). Made from the
-        training part only, never from a held-out speaker or line; see data_prep/mixture.py.
-    real_degraded: degraded copies of test_real (the conditions of `degraded`), made by the
-        mixture once test_real exists, each a split test_real_<condition> with test_real's
-        ids and texts, e.g. [telephone] -> test_real_telephone; add them to test_splits.
-    channel_share: share of the built-in mixture's training utterances (of every source, each
-        repeat drawn anew) passed through a random channel: band limit 3.4-8 kHz, low-bitrate
-        codec, telephone, noise, room (asr.data.effects.random_channel).
-    lm_sources: extra English text for the built-in corpus's language model, besides the
-        training sentences: gcide (the dictionary's quotations and definitions), manpages
-        (manual page prose); held-out lines are always removed.
     """
 
     SECTION: ClassVar[str] = "data"
     POSITIVE: ClassVar = ("nj", "units_size")
-    SHARES: ClassVar = ("dev_fraction", "test_fraction", "channel_share")
+    SHARES: ClassVar = ("dev_fraction", "test_fraction")
 
     root: str = "data/builtin"
     corpus: str = "builtin"
     source: str = ""
-    hours: float = 2.0
-    dev_hours: float = 0.15
-    test_hours: float = 0.15
     seed: int = 0
     train_split: str = "train"
     dev_split: str = "dev"
@@ -116,6 +91,44 @@ class DataConfig(Section):
     min_letters_per_second: float = 0.0
     degraded: list[Degradation] = field(default_factory=list)
     degrade_from: str = "test"
+
+
+@dataclass
+class BuiltinConfig(Section):
+    """The built-in corpus (data.corpus=builtin): synthetic speech and the real recorded speech
+    of Debian's game data mixed in; read by data_prep (prepare, mixture) only.
+
+    hours / dev_hours / test_hours: size of the synthesised corpus.
+    voices: built-in corpus engine shares, e.g. {espeak: 0.2, pico: 0.3} (engines espeak, flite,
+        festival, pico, piper; {} = the defaults of data_prep/builtin/voices.py).
+    real: real recorded speech mixed into the built-in corpus: {corpus: times}, e.g. {queen: 2,
+        hedgewars: 2}: each corpus's Debian package is fetched with `apt-get download`, imported,
+        cut into held-out speakers (test_real, dev_real) and the rest repeated `times` in
+        train (fractions repeat a seeded part); see data_prep/mixture.py. {} = none.
+    real_test_hours / real_dev_hours: speech of the held-out real speakers, over all sources.
+    real_speed_factors: speed-perturbed copies of the real training speech, one per factor
+        (e.g. [0.9, 1.1]; each > 0, not 1; [] = none): resampled as in Kaldi's speed
+        perturbation (tempo, pitch and formants move together: new voices), written once at
+        preparation to <root>/audio/speed/ with ids and speakers suffixed -sp<factor>, and
+        added to their corpus's training part (so repeated `times` like it). Made from the
+        training part only, never from a held-out speaker or line; see data_prep/mixture.py.
+    real_degraded: degraded copies of test_real (the conditions of data.degraded), made by the
+        mixture once test_real exists, each a split test_real_<condition> with test_real's
+        ids and texts, e.g. [telephone] -> test_real_telephone; add them to test_splits.
+    channel_share: share of the built-in mixture's training utterances (of every source, each
+        repeat drawn anew) passed through a random channel: band limit 3.4-8 kHz, low-bitrate
+        codec, telephone, noise, room (asr.data.effects.random_channel).
+    lm_sources: extra English text for the built-in corpus's language model, besides the
+        training sentences: gcide (the dictionary's quotations and definitions), manpages
+        (manual page prose); held-out lines are always removed.
+    """
+
+    SECTION: ClassVar[str] = "builtin"
+    SHARES: ClassVar = ("channel_share",)
+
+    hours: float = 2.0
+    dev_hours: float = 0.15
+    test_hours: float = 0.15
     voices: dict[str, float] = field(default_factory=dict)
     real: dict[str, float] = field(default_factory=dict)
     real_test_hours: float = 0.3
@@ -129,7 +142,7 @@ class DataConfig(Section):
         factors = self.real_speed_factors
         bad = any(not 0 < f < float("inf") or f == 1 for f in factors)
         if bad or len(set(factors)) < len(factors):
-            raise ValueError(f"data.real_speed_factors must be distinct positive speeds other than "
+            raise ValueError(f"builtin.real_speed_factors must be distinct positive speeds other than "
                              f"1 (1 is the original speech), e.g. [0.9, 1.1], not {factors}")
 
 

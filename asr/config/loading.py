@@ -19,6 +19,11 @@ log = logging.getLogger(__name__)
 # Keys that were settings once: {section: {key: why}}. Where a recipe, a saved run config or the
 # command line still gives one, it is dropped with a logged note, so that old runs still load.
 REMOVED = {"decode": {"batch_size": "nothing read it: decoding batches by frames"}}
+# Keys that moved to another section: {section: {key: new section}}. An old recipe, saved run
+# config or override still sets them, with a logged note.
+MOVED = {"data": {key: "builtin" for key in ("hours", "dev_hours", "test_hours", "voices", "real",
+                                             "real_test_hours", "real_dev_hours", "real_speed_factors",
+                                             "real_degraded", "channel_share", "lm_sources")}}
 
 
 def _update(section: Any, values: dict, where: str) -> None:
@@ -38,13 +43,25 @@ def _update(section: Any, values: dict, where: str) -> None:
 def apply(cfg: Config, values: dict, where: str = "config") -> Config:
     """Apply a nested dict {section: {key: value}} onto cfg."""
     hints = get_type_hints(Config)
-    for section, sub in (values or {}).items():
+    for section, sub in _moved(values or {}, where).items():
         if section not in hints:
             raise ValueError(f"{where}: unknown section {section!r} (known: {', '.join(hints)})")
-        if not isinstance(sub, dict):
-            raise ValueError(f"{where}: section {section!r} must be a mapping")
         _update(getattr(cfg, section), sub, f"{where}:{section}")
     return cfg
+
+
+def _moved(values: dict, where: str) -> dict:
+    """values with the keys of MOVED put into their new sections (a note for each)."""
+    out: dict = {}
+    for section, sub in values.items():
+        if not isinstance(sub, dict):
+            raise ValueError(f"{where}: section {section!r} must be a mapping")
+        for key, value in sub.items():
+            new = MOVED.get(section, {}).get(key)
+            if new:
+                log.info("%s: %s.%s is now %s.%s", where, section, key, new, key)
+            out.setdefault(new or section, {})[key] = value
+    return out
 
 
 def parse_overrides(overrides: list[str]) -> dict:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
-from asr.config.inputs import AugmentConfig, DataConfig, FeatureConfig
+from asr.config.inputs import AugmentConfig, BuiltinConfig, DataConfig, FeatureConfig
 from asr.config.types import DECODER_NAMES, Allocator, Amp, LexiconMode, NormType, RnnType, Section
 
 __all__ = ["AugmentConfig", "Config", "DataConfig", "DecodeConfig", "FeatureConfig", "LmConfig",
@@ -222,3 +222,4 @@ class Config:
     decode: DecodeConfig = field(default_factory=DecodeConfig)
     lm: LmConfig = field(default_factory=LmConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    builtin: BuiltinConfig = field(default_factory=BuiltinConfig)

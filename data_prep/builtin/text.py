@@ -171,7 +171,7 @@ def _manpage_texts(root: Path = MAN_DIR) -> list[str]:
     return out
 
 
-LM_SOURCES = {"gcide": _gcide_texts, "manpages": _manpage_texts}  # data.lm_sources choices
+LM_SOURCES = {"gcide": _gcide_texts, "manpages": _manpage_texts}  # builtin.lm_sources choices
 
 
 def source_sentences(sources: list[str]) -> list[str]:
