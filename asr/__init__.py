@@ -5,7 +5,7 @@
     print(model.transcribe("audio.wav").text)
 """
 
-__version__ = "0.1.0"
+from asr.version import __version__  # noqa: F401 (asr.__version__)
 
 
 def load(path, **options):

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import yaml
 
-from asr import __version__
+from asr.version import __version__
 from asr.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from asr.config import DecodeConfig
 from asr.utils import atomic_path, atomic_write_text, file_sha256

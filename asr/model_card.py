@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from asr import __version__
+from asr.version import __version__
 from asr.run_folder import RunFolder
 
 
