@@ -87,6 +87,23 @@ def test_the_language_model_overrides_a_weak_acoustic_preference(tiny_lm):  # no
     assert text(BeamSearch(V, lexicon=lm_dir / "lexicon.txt"), lp, n) == "the cat sat"
 
 
+def test_a_quantised_trie_lm_decodes_as_the_probing_one(tmp_path):
+    """lm.binary=trie-q8 (build_binary -q 8 -b 8 trie) loads and decodes the same words."""
+    from asr.decoding.lm import build_lm
+    from test_lm import TINY_TEXT, need_kenlm
+    need_kenlm()
+    (tmp_path / "t.txt").write_text(TINY_TEXT * 20)
+    for kind in ("probing", "trie-q8"):
+        s = build_lm(tmp_path / "t.txt", tmp_path / kind, order=3, binary=kind)
+        assert s["binary_format"] == kind
+        lp = emissions(spoken("the", ["c", {"u": 0.5, "a": 0.4}, "t"], "sat"))
+        search = BeamSearch(V, lm=tmp_path / kind / "lm.bin", lexicon=tmp_path / kind / "lexicon.txt",
+                            options=BeamOptions(lm_weight=1.0))
+        assert text(search, lp, torch.tensor([lp.shape[1]])) == "the cat sat", kind
+    # another format (the size is the benchmark's: on this tiny text the trie's fixed part dominates)
+    assert (tmp_path / "trie-q8" / "lm.bin").read_bytes() != (tmp_path / "probing" / "lm.bin").read_bytes()
+
+
 def test_hotwords_change_the_result(lexicon, tiny_lm):  # noqa: F811
     assert text(BeamSearch(V)) == "cat sat"
     assert text(BeamSearch(V, hotwords=["cut"], hotword_weight=2.0)) == "cut sat"

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
 from asr.config.inputs import AugmentConfig, BuiltinConfig, DataConfig, FeatureConfig
-from asr.config.types import DECODER_NAMES, Allocator, Amp, LexiconMode, NormType, RnnType, Section
+from asr.config.types import DECODER_NAMES, Allocator, Amp, LexiconMode, LmBinary, NormType, RnnType, Section
 
 __all__ = ["AugmentConfig", "Config", "DataConfig", "DecodeConfig", "FeatureConfig", "LmConfig",
            "ModelConfig", "TrainConfig"]
@@ -195,6 +195,9 @@ class LmConfig(Section):
         for lexicon-free beam+LM search (0 = none).
     memory: lmplz -S memory cap ("1G", "30%"); discount_fallback: lmplz --discount_fallback
         (small corpora); prune: lmplz --prune thresholds, e.g. "0 0 1" ("" = none).
+    binary: lm.bin's KenLM format: "probing" (hash tables: fastest to query, largest), "trie"
+        (about half the size) or "trie-q8" (the trie with probabilities and back-offs quantised
+        to 8 bits: about a quarter; what a downloadable bundle wants).
     transcript_times: the training split's transcripts (unique lines) are added this many more
         times to the text: count merging, which weights the domain of the acoustic training
         (a game's dialogue, a corpus's prompts) against a broad text (0 = the text as it is).
@@ -210,6 +213,7 @@ class LmConfig(Section):
     memory: str = "1G"
     discount_fallback: bool = True
     prune: str = ""
+    binary: LmBinary = "probing"
     transcript_times: int = 0
 
 

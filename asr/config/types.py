@@ -21,6 +21,7 @@ Amp = Literal["none", "bf16", "fp16"]
 Allocator = Literal["auto", "tcmalloc", "glibc"]
 DecoderName = Literal["greedy", "beam", "beam_lm"]  # the built-in decoders
 LexiconMode = Literal["auto", "on", "off"]
+LmBinary = Literal["probing", "trie", "trie-q8"]  # KenLM binary formats (asr.decoding.lm)
 NoiseType = Literal["white", "pink", "babble", "recorded"]
 LmSource = Literal["gcide", "manpages"]
 

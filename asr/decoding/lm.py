@@ -219,9 +219,14 @@ def finite_backoffs(arpa: str | Path, floor: str = "-99") -> int:
     return n
 
 
-def run_build_binary(arpa: str | Path, binary: str | Path) -> None:
-    """Convert an ARPA model to KenLM's binary format (probing hash tables)."""
-    _run([kenlm_program("build_binary"), str(arpa), str(binary)], Path(binary).with_suffix(".build.log"))
+BINARY_ARGS = {"probing": [], "trie": ["trie"], "trie-q8": ["-q", "8", "-b", "8", "trie"]}  # lm.binary
+
+
+def run_build_binary(arpa: str | Path, binary: str | Path, kind: str = "probing") -> None:
+    """Convert an ARPA model to KenLM's binary format: kind "probing" (hash tables), "trie" or
+    "trie-q8" (probabilities and back-offs quantised to 8 bits)."""
+    _run([kenlm_program("build_binary"), *BINARY_ARGS[kind], str(arpa), str(binary)],
+         Path(binary).with_suffix(".build.log"))
 
 
 def arpa_words(arpa: str | Path) -> list[str]:
@@ -288,12 +293,13 @@ def read_lexicon_words(path: str | Path) -> list[str]:
 def build_lm(text: str | Path, out_dir: str | Path, order: int = 4, char_order: int = 0,
              memory: str = "1G", discount_fallback: bool = True, prune: str = "",
              vocab: Vocab | None = None, language: str = "en",
-             weighted: list[tuple[Path, int]] = ()) -> dict:
+             weighted: list[tuple[Path, int]] = (), binary: str = "probing") -> dict:
     """Build the word LM (ARPA + binary), its lexicon and optionally a character LM.
 
     text: training sentences (normalised here). out_dir: the LM folder (created).
     order: word n-gram order. char_order: character n-gram order, 0 for none.
-    memory, discount_fallback, prune: as run_lmplz. vocab: the model's tokens (default
+    memory, discount_fallback, prune: as run_lmplz; binary: lm.bin's format (run_build_binary).
+    vocab: the model's tokens (default
     CharVocab; a SentencePieceVocab spells the lexicon and the token LM in its pieces).
     language: the text's language; weighted: further texts and their copies (see prepare_text).
     Returns the build summary also written to out_dir/lm.json.
@@ -307,9 +313,10 @@ def build_lm(text: str | Path, out_dir: str | Path, order: int = 4, char_order: 
     text_vocab = None if is_phone_lexicon(vocab) else vocab
     stats = prepare_text(text, out / "text.txt", text_vocab, language, weighted)
     run_lmplz(out / "text.txt", out / "lm.arpa", order, memory, discount_fallback, prune)
-    run_build_binary(out / "lm.arpa", out / "lm.bin")
+    run_build_binary(out / "lm.arpa", out / "lm.bin", binary)
     n_words = write_lexicon(arpa_words(out / "lm.arpa"), out / "lexicon.txt", vocab)
-    summary = {"text": str(text), "order": order, **stats, "lexicon_words": n_words,
+    summary = {"text": str(text), "order": order, "prune": prune, "binary_format": binary,
+               **stats, "lexicon_words": n_words,
                "weighted": {str(path): times for path, times in weighted},
                "arpa": str(out / "lm.arpa"), "binary": str(out / "lm.bin"),
                "lexicon": str(out / "lexicon.txt")}
@@ -379,4 +386,4 @@ def build_config_lm(cfg, text: str | Path | None = None, out_dir: str | Path | N
     return build_lm(text, out, order=cfg.lm.order, char_order=cfg.lm.char_order,
                     memory=cfg.lm.memory, discount_fallback=cfg.lm.discount_fallback,
                     prune=cfg.lm.prune, vocab=lm_vocab(cfg), language=cfg.data.language,
-                    weighted=weighted)
+                    weighted=weighted, binary=cfg.lm.binary)
