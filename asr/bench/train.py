@@ -4,6 +4,10 @@ Runs a fixed number of updates of the recipe's model on its training data for ea
 below, each in a fresh process (so peak memory is its own), and prints audio-seconds per
 wall-second, utterances per second and peak memory, with each optimisation switched off in
 turn. Step times are medians over the timed updates (after warm-up updates).
+Each row also gives the step's achieved GFLOP/s (asr.bench.step: FLOPs from the model's shapes)
+and its share of this machine's fp32 GEMM peak, measured at the same thread count; a table
+after it splits the first row's step into data, front-end, RNN, output, CTC, backward and
+optimiser (CPU).
 
     python -m asr.bench.train --config recipes/builtin/config.yaml [--steps 20] [section.key=value ...]
 
@@ -27,6 +31,8 @@ import time
 from pathlib import Path
 
 import torch
+
+from asr.bench.step import PHASES, StepPhases, gemm_peak_gflops, train_gflop_per_audio_s
 
 VARIANTS = [
     ("default (all on)", []),
@@ -100,13 +106,21 @@ def run_variant(config: str | None, overrides: list[str], steps: int, warmup: in
     trainer.model.train()
     times, audio, utts = [], [], []
     batches = endless_batches(trainer)
+    cpu = trainer.device.type == "cpu"
+    phases = StepPhases(trainer) if cpu else None  # CUDA runs asynchronously: no phase times
     for i in range(warmup + steps):
         t0 = time.perf_counter()
+        if phases and i >= warmup:
+            phases.start()
         batch = next(batches)
         while batch is None:  # every file of the batch unreadable
             batch = next(batches)
         trainer.backward(batch, sync=True)
+        if phases and i >= warmup:
+            phases.mark("backward")
         trainer.update()
+        if phases and i >= warmup:
+            phases.mark("optimiser")
         if trainer.device.type == "cuda":
             torch.cuda.synchronize()
         if i >= warmup:
@@ -116,9 +130,13 @@ def run_variant(config: str | None, overrides: list[str], steps: int, warmup: in
     total = sum(times)
     peak = (torch.cuda.max_memory_allocated() / 2**20 if trainer.device.type == "cuda"
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    gflop = train_gflop_per_audio_s(trainer.model, trainer.cfg.features.hop_ms)
     return {"audio_s_per_s": sum(audio) / total, "utts_per_s": sum(utts) / total,
             "median_step_s": statistics.median(times), "peak_mem_mb": peak,
-            "device": str(trainer.device), "threads": torch.get_num_threads()}
+            "device": str(trainer.device), "threads": torch.get_num_threads(),
+            "gflop_per_audio_s": gflop, "gflops": gflop * sum(audio) / total,
+            "phases_s": phases.medians() if phases else {},
+            "gemm_peak_gflops": gemm_peak_gflops() if cpu else None}
 
 
 def machine() -> str:
@@ -163,11 +181,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name}: {rows[-1][1]['audio_s_per_s']:.1f} audio-s/s", file=sys.stderr, flush=True)
     base = rows[0][1]["audio_s_per_s"] if rows else 1.0
     print(f"\nTraining throughput on {machine()}, {args.steps} timed updates per variant\n")
-    print("| variant | audio-s/s | utt/s | median step s | vs default | peak memory MB |")
-    print("|---|---|---|---|---|---|")
+    print("| variant | audio-s/s | utt/s | median step s | vs default | GFLOP/s | of GEMM peak | peak memory MB |")
+    print("|---|---|---|---|---|---|---|---|")
     for name, r in rows:
+        share = f"{100 * r['gflops'] / r['gemm_peak_gflops']:.0f} %" if r.get("gemm_peak_gflops") else "n/a"
         print(f"| {name} | {r['audio_s_per_s']:.1f} | {r['utts_per_s']:.1f} | {r['median_step_s']:.3f} | "
-              f"{r['audio_s_per_s'] / base:.2f}x | {r['peak_mem_mb']:.0f} |")
+              f"{r['audio_s_per_s'] / base:.2f}x | {r['gflops']:.0f} | {share} | {r['peak_mem_mb']:.0f} |")
+    if rows:
+        print_limit(rows[0][1])
     if args.shards:
         print_loading(args)
     return 0
@@ -183,6 +204,23 @@ def run_worker(args, extra: list[str], flags: list[str]) -> dict | None:
         print(proc.stderr[-1500:], file=sys.stderr)
         return None
     return json.loads(line[0][7:])
+
+
+def print_limit(r: dict) -> None:
+    """The first variant's step against the machine: its GFLOP per audio-second, the fp32 GEMM
+    peak at its thread count, and the median seconds of each phase of the step."""
+    if not r.get("gemm_peak_gflops"):
+        return
+    print(f"\nThe first row's step: {r['gflop_per_audio_s']:.3f} GFLOP per audio-second (forward + "
+          f"backward, from the model's shapes) at {r['gflops']:.0f} GFLOP/s = "
+          f"{100 * r['gflops'] / r['gemm_peak_gflops']:.0f} % of this machine's fp32 GEMM peak "
+          f"({r['gemm_peak_gflops']:.0f} GFLOP/s, 2048^3 products, {r['threads']} threads)\n")
+    phases = r["phases_s"]
+    total = sum(phases.values())
+    print("| phase | median s | share |")
+    print("|---|---|---|")
+    for name in PHASES:
+        print(f"| {name} | {phases[name]:.4f} | {100 * phases[name] / total:.0f} % |")
 
 
 def print_loading(args) -> None:
