@@ -101,6 +101,7 @@ def write_bundle(out: str | Path, ckpt: dict, decode: DecodeConfig, lm_files: di
     _check_replaceable(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     new = Path(tempfile.mkdtemp(prefix=f".{out.name}.new-", dir=out.parent))
+    os.chmod(new, 0o777 & ~_umask())  # mkdtemp's 0700 would leave the bundle unreadable to others
     try:
         save_checkpoint(weights_only(ckpt), new / MODEL)
         for name, path in lm_files.items():
@@ -117,6 +118,12 @@ def write_bundle(out: str | Path, ckpt: dict, decode: DecodeConfig, lm_files: di
         shutil.rmtree(new, ignore_errors=True)
         raise
     return index
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _check_replaceable(out: Path) -> None:

@@ -87,6 +87,13 @@ def test_bundle_refuses_to_replace_a_folder_that_is_not_a_bundle(tone_run, tmp_p
     verify_bundle(empty)
 
 
+def test_a_bundle_folder_has_the_permissions_of_any_new_folder(tone_run, tmp_path):
+    out = tmp_path / "tone.bundle"
+    model_source(tone_run / "exp").save(out, lm_dir=tmp_path / "no_lm")
+    (tmp_path / "plain").mkdir()
+    assert out.stat().st_mode == (tmp_path / "plain").stat().st_mode  # not mkdtemp's 0700
+
+
 def test_failed_rebundle_leaves_the_old_bundle_whole(tone_run, tmp_path, monkeypatch):
     out = tmp_path / "tone.bundle"
     before = model_source(tone_run / "exp").save(out, lm_dir=tmp_path / "no_lm")
