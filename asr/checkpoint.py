@@ -13,7 +13,7 @@ import torch
 from asr.config import FeatureConfig, ModelConfig
 from asr.model import CTCModel
 from asr.utils import atomic_open
-from asr.text.vocab import vocab_from_checkpoint
+from asr.text.units import vocab_from_checkpoint
 from asr.run_folder import RunFolder
 
 log = logging.getLogger(__name__)

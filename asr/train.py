@@ -33,7 +33,8 @@ from asr.data.training import open_training_data
 from asr.decoding.decoders import greedy_decode
 from asr.model import CTCModel, count_parameters, cpu_autocast_rnn_works
 from asr.scoring.score import score
-from asr.text.vocab import PhoneVocab, build_vocab, units_state
+from asr.text.units import build_vocab, units_state
+from asr.text.vocab import PhoneVocab
 from asr.train_log import RunLog, setup_logging
 from asr.utils import pick_device, set_malloc_mmap_threshold, tcmalloc_loaded
 from asr.run_folder import RunFolder

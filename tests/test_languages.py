@@ -106,7 +106,7 @@ def make_release(base: Path, language: str, counts=(("train", 12), ("dev", 3), (
 @pytest.mark.parametrize("language", ["de", "ru", "zh-CN"])
 def test_commonvoice_in_other_languages_trains_decodes_and_scores(tmp_path, language):
     from asr.scoring.score import score
-    from asr.text.vocab import build_vocab
+    from asr.text.units import build_vocab
     release = make_release(tmp_path / "cv", language)
     cfg = corpus_config(tmp_path, "commonvoice", release, language=language)
     summary, hyps = pipeline(cfg, {"train": 12, "dev": 3, "test": 3})

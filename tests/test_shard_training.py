@@ -14,7 +14,7 @@ from asr.config import save_config
 from asr.data.shard_writer import write_shards
 from asr.data.store import FeatureStore
 from asr.data.training import open_training_data
-from asr.text.vocab import build_vocab
+from asr.text.units import build_vocab
 from asr.train import Trainer
 from conftest import small_config
 

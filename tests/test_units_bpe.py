@@ -15,8 +15,8 @@ from asr.config import DataConfig, DecodeConfig
 from asr.decoding.decoders import DECODERS, decode_store, greedy_hyps
 from asr.decoding.lm import build_lm, read_lexicon, write_lexicon
 from asr.text.vocab import CharVocab
-from asr.text.vocab import (SentencePieceVocab, build_vocab, make_vocab, train_sentencepiece,
-                       units_state, vocab_from_checkpoint)
+from asr.text.units import build_vocab, units_state, vocab_from_checkpoint
+from asr.text.vocab import SentencePieceVocab, make_vocab, train_sentencepiece
 
 from conftest import small_config
 from test_lm import need_kenlm

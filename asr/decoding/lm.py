@@ -346,11 +346,11 @@ def lm_paths(cfg) -> dict:
 def lm_vocab(cfg):
     """The vocabulary `asr lm build` spells the lexicon in: the recipe's phone lexicon for
     data.units=phone_lexicon, its sentencepiece model for data.units=bpe/unigram (the same <data.root>/lang/ file training uses, trained now if
-    missing: asr.text.vocab.build_vocab) and the training text's characters outside English,
+    missing: asr.text.units.build_vocab) and the training text's characters outside English,
     else None (English characters)."""
     from asr.config import SUBWORD_UNITS
     from asr.text.normalize import ENGLISH, primary_language
-    from asr.text.vocab import build_vocab
+    from asr.text.units import build_vocab
     units, language = cfg.data.units, primary_language(cfg.data.language)
     own = units in SUBWORD_UNITS or units == "phone_lexicon" or language != ENGLISH
     return build_vocab(cfg.data) if own else None

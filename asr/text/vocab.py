@@ -6,7 +6,7 @@ tokens are the labels, so WER computed over such strings is the phone error rate
 
 Subword units: a sentencepiece model (BPE or unigram, data.units_size pieces) trained once per
 corpus from the training transcripts into <data.root>/lang/<units>_<size>.model
-(:func:`build_vocab`); token 0 is the CTC blank, then the model's pieces in sentencepiece order
+(asr.text.units.build_vocab); token 0 is the CTC blank, then the model's pieces in sentencepiece order
 ("<unk>", "\u2581the", "at", ...). A piece that begins with "\u2581" starts a word. The model
 itself (its serialized proto) travels inside every checkpoint as a uint8 tensor
 (``units_model``), so a checkpoint alone decodes.
@@ -16,8 +16,8 @@ Phones are TIMIT's (asr.text.phones: the 61/48/39 sets and their folding).
     vocab = make_vocab("phone", phone_set=39)      # or make_vocab("char")
     vocab.encode("sil sh iy sil") -> [ids]; vocab.decode(ids) -> "sil sh iy sil"
     vocab_from_tokens(checkpoint["vocab"])         # the right class back from a token list
-    vocab = build_vocab(cfg.data)                  # any units; trains a subword model once
-    vocab_from_checkpoint(checkpoint)              # any units, subword models included
+
+Which vocabulary a config or a checkpoint has, phone lexicons included: asr.text.units.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ import os
 from pathlib import Path
 
 from asr.config import SUBWORD_UNITS, Units, choices
-from asr.text.normalize import primary_language
 from asr.text.phones import PHONE_SETS, TIMIT_39
 from asr.utils import atomic_open, atomic_write_text
 
@@ -264,7 +263,7 @@ def character_inventory(text_path: str | Path) -> list[str]:
     return [BLANK, " ", *sorted(chars)]
 
 
-def _with_training_text(data_cfg, path: Path, build) -> None:
+def with_training_text(data_cfg, path: Path, build) -> None:
     """Run build(text_path) on the corpus's training text (see _training_text) for `path`."""
     tmp_text = path.with_name(f".{path.stem}.text.tmp{os.getpid()}")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -284,29 +283,8 @@ def script_char_vocab(data_cfg) -> CharVocab:
             atomic_write_text(path, "".join(t + "\n" for t in tokens))
             log.info("%d characters of the %s training text -> %s", len(tokens) - 1,
                      data_cfg.language, path)
-        _with_training_text(data_cfg, path, write)
+        with_training_text(data_cfg, path, write)
     return CharVocab(path.read_text(encoding="utf-8").split("\n")[:-1])
-
-
-def build_vocab(data_cfg):
-    """The vocabulary for a DataConfig: make_vocab for char/phone (characters outside English:
-    those of the training text, script_char_vocab); for bpe/unigram the sentencepiece model
-    <data.root>/lang/<units>_<units_size>.model, trained first (once, from
-    manifests/train_text.txt, else the train_split manifest's texts) when it does not exist."""
-    units = data_cfg.units
-    if units == "char" and primary_language(getattr(data_cfg, "language", "en")) != "en":
-        return script_char_vocab(data_cfg)
-    if units == "phone_lexicon":
-        from asr.text.lexicon import lexicon_vocab
-        return lexicon_vocab(data_cfg)
-    if units not in SUBWORD_UNITS:
-        return make_vocab(units, phone_set=data_cfg.phone_set)
-    path = subword_model_path(data_cfg)
-    if not path.is_file():
-        _with_training_text(data_cfg, path,
-                            lambda text: train_sentencepiece(text, path, units, data_cfg.units_size))
-        log.info("%s model of %d pieces trained -> %s", units, data_cfg.units_size, path)
-    return SentencePieceVocab.from_file(path, units)
 
 
 def make_vocab(units: str = "char", tokens: list[str] | None = None, phone_set: int = 39,
@@ -319,11 +297,11 @@ def make_vocab(units: str = "char", tokens: list[str] | None = None, phone_set: 
         return PhoneVocab(tokens) if tokens else PhoneVocab.timit(phone_set)
     if units == "phone_lexicon":
         raise ValueError("data.units=phone_lexicon needs its pronunciation lexicon "
-                         "(asr.text.vocab.build_vocab(cfg.data) builds or loads it)")
+                         "(asr.text.units.build_vocab(cfg.data) builds or loads it)")
     if units in SUBWORD_UNITS:
         if model_proto is None:
             raise ValueError(f"data.units={units} needs its sentencepiece model "
-                             "(asr.text.vocab.build_vocab(cfg.data) trains or loads it)")
+                             "(asr.text.units.build_vocab(cfg.data) trains or loads it)")
         vocab = SentencePieceVocab(model_proto, units)
         if tokens and list(tokens) != vocab.tokens:
             raise ValueError("the token list does not match the sentencepiece model's pieces")
@@ -349,37 +327,6 @@ def units_model_tensor(vocab):
     if proto is None:
         return None
     return torch.frombuffer(bytearray(proto), dtype=torch.uint8).clone()
-
-
-def units_state(vocab) -> dict:
-    """Checkpoint entries for the units beyond the token list: {"units_model": uint8 tensor}
-    for sentencepiece units, {"units_lexicon": uint8 tensor of the lexicon file's text} for
-    phone_lexicon units (torch.load(weights_only=True) loads tensors), {} otherwise."""
-    import torch
-    from asr.text.lexicon import LexiconVocab, lexicon_text
-    if isinstance(vocab, LexiconVocab):
-        data = bytearray(lexicon_text(vocab.lexicon).encode("utf-8"))
-        return {"units_lexicon": torch.frombuffer(data, dtype=torch.uint8).clone()}
-    t = units_model_tensor(vocab)
-    return {} if t is None else {"units_model": t}
-
-
-def vocab_from_checkpoint(ckpt: dict):
-    """The vocabulary of a checkpoint dict: its token list, and its sentencepiece model when it
-    carries one (``units_model``)."""
-    if ckpt.get("units_lexicon") is not None:
-        from asr.text.lexicon import LexiconVocab, parse_lexicon
-        text = ckpt["units_lexicon"].cpu().numpy().tobytes().decode("utf-8")
-        return LexiconVocab(parse_lexicon(text, "the checkpoint's lexicon"), ckpt["vocab"])
-    proto = ckpt.get("units_model")
-    if proto is None:
-        return vocab_from_tokens(ckpt["vocab"])
-    if hasattr(proto, "numpy"):
-        proto = proto.cpu().numpy().tobytes()
-    units = (ckpt.get("config") or {}).get("data", {}).get("units", "bpe")
-    vocab = vocab_from_tokens(ckpt["vocab"], bytes(proto))
-    vocab.kind = units if units in SUBWORD_UNITS else vocab.kind
-    return vocab
 
 
 def ctc_min_frames(ids: list[int]) -> int:
