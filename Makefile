@@ -13,7 +13,7 @@ DATA_ARGS := $(if $(DATA),data.source=$(DATA))
 ASR := .venv/bin/asr
 PY := .venv/bin/python
 
-.PHONY: setup data features train resume lm tune-lm decode score evaluate demo test bench bench-train bench-memory benchmark bench-decode bundle bench-ship
+.PHONY: setup data features train resume lm tune-lm decode score evaluate demo test bench bench-train bench-memory bench-gpu benchmark bench-decode bundle bench-ship
 
 setup:
 	@bash tools/setup.sh $(CONFIG)
@@ -91,5 +91,12 @@ bench-train: setup
 # the trainer's resident memory over time (default 60 min; ARGS="--minutes 15" or "--steps 500")
 bench-memory: setup
 	$(PY) -m asr.bench.memory --config $(CONFIG) $(ARGS)
+
+# one GPU machine measured in one command, < 8 min on an H100 (docs/gpu.md): throughput, memory,
+# phases, parity with the CPU, convergence, the CUDA decoder. No setup (the GPU machine has no
+# network); without CUDA it is the CPU smoke run. ARGS="--out FILE --budget-s S"
+BENCH_GPU_PY ?= $(or $(wildcard .venv/bin/python),python3)
+bench-gpu:
+	$(BENCH_GPU_PY) -m asr.bench.gpu $(ARGS)
 
 bench: bench-train bench-decode

@@ -1,6 +1,10 @@
 """The training step against the machine's limit (asr.bench.step): FLOPs from the model's
 shapes, and the phases of a real step timed by hooks."""
 
+from types import SimpleNamespace
+
+import torch
+
 from asr.bench.step import PHASES, StepPhases, forward_flops_per_frame, gemm_peak_gflops, train_gflop_per_audio_s
 from asr.config import ModelConfig
 from asr.model import CTCModel
@@ -35,3 +39,31 @@ def test_every_phase_of_a_training_step_is_timed(tone_store, tmp_path):
     medians = phases.medians()
     assert set(medians) == set(PHASES) and all(s > 0 for s in medians.values())
     assert gemm_peak_gflops(size=128, repeats=2) > 0
+
+
+def test_sync_is_a_no_op_on_the_cpu_and_synchronises_every_stamp_on_cuda(monkeypatch):
+    """StepPhases(sync=True) as asr.bench.gpu's phases row uses it, on its Trainer without data
+    (bench_trainer): on the CPU no synchronize call and the same phases; a trainer whose device
+    is CUDA (faked: the hooked modules run on the CPU) synchronises it before every timestamp."""
+    from asr.bench.gpu import ModelSize, Utterances
+    from asr.bench.gpu_batches import utterance_batch
+    from asr.bench.gpu_sections import bench_trainer
+    from asr.text.vocab import CharVocab
+    calls = []
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: calls.append(device))
+    vocab = CharVocab()
+    trainer = bench_trainer(ModelSize(1, 16, conv_channels=4), "none", torch.device("cpu"), vocab)
+    batch = utterance_batch(2, Utterances(1.0, 2.0, 1.5, 0.3), len(vocab), seed=0)
+    cuda = torch.device("cuda", 0)
+    for owner, expected in ((trainer, []), (SimpleNamespace(model=trainer.model, ctc=trainer.ctc,
+                                                            device=cuda), [cuda] * 11)):
+        phases = StepPhases(owner, sync=True)
+        phases.start()
+        trainer.backward(batch, sync=True)
+        phases.mark("backward")
+        trainer.update()
+        phases.mark("optimiser")
+        phases.close()
+        assert calls == expected  # start, 4 modules in and out, 2 marks
+        assert set(phases.medians()) == set(PHASES) and all(s >= 0 for s in phases.medians().values())
+        calls.clear()

@@ -4,7 +4,8 @@ step needs (counted from the model's shapes) and where the step's time goes.
     gemm_peak_gflops()             fp32 matrix products at torch's thread count, best of a few
     train_gflop_per_audio_s(model) forward + backward FLOPs per second of audio (backward = 2x
                                    forward, the usual count for matmul-bound networks)
-    StepPhases(trainer)            times each phase of trainer.backward() + update() by hooks
+    StepPhases(trainer, sync)      times each phase of trainer.backward() + update() by hooks
+                                   (sync: CUDA synchronised at every phase boundary)
 
 Used by `make bench-train` (asr.bench.train): achieved GFLOP/s = audio-s/s x GFLOP per
 audio-second, and its share of the GEMM peak, is one number comparable across machines.
@@ -76,10 +77,17 @@ def train_gflop_per_audio_s(model, hop_ms: float = 10.0) -> float:
 class StepPhases:
     """Times the phases of a training step by module hooks on the trainer's model and CTC loss:
     start() before trainer.backward(), mark("backward") after it, mark("optimiser") after
-    trainer.update(); medians() gives each phase's median seconds over the steps timed."""
+    trainer.update(); medians() gives each phase's median seconds over the steps timed.
+    The phases cover the step: their sum is the time from start() to mark("optimiser").
 
-    def __init__(self, trainer):
+    sync: on a CUDA trainer, torch.cuda.synchronize() before every timestamp, so each phase
+    holds its own kernels (asr.bench.gpu; a little slower than unmeasured); on the CPU, which
+    runs synchronously, it changes nothing."""
+
+    def __init__(self, trainer, sync: bool = False):
         model = trainer.model
+        self.device = torch.device(trainer.device)
+        self.sync = sync and self.device.type == "cuda"
         self.times: dict[str, list[float]] = {p: [] for p in PHASES}
         self.t: dict[str, float] = {}
         self.handles = []
@@ -88,17 +96,23 @@ class StepPhases:
             self.handles.append(module.register_forward_pre_hook(self._stamp(name + "_in")))
             self.handles.append(module.register_forward_hook(self._stamp(name + "_out")))
 
+    def now(self) -> float:
+        """time.perf_counter(), after the device's queued work with sync."""
+        if self.sync:
+            torch.cuda.synchronize(self.device)
+        return time.perf_counter()
+
     def _stamp(self, key: str):
         def hook(*args):
-            self.t[key] = time.perf_counter()
+            self.t[key] = self.now()
         return hook
 
     def start(self) -> None:
-        self.t = {"start": time.perf_counter()}
+        self.t = {"start": self.now()}
 
     def mark(self, phase: str) -> None:
         """Record the end of "backward" (trainer.backward returned) or "optimiser"."""
-        self.t[phase] = time.perf_counter()
+        self.t[phase] = self.now()
         if phase != "optimiser":
             return
         t = self.t
