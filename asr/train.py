@@ -22,7 +22,7 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from asr import config as config_mod
+from asr import config as config_mod, finetune
 from asr.checkpoint import epoch_checkpoints, load_checkpoint, save_checkpoint
 from asr.config import Config
 from asr.data.dataset import AsrDataset, Batch, BucketingBatchSampler, collate
@@ -106,9 +106,8 @@ class Trainer:
 
     def __init__(self, cfg: Config, resume: bool = False):
         self.cfg = cfg
-        self.join_run(cfg.train)
-        dim, cmvn = self.open_data()
-        self.build_model(dim, cmvn)
+        self.join_run(cfg.train, resume)
+        self.build_model(*self.open_data(), self.init)  # the features' size and CMVN statistics
         self.build_optimizer()
         self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
         self.positions: list = [None]  # each rank's data.position at the last checkpoint
@@ -126,10 +125,10 @@ class Trainer:
                  "~" if self.data.streamed else "", self.steps_per_epoch, self.device,
                  torch.get_num_threads(), self.world, self.allocator)
 
-    def join_run(self, tc) -> None:
+    def join_run(self, tc, resume: bool = False) -> None:
         """This process's part of the run (train section tc): its rank, the log, the device
         (and the process group under torchrun), threads, allocator and seeds; rank 0 writes
-        the run's config.yaml."""
+        the run's config.yaml (with the architecture train.init_from gives: asr.finetune)."""
         self.rank = int(os.environ.get("RANK", 0))
         self.world = int(os.environ.get("WORLD_SIZE", 1))
         local_rank = int(os.environ.get("LOCAL_RANK", 0))
@@ -147,6 +146,7 @@ class Trainer:
             if set_malloc_mmap_threshold(tc.malloc_mmap_threshold_mb) else "glibc")
         random.seed(tc.seed)
         torch.manual_seed(tc.seed)
+        self.init = finetune.prepare(self.cfg, self.run_dir, resume)
         if self.rank == 0:
             config_mod.save_config(self.cfg, RunFolder(self.run_dir).config)
 
@@ -165,12 +165,13 @@ class Trainer:
         self.featurizer = FeatureExtractor(cfg.features).to(self.device) if on_device else None
         return dim, cmvn
 
-    def build_model(self, dim: int, cmvn) -> None:
-        """The CTC model on the device; self.ddp is what a training step calls (compiled and
-        wrapped in DistributedDataParallel when set so)."""
+    def build_model(self, dim: int, cmvn, init=None) -> None:
+        """The CTC model on the device, from train.init_from's weights with init (asr.finetune);
+        self.ddp is what a training step calls (compiled, in DistributedDataParallel when set so)."""
         tc = self.cfg.train
         self.model = CTCModel(self.cfg.model, dim, len(self.vocab))
         self.model.set_cmvn(*cmvn)
+        self.init_report = finetune.initialise(self.model, self.vocab, tc, init)  # and train.freeze
         self.model.to(self.device)
         self.model.rnn.fp32 = rnn_needs_fp32(self.device, tc.amp, self.cfg.model.rnn_type)
         self.ddp = self.model
@@ -183,7 +184,7 @@ class Trainer:
         """AdamW, its learning-rate schedule over the run's updates, the gradient scaler (fp16)
         and the CTC loss."""
         tc = self.cfg.train
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=tc.lr,
+        self.optimizer = torch.optim.AdamW(finetune.trainable(self.model), lr=tc.lr,
                                            weight_decay=tc.weight_decay)
         self.steps_per_epoch = max(1, self.data.per_epoch // tc.accum_steps)
         self.total_steps = tc.epochs * self.steps_per_epoch

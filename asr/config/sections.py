@@ -95,6 +95,22 @@ class TrainConfig(Section):
         mapped from and returned to the OS when freed (mallopt; 0 = glibc's default). Batches
         of varying shape otherwise fragment the heap: resident memory grew by GBs over a long
         CPU run; the fixed threshold costs page faults (42 % of the CPU training speed).
+    init_from: fine-tune: start from this model's weights (a bundle folder, a run folder or a
+        checkpoint file; "" = random initialisation). Every layer whose tensors all match by
+        name and shape is copied; when the units differ the output layer is new except for
+        the rows of the tokens both vocabularies share (and the blank). Its features must be
+        this run's (else an error names both values); each model key left at its default is
+        taken from it (dropout stays this run's). A fresh optimiser and schedule (step 0);
+        `--resume` goes on from the run's own last.pt, not from init_from again (which must
+        still be there: its architecture is read). See asr.finetune, docs/training.md.
+    init_norm: the CMVN statistics (the model's feature mean/std buffers) of a fine-tuned
+        model: "data" (computed on this run's training data) or "model" (kept from init_from).
+    freeze: parameter-name prefixes whose weights are not trained (requires_grad off, left out
+        of the optimiser), e.g. [frontend] or [frontend, rnn.rnns.0]. The names:
+        frontend (frontend.convs.<i>, frontend.norms.<i>: the two conv layers, their
+        BatchNorms), rnn.rnns.<i> (RNN layer i, both directions), rnn.norms.<i> (the norm
+        after it), lookahead, output. A frozen BatchNorm stays in eval mode: its running
+        statistics stay as loaded and normalise (LayerNorm has none).
     """
 
     SECTION: ClassVar[str] = "train"
@@ -132,6 +148,9 @@ class TrainConfig(Section):
     seed: int = 1234
     allocator: Allocator = "auto"
     malloc_mmap_threshold_mb: int = 1
+    init_from: str = ""  # a model to fine-tune from
+    init_norm: Literal["data", "model"] = "data"  # whose CMVN statistics a fine-tuned model uses
+    freeze: list[str] = field(default_factory=list)  # parameter-name prefixes left untrained
 
 
 @dataclass
