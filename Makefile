@@ -13,7 +13,7 @@ DATA_ARGS := $(if $(DATA),data.source=$(DATA))
 ASR := .venv/bin/asr
 PY := .venv/bin/python
 
-.PHONY: setup data features train resume lm tune-lm decode score evaluate demo test bench bench-train bench-memory bench-gpu benchmark bench-decode bundle bench-ship
+.PHONY: setup data features train resume lm tune-lm decode score evaluate demo test bench bench-train bench-memory bench-gpu benchmark bench-decode bundle bench-ship bench-serve
 
 setup:
 	@bash tools/setup.sh $(CONFIG)
@@ -79,7 +79,9 @@ DEMO_TUNE_ARGS ?= $(if $(filter builtin,$(RECIPE)),$(BUILTIN_TUNE_ARGS))
 demo:
 	@bash tools/demo.sh $(CONFIG) "$(DEMO_MINUTES)" $(DEMO_AFTER_TRAIN_S) "$(DEMO_TUNE_ARGS)" $(ARGS)
 
-test: setup
+# the tests' own Debian packages too (Chromium for the asr serve page)
+test:
+	@bash tools/setup.sh $(CONFIG) test
 	$(PY) -m pytest -q tests
 
 benchmark: setup
@@ -98,5 +100,12 @@ bench-memory: setup
 BENCH_GPU_PY ?= $(or $(wildcard .venv/bin/python),python3)
 bench-gpu:
 	$(BENCH_GPU_PY) -m asr.bench.gpu $(ARGS)
+
+# the server under load: asr serve MODEL in a subprocess on loopback, 1, 4 and 16 concurrent clients
+# for a fixed time each: requests/s, latency p50/p95/p99, RTF, errors, the server's memory.
+# MODEL: default exp/builtin/bundle (make demo, make bundle); ARGS="--seconds 3 --clients 1,4"
+MODEL ?=
+bench-serve: setup
+	$(PY) -m asr.bench.serve $(MODEL) $(ARGS)
 
 bench: bench-train bench-decode

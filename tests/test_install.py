@@ -120,6 +120,19 @@ def test_setup_without_root_prints_the_command_and_carries_on(tmp_path, config, 
     assert "apt-get must not run" not in proc.stderr
 
 
+def test_only_the_tests_setup_asks_for_chromium(tmp_path):
+    """make test (setup.sh CONFIG test) adds the browser the serve tests drive; make demo does not."""
+    commands = {}
+    for extra in ([], ["test"]):
+        (tmp_path / str(len(extra))).mkdir()
+        proc = subprocess.run(["bash", "tools/setup.sh", "recipes/librispeech_100/config.yaml", *extra],
+                              cwd=REPO, capture_output=True, text=True,
+                              env=_fake_system(tmp_path / str(len(extra)), uid=1000), timeout=600)
+        assert proc.returncode == 0, proc.stderr
+        commands[bool(extra)] = next(line for line in proc.stderr.splitlines() if "sudo apt-get install -y" in line)
+    assert "chromium-driver" in commands[True] and "chromium" not in commands[False]
+
+
 def test_setup_reads_the_corpus_of_a_variant_from_its_loaded_config(tmp_path):
     """A `base:` variant of a non-built-in recipe names no corpus itself: it needs no voices."""
     variant = tmp_path / "variant.yaml"

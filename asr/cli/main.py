@@ -7,6 +7,7 @@
     asr score     --config ...            (or: asr score --ref REF.jsonl --hyp HYP.jsonl)
     asr transcribe MODEL FILE [FILE ...]
     asr shard     MANIFEST OUT_DIR [--features STORE_DIR]
+    asr serve     MODEL [--port 8000] [--workers N]   (HTTP API, WebSocket stream, browser page)
 
 Argument parsing and printing only; heavy imports happen inside each command so that
 `asr --help` is instant.
@@ -137,6 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
     scoring.add_commands(sub, stage)
     shard.add_commands(sub, stage)
     plot.add_commands(sub, stage)
+    from asr.serve import cli as serve_cli  # asr serve (the serve extra, imported when run)
+    serve_cli.add_commands(sub, stage)
     return parser
 
 
