@@ -41,25 +41,39 @@ def frame_seconds(hop_ms: float, subsample: int) -> float:
 class MaskedBatchNorm2d(nn.BatchNorm2d):
     """BatchNorm2d whose training statistics come from valid frames only: with padding in the
     statistics, a model would be normalised differently in a batch than alone at inference.
-    In eval mode (or without a mask) it is plain BatchNorm2d, so state dicts and export match."""
+
+    forward(x, mask): x (B, C, T, F) must be zero at its padded frames (ConvSubsampler makes it
+    so) and mask (B, 1, T, 1) is 1 at valid frames; the output is zero at padded frames too, in
+    training and in eval mode. Without a mask it is plain BatchNorm2d, so state dicts and export
+    match. The statistics are two reductions over x and the output one pass (no masked copies:
+    this runs on the largest tensors of a training step)."""
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        if not self.training or mask is None:
+        if mask is None:
             return super().forward(x)
-        mask = mask.expand(x.shape[0], 1, x.shape[2], x.shape[3])  # (B, 1, T, F)
-        n = mask.sum().clamp(min=2)
-        xm = x * mask
-        mean = xm.sum((0, 2, 3)) / n
-        # E[x^2] - E[x]^2 and one per-channel scale and shift: 5 passes over the (large) conv
-        # output instead of 10, forward and backward, for the same statistics
-        var = ((xm * xm).sum((0, 2, 3)) / n - mean * mean).clamp(min=0)
-        with torch.no_grad():
-            self.num_batches_tracked += 1
-            self.running_mean.lerp_(mean, self.momentum)
-            self.running_var.lerp_(var * n / (n - 1), self.momentum)  # unbiased, as BatchNorm
+        if self.training:
+            n = (mask.sum() * x.shape[3]).clamp(min=2)
+            mean = x.sum((0, 2, 3), dtype=torch.float32) / n  # the padded frames add zeros
+            sq = torch.linalg.vector_norm(x, dim=(0, 2, 3), dtype=torch.float32) ** 2
+            var = (sq / n - mean * mean).clamp(min=0)  # fp32 statistics under autocast too
+            with torch.no_grad():
+                self.num_batches_tracked += 1
+                self.running_mean.lerp_(mean, self.momentum)
+                self.running_var.lerp_(var * n / (n - 1), self.momentum)  # unbiased, as BatchNorm
+        else:
+            mean, var = self.running_mean, self.running_var
         scale = self.weight * torch.rsqrt(var + self.eps)
-        shift = self.bias - mean * scale
-        return torch.addcmul(shift[None, :, None, None], x, scale[None, :, None, None])
+        shift = (self.bias - mean * scale)[None, :, None, None] * mask  # (B, C, T, 1): 0 at pads
+        return torch.addcmul(shift, x, scale[None, :, None, None])
+
+
+def zero_past_lengths(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """x (B, C, T, F), the output of a bias-free conv of kernel 3 over input that is zero past
+    its lengths, with its padded frames zeroed in place: only the first one (frame `length`) can
+    see a valid input frame; the ones after it are zeros already."""
+    rows = torch.nonzero(lengths < x.shape[2]).squeeze(1)
+    x[rows, :, lengths[rows], :] = 0
+    return x
 
 
 class ConvSubsampler(nn.Module):
@@ -78,13 +92,14 @@ class ConvSubsampler(nn.Module):
         self.out_dim = channels * math.ceil(math.ceil(n_feats / 2) / 2)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor):
-        x = x.unsqueeze(1)  # (B, 1, T, F)
+        x = x.unsqueeze(1)  # (B, 1, T, F), zero past each length (forward_train masks it)
         for conv, norm, stride in zip(self.convs, self.norms, self.strides):
             x = conv(x)
             if stride == 2:
                 lengths = (lengths - 1) // 2 + 1
-            mask = time_mask(lengths, x.shape[2])[:, None, :, None]
-            x = torch.relu(norm(x, mask)) * mask
+            x = zero_past_lengths(x, lengths)  # in place: the conv does not keep its output
+            mask = time_mask(lengths, x.shape[2])[:, None, :, None].to(x.dtype)
+            x = torch.relu(norm(x, mask))  # zero past each length again
         b, c, t, f = x.shape
         return x.permute(0, 2, 1, 3).reshape(b, t, c * f), lengths
 

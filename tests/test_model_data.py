@@ -37,12 +37,13 @@ def test_padding_does_not_change_outputs():
 
 
 def test_batchnorm_statistics_ignore_padding():
-    """In training, the front-end's BatchNorm sees only valid frames: a batch with padding
-    normalises and updates its running statistics as the valid frames alone would."""
+    """In training, the front-end's BatchNorm sees only valid frames: a batch with (zero)
+    padding normalises and updates its running statistics as the valid frames alone would,
+    and its output is zero at the padded frames."""
     from asr.model import MaskedBatchNorm2d
     torch.manual_seed(0)
     x = torch.randn(2, 4, 10, 6) * 3 + 1
-    x[1, :, 6:] = 50.0  # padding, far from the data
+    x[1, :, 6:] = 0.0  # padding: ConvSubsampler zeroes it before the norm (zero_past_lengths)
     mask = (torch.arange(10)[None, :] < torch.tensor([10, 6])[:, None]).float()[:, None, :, None]
     masked, plain = MaskedBatchNorm2d(4).train(), torch.nn.BatchNorm2d(4).train()
     out = masked(x, mask)
@@ -51,8 +52,28 @@ def test_batchnorm_statistics_ignore_padding():
     assert torch.allclose(torch.cat([out[0], out[1, :, :6]], dim=1)[None], ref, atol=1e-5)
     assert torch.allclose(masked.running_mean, plain.running_mean, atol=1e-5)
     assert torch.allclose(masked.running_var, plain.running_var, atol=1e-4)
+    assert not out[1, :, 6:].any()
     masked.eval(), plain.eval()
     assert torch.allclose(masked(valid), plain(valid), atol=1e-5)
+
+
+def test_the_front_end_zeroes_padding_and_trains_as_without_it():
+    """ConvSubsampler in training: padded frames are zero after each conv block, and an
+    utterance's gradients do not depend on how much padding follows it (batch statistics
+    aside: one utterance, so the statistics are its own)."""
+    from asr.model import ConvSubsampler
+    torch.manual_seed(0)
+    front = ConvSubsampler(80, 8, 4).train()
+    feats = torch.randn(1, 37, 80)
+    grads = []
+    for pad in (0, 1, 2, 15):
+        front.zero_grad()
+        x = torch.cat([feats, torch.zeros(1, pad, 80)], 1)
+        y, n = front(x, torch.tensor([37]))
+        assert not y[0, n[0]:].any()
+        (y[0, :n[0]] ** 2).sum().backward()
+        grads.append(torch.cat([p.grad.flatten() for p in front.parameters()]))
+    assert all(torch.allclose(g, grads[0], rtol=1e-4, atol=1e-4) for g in grads[1:])
 
 
 def test_bad_model_options():
