@@ -84,9 +84,9 @@ class ModelSource:
     def with_settings(self, decoder: str | None = None, lm: str | Path | None = None,
                       extra_hotwords: list[str] | tuple = (), **fields) -> "ModelSource":
         """A copy decoding with this model's settings, then `fields` (DecodeConfig fields; None
-        values are left out), `extra_hotwords` added to the hotwords, and `lm` (an LM folder with lm.bin
-        + lexicon.txt, or a KenLM file: its lexicon from lexicon_path or beside it). The decoder
-        is `decoder`, else beam_lm when `lm` is given, else the best the model has."""
+        values are left out), `extra_hotwords` added to the hotwords, and `lm` (an LM folder
+        with lm.bin + lexicon.txt, or a KenLM file: its lexicon from lexicon_path or beside it).
+        The decoder is `decoder`, else beam_lm when `lm` is given, else the best the model has."""
         d = dataclasses.replace(self.decode, **{k: v for k, v in fields.items() if v is not None})
         if extra_hotwords:
             d = dataclasses.replace(d, hotwords=list(d.hotwords) + list(extra_hotwords))
