@@ -30,11 +30,7 @@ def test_every_phase_of_a_training_step_is_timed(tone_store, tmp_path):
     trainer = Trainer(small_config(tone_store, tmp_path / "exp"))
     phases = StepPhases(trainer)
     for batch in list(trainer.data)[:2]:
-        phases.start()
-        trainer.backward(batch, sync=True)
-        phases.mark("backward")
-        trainer.update()
-        phases.mark("optimiser")
+        phases.update(trainer, batch)
     phases.close()
     medians = phases.medians()
     assert set(medians) == set(PHASES) and all(s > 0 for s in medians.values())
@@ -58,11 +54,7 @@ def test_sync_is_a_no_op_on_the_cpu_and_synchronises_every_stamp_on_cuda(monkeyp
     for owner, expected in ((trainer, []), (SimpleNamespace(model=trainer.model, ctc=trainer.ctc,
                                                             device=cuda), [cuda] * 11)):
         phases = StepPhases(owner, sync=True)
-        phases.start()
-        trainer.backward(batch, sync=True)
-        phases.mark("backward")
-        trainer.update()
-        phases.mark("optimiser")
+        phases.update(trainer, batch)
         phases.close()
         assert calls == expected  # start, 4 modules in and out, 2 marks
         assert set(phases.medians()) == set(PHASES) and all(s >= 0 for s in phases.medians().values())

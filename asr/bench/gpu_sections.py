@@ -114,11 +114,7 @@ def phases(size, amp: str, batches: list[Batch], warmup: int, device: torch.devi
         for batch in batches[warmup:]:
             if clock.times["optimiser"] and time.monotonic() > deadline:
                 break
-            clock.start()
-            trainer.backward(batch, sync=True)
-            clock.mark("backward")
-            trainer.update()
-            clock.mark("optimiser")
+            clock.update(trainer, batch)
     finally:
         clock.close()
     updates = len(clock.times["optimiser"])

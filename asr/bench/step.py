@@ -124,6 +124,15 @@ class StepPhases:
         for name, seconds in spans.items():
             self.times[name].append(seconds)
 
+    def update(self, trainer, batch) -> None:
+        """One timed training update of batch: trainer.backward, then trainer.update (what
+        start() and the two marks time when a caller has more to do in between)."""
+        self.start()
+        trainer.backward(batch, sync=True)
+        self.mark("backward")
+        trainer.update()
+        self.mark("optimiser")
+
     def medians(self) -> dict[str, float]:
         return {p: statistics.median(v) for p, v in self.times.items() if v}
 
